@@ -1,0 +1,12 @@
+//! Bitween's core library: the shares protocol, the contacts' catalog and
+//! the XMPP client that publishes and receives share lists over PEP.
+//!
+//! Nothing here depends on a GUI toolkit: the desktop shell (`src-tauri/`)
+//! and the headless daemon (`src/bin/bitweend.rs`) are thin layers over it.
+
+pub mod events;
+pub mod shares;
+pub mod xmpp;
+
+/// The namespace and PEP node name of the shares protocol (`PROTOCOL.md`).
+pub const NS_SHARES: &str = "https://xmpp.kwoh.de/protocol/shares";
