@@ -1,0 +1,70 @@
+//! Typed events of the backend on one broadcast channel: any part (the
+//! torrent engine, the UI bridge, the API's event stream, tests) subscribes
+//! and reacts; nobody polls.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::shares::UserShares;
+
+/// Something that happened in the backend.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type")]
+pub enum Event {
+    /// Logged in and bound; presence and our item follow.
+    Connected { jid: String },
+    /// The connection dropped or could not be made; `retrying` tells whether
+    /// we keep trying on our own (a wrong password stops the retries).
+    Disconnected { reason: String, retrying: bool },
+    /// The catalog's entry for a contact changed (new item or retraction).
+    ContactSharesChanged { jid: String },
+    /// Entries of a contact's item were invalid and dropped; the rest of the
+    /// item was kept. One reason per dropped entry.
+    InvalidEntries { jid: String, reasons: Vec<String> },
+    /// A contact's resource came online or went offline.
+    ContactPresenceChanged {
+        jid: String,
+        resource: String,
+        online: bool,
+    },
+    /// The server confirmed our publish of the account's merged item.
+    OwnItemPublished { item: UserShares },
+    /// Publishing our item failed; the reason is the server's.
+    PublishFailed { reason: String },
+    /// The roster (contacts and subscription states) changed.
+    RosterChanged,
+    /// Someone asks to become our contact; answer with accept or decline.
+    SubscriptionRequest { jid: String },
+}
+
+/// The sending side; clone it to hand out subscriptions.
+#[derive(Debug, Clone)]
+pub struct EventBus {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for EventBus {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl EventBus {
+    pub fn new() -> Self {
+        // Slow subscribers lag rather than block the backend; 1024 events is
+        // far more than a UI falls behind by.
+        let (tx, _) = broadcast::channel(1024);
+        EventBus { tx }
+    }
+
+    /// A new receiver that sees every event sent from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+
+    pub(crate) fn send(&self, event: Event) {
+        tracing::debug!(?event, "event");
+        // No subscriber is not an error: the backend runs without a UI.
+        let _ = self.tx.send(event);
+    }
+}

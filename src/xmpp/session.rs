@@ -1,0 +1,834 @@
+//! The session task: owns the stanza stream, the roster, our published item
+//! and the catalog's write side, and turns stanzas into events.
+//!
+//! Nothing here awaits an IQ response: requests are remembered by id in
+//! `pending` and their answers handled as they arrive, so the loop never
+//! stalls. After every (re)connect it sends presence with caps, fetches the
+//! roster and our own item, and publishes the merged item.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::time::Duration;
+
+use futures::StreamExt;
+use minidom::Element;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::time::Instant;
+use tokio_xmpp::jid::{BareJid, FullJid, Jid};
+use tokio_xmpp::parsers::iq::Iq;
+use tokio_xmpp::parsers::message::Message;
+use tokio_xmpp::parsers::ns;
+use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
+use tokio_xmpp::parsers::roster::{Ask, Roster, Subscription};
+use tokio_xmpp::parsers::stanza_error::{DefinedCondition, ErrorType, StanzaError};
+use tokio_xmpp::stanzastream::{Event as StreamEvent, StanzaStream, StreamEvent as Lifecycle};
+use tokio_xmpp::Stanza;
+
+use super::connect::ConnStatus;
+use super::disco::Disco;
+use super::{Command, ConnectionState, Contact};
+use crate::events::{Event, EventBus};
+use crate::shares::{parse_user_shares, to_element, CatalogWriter, ResourceShares, UserShares};
+use crate::NS_SHARES;
+
+/// How long a clean shutdown waits for the server to confirm the retraction.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
+const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
+const NS_PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
+
+/// What an IQ we sent was for.
+#[derive(Debug)]
+enum Pending {
+    Roster,
+    OwnItem,
+    Publish {
+        item: UserShares,
+        pushes_before: u64,
+    },
+    /// The publish without our resource, on shutdown.
+    Retract,
+}
+
+pub(super) struct Session {
+    own: BareJid,
+    stream: StanzaStream,
+    events: EventBus,
+    catalog: CatalogWriter,
+    state: watch::Sender<ConnectionState>,
+    disco: Disco,
+    /// Our full JID while online.
+    bound: Option<FullJid>,
+    pending: HashMap<String, Pending>,
+    next_id: u64,
+    id_prefix: String,
+    roster: BTreeMap<BareJid, Contact>,
+    roster_loaded: bool,
+    /// PEP events that arrived before the roster told us who our contacts
+    /// are; handled once it has.
+    deferred: Vec<(BareJid, Element)>,
+    /// JIDs we asked to become contacts this session: their subscription
+    /// request is accepted without asking the user.
+    requested: BTreeSet<BareJid>,
+    /// What this resource publishes.
+    local: ResourceShares,
+    /// The account's item as last seen (pushed, fetched or confirmed), once
+    /// we know it after a connect.
+    base: Option<UserShares>,
+    /// Other resources of our account that we saw go offline this session:
+    /// dropped from the item we publish, so a resource that crashed or lost
+    /// a publish race does not stay listed forever.
+    own_gone: BTreeSet<String>,
+    /// Own-item pushes received this session (to tell whether a publish
+    /// confirmation is still the newest state).
+    pushes: u64,
+    publish_in_flight: bool,
+    publish_again: bool,
+    /// The retraction of our resource sent on shutdown awaits its answer.
+    retract_pending: bool,
+    shutdown: Option<(oneshot::Sender<()>, Instant)>,
+}
+
+fn error_reply(iq_id: String, to: Option<Jid>, condition: DefinedCondition) -> Iq {
+    let error = StanzaError::new(ErrorType::Cancel, condition, "en", "");
+    Iq::Error {
+        from: None,
+        to,
+        id: iq_id,
+        error,
+        payload: None,
+    }
+}
+
+fn subscription_name(s: &Subscription) -> &'static str {
+    match s {
+        Subscription::None => "none",
+        Subscription::From => "from",
+        Subscription::To => "to",
+        Subscription::Both => "both",
+        Subscription::Remove => "remove",
+    }
+}
+
+impl Session {
+    pub(super) fn new(
+        own: BareJid,
+        stream: StanzaStream,
+        events: EventBus,
+        catalog: CatalogWriter,
+        state: watch::Sender<ConnectionState>,
+    ) -> Session {
+        Session {
+            own,
+            stream,
+            events,
+            catalog,
+            state,
+            disco: Disco::new(),
+            bound: None,
+            pending: HashMap::new(),
+            next_id: 0,
+            id_prefix: format!("bw{:08x}", rand::random::<u32>()),
+            roster: BTreeMap::new(),
+            roster_loaded: false,
+            deferred: Vec::new(),
+            requested: BTreeSet::new(),
+            local: ResourceShares::default(),
+            base: None,
+            own_gone: BTreeSet::new(),
+            pushes: 0,
+            publish_in_flight: false,
+            publish_again: false,
+            retract_pending: false,
+            shutdown: None,
+        }
+    }
+
+    pub(super) async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut status: mpsc::UnboundedReceiver<ConnStatus>,
+    ) {
+        loop {
+            let deadline = self.shutdown.as_ref().map(|(_, d)| *d);
+            tokio::select! {
+                ev = self.stream.next() => match ev {
+                    Some(ev) => self.on_stream(ev).await,
+                    None => break,
+                },
+                cmd = commands.recv(), if self.shutdown.is_none() => match cmd {
+                    Some(cmd) => self.on_command(cmd).await,
+                    // Every handle is gone: leave as on a shutdown request.
+                    None => self.begin_shutdown(oneshot::channel().0).await,
+                },
+                Some(st) = status.recv() => {
+                    self.set_state(ConnectionState::Offline { reason: st.reason.clone(), retrying: st.retrying });
+                    self.events.send(Event::Disconnected { reason: st.reason, retrying: st.retrying });
+                    if !st.retrying && self.shutdown.is_none() {
+                        tracing::error!("giving up on logging in; the session stays offline until restarted");
+                    }
+                },
+                _ = sleep_until(deadline) => {
+                    tracing::warn!("the server did not confirm the retraction in time; closing anyway");
+                    break;
+                },
+            }
+            if self.shutdown.is_some() && !self.retract_pending {
+                // Retraction confirmed or failed, or nothing to retract.
+                break;
+            }
+        }
+        let reply = self.shutdown.take().map(|(r, _)| r);
+        self.set_state(ConnectionState::Offline {
+            reason: "signed out".into(),
+            retrying: false,
+        });
+        if self.bound.is_some() {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, self.stream.close()).await;
+        }
+        // Offline, there is no stream to close: dropping it stops the
+        // reconnect attempts.
+        tracing::info!("session ended");
+        if let Some(reply) = reply {
+            let _ = reply.send(());
+        }
+    }
+
+    fn set_state(&self, s: ConnectionState) {
+        self.state.send_replace(s);
+    }
+
+    async fn send(&mut self, stanza: impl Into<Stanza>) {
+        // Enqueue only; the token would tell when it was written.
+        let _token = self.stream.send(Box::new(stanza.into())).await;
+    }
+
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("{}-{}", self.id_prefix, self.next_id)
+    }
+
+    async fn send_iq(&mut self, to: Option<Jid>, get: bool, payload: Element, what: Pending) {
+        let id = self.new_id();
+        let iq = if get {
+            Iq::Get {
+                from: None,
+                to,
+                id: id.clone(),
+                payload,
+            }
+        } else {
+            Iq::Set {
+                from: None,
+                to,
+                id: id.clone(),
+                payload,
+            }
+        };
+        self.pending.insert(id, what);
+        self.send(iq).await;
+    }
+
+    // ----- connection lifecycle -------------------------------------------
+
+    async fn on_stream(&mut self, ev: StreamEvent) {
+        match ev {
+            StreamEvent::Stream(Lifecycle::Reset { bound_jid, .. }) => {
+                self.on_online(bound_jid).await
+            }
+            StreamEvent::Stream(Lifecycle::Resumed) => {
+                if let Some(b) = &self.bound {
+                    let jid = b.to_string();
+                    self.set_state(ConnectionState::Online { jid: jid.clone() });
+                    self.events.send(Event::Connected { jid });
+                }
+            }
+            StreamEvent::Stream(Lifecycle::Suspended) => self.on_lost().await,
+            StreamEvent::Stanza(stanza) => {
+                if self.bound.is_some() {
+                    self.on_stanza(stanza).await;
+                }
+            }
+        }
+    }
+
+    async fn on_online(&mut self, bound: Jid) {
+        let Ok(full) = bound.clone().try_into_full() else {
+            tracing::error!(%bound, "server bound us to a JID without a resource");
+            return;
+        };
+        tracing::info!(jid = %full, "online");
+        self.bound = Some(full.clone());
+        self.pending.clear();
+        self.roster_loaded = false;
+        self.deferred.clear();
+        self.base = None;
+        self.own_gone.clear();
+        self.pushes = 0;
+        self.publish_in_flight = false;
+        self.publish_again = false;
+        self.set_state(ConnectionState::Online {
+            jid: full.to_string(),
+        });
+        self.events.send(Event::Connected {
+            jid: full.to_string(),
+        });
+        if self.shutdown.is_some() {
+            return;
+        }
+        // Roster first, so presences and items that follow our presence
+        // find it loaded.
+        let roster_query = Element::builder("query", ns::ROSTER).build();
+        self.send_iq(None, true, roster_query, Pending::Roster)
+            .await;
+        let presence = Presence::available().with_payload(self.disco.caps());
+        self.send(presence).await;
+        let items = Element::builder("pubsub", NS_PUBSUB)
+            .append(
+                Element::builder("items", NS_PUBSUB)
+                    .attr("node".try_into().unwrap(), NS_SHARES)
+                    .attr("max_items".try_into().unwrap(), "1")
+                    .build(),
+            )
+            .build();
+        self.send_iq(Some(self.own.clone().into()), true, items, Pending::OwnItem)
+            .await;
+    }
+
+    async fn on_lost(&mut self) {
+        if self.bound.take().is_none() {
+            return;
+        }
+        tracing::warn!("connection lost; reconnecting");
+        self.pending.clear();
+        self.publish_in_flight = false;
+        for (jid, resource) in self.catalog.all_offline() {
+            self.events.send(Event::ContactPresenceChanged {
+                jid,
+                resource,
+                online: false,
+            });
+        }
+        let reason = "connection to the server lost".to_string();
+        self.set_state(ConnectionState::Offline {
+            reason: reason.clone(),
+            retrying: true,
+        });
+        self.events.send(Event::Disconnected {
+            reason,
+            retrying: true,
+        });
+    }
+
+    // ----- commands --------------------------------------------------------
+
+    async fn on_command(&mut self, cmd: Command) {
+        match cmd {
+            Command::SetLocal(entry) => {
+                let entry = as_readers_see_it(&self.own, entry);
+                if entry != self.local {
+                    self.local = entry;
+                    self.publish().await;
+                }
+            }
+            Command::AddContact(jid) => {
+                self.requested.insert(jid.clone());
+                // Pre-approve their subscription to us (RFC 6121 3.4), then
+                // ask for theirs.
+                self.send(Presence::subscribed().with_to(jid.clone())).await;
+                self.send(Presence::subscribe().with_to(jid)).await;
+            }
+            Command::AcceptContact(jid) => {
+                self.send(Presence::subscribed().with_to(jid.clone())).await;
+                let subscribed_to_them = self.roster.get(&jid).is_some_and(|c| {
+                    c.subscription == "to" || c.subscription == "both" || c.pending_out
+                });
+                if !subscribed_to_them {
+                    self.send(Presence::subscribe().with_to(jid.clone())).await;
+                }
+                if let Some(c) = self.roster.get_mut(&jid) {
+                    c.pending_in = false;
+                }
+            }
+            Command::DeclineContact(jid) => {
+                self.send(Presence::new(PresenceType::Unsubscribed).with_to(jid.clone()))
+                    .await;
+                if let Some(c) = self.roster.get_mut(&jid) {
+                    c.pending_in = false;
+                }
+            }
+            Command::Roster(reply) => {
+                let _ = reply.send(self.roster.values().cloned().collect());
+            }
+            Command::Shutdown(reply) => self.begin_shutdown(reply).await,
+        }
+    }
+
+    async fn begin_shutdown(&mut self, reply: oneshot::Sender<()>) {
+        self.shutdown = Some((reply, Instant::now() + SHUTDOWN_WAIT));
+        if self.bound.is_none() {
+            return;
+        }
+        // A clean shutdown publishes the item without our resource.
+        let Some(base) = self.base.clone() else {
+            return;
+        };
+        let item = base.merged(self.resource(), None);
+        self.retract_pending = true;
+        self.send_publish(item, true).await;
+    }
+
+    // ----- publishing --------------------------------------------------------
+
+    fn resource(&self) -> &str {
+        self.bound
+            .as_ref()
+            .map(|b| b.resource().as_str())
+            .unwrap_or("")
+    }
+
+    /// Publishes the merged item now if we can, or remembers to.
+    async fn publish(&mut self) {
+        if self.bound.is_none() || self.base.is_none() || self.shutdown.is_some() {
+            return; // done after the next connect / own-item fetch
+        }
+        if self.publish_in_flight {
+            self.publish_again = true;
+            return;
+        }
+        let base = self.base.as_ref().expect("checked above");
+        let mut item = base.merged(self.resource(), Some(&self.local));
+        item.resources.retain(|r, _| !self.own_gone.contains(r));
+        if &item == base {
+            return; // the server already holds exactly this
+        }
+        self.publish_in_flight = true;
+        self.send_publish(item, false).await;
+    }
+
+    async fn send_publish(&mut self, item: UserShares, retract: bool) {
+        let payload = Element::builder("pubsub", NS_PUBSUB)
+            .append(
+                Element::builder("publish", NS_PUBSUB)
+                    .attr("node".try_into().unwrap(), NS_SHARES)
+                    .append(
+                        Element::builder("item", NS_PUBSUB)
+                            .attr("id".try_into().unwrap(), "current")
+                            .append(to_element(&item))
+                            .build(),
+                    )
+                    .build(),
+            )
+            .build();
+        let what = if retract {
+            Pending::Retract
+        } else {
+            Pending::Publish {
+                item,
+                pushes_before: self.pushes,
+            }
+        };
+        self.send_iq(None, false, payload, what).await;
+    }
+
+    /// Our account's item arrived (pushed or fetched).
+    async fn on_own_item(&mut self, item: UserShares) {
+        let others = item.merged(self.resource(), None);
+        if self.catalog.replace(&self.own.to_string(), others) {
+            self.events.send(Event::ContactSharesChanged {
+                jid: self.own.to_string(),
+            });
+        }
+        self.base = Some(item);
+        // If another resource's publish raced ours and dropped our entry (or
+        // we just connected, or it lists a resource gone offline), this
+        // publishes the corrected item; otherwise it does nothing.
+        self.publish().await;
+    }
+
+    async fn on_publish_result(
+        &mut self,
+        item: UserShares,
+        pushes_before: u64,
+        error: Option<String>,
+    ) {
+        self.publish_in_flight = false;
+        match error {
+            None => {
+                if self.pushes == pushes_before {
+                    self.base = Some(item.clone());
+                }
+                self.events.send(Event::OwnItemPublished { item });
+            }
+            Some(reason) => {
+                tracing::warn!("publishing our shares failed: {reason}");
+                self.events.send(Event::PublishFailed { reason });
+            }
+        }
+        if std::mem::take(&mut self.publish_again) {
+            self.publish().await;
+        }
+    }
+
+    // ----- incoming stanzas ------------------------------------------------
+
+    async fn on_stanza(&mut self, stanza: Stanza) {
+        match stanza {
+            Stanza::Iq(iq) => self.on_iq(iq).await,
+            Stanza::Message(msg) => self.on_message(msg).await,
+            Stanza::Presence(p) => self.on_presence(p).await,
+        }
+    }
+
+    /// Whether `from` may speak for our account or server (IQ results,
+    /// roster pushes).
+    fn is_own_or_server(&self, from: Option<&Jid>) -> bool {
+        match from {
+            None => true,
+            Some(j) => {
+                j.to_bare() == self.own || (j.node().is_none() && j.domain() == self.own.domain())
+            }
+        }
+    }
+
+    async fn on_iq(&mut self, iq: Iq) {
+        match iq {
+            Iq::Result {
+                from, id, payload, ..
+            } => {
+                if !self.is_own_or_server(from.as_ref()) {
+                    return;
+                }
+                if let Some(p) = self.pending.remove(&id) {
+                    self.on_response(p, Ok(payload)).await;
+                }
+            }
+            Iq::Error {
+                from, id, error, ..
+            } => {
+                if !self.is_own_or_server(from.as_ref()) {
+                    return;
+                }
+                if let Some(p) = self.pending.remove(&id) {
+                    self.on_response(p, Err(error)).await;
+                }
+            }
+            Iq::Get {
+                from, id, payload, ..
+            } => {
+                let reply = if payload.is("query", ns::DISCO_INFO) {
+                    let node = payload.attr("node").map(str::to_string);
+                    match self.disco.answer(node.as_deref()) {
+                        Some(info) => Iq::from_result(id, Some(info)).with_to_opt(from),
+                        None => error_reply(id, from, DefinedCondition::ItemNotFound),
+                    }
+                } else if payload.is("ping", ns::PING) {
+                    Iq::Result {
+                        from: None,
+                        to: from,
+                        id,
+                        payload: None,
+                    }
+                } else {
+                    error_reply(id, from, DefinedCondition::ServiceUnavailable)
+                };
+                self.send(reply).await;
+            }
+            Iq::Set {
+                from, id, payload, ..
+            } => {
+                if payload.is("query", ns::ROSTER) && self.is_own_or_server(from.as_ref()) {
+                    self.apply_roster(payload, true);
+                    self.send(Iq::Result {
+                        from: None,
+                        to: from,
+                        id,
+                        payload: None,
+                    })
+                    .await;
+                } else {
+                    self.send(error_reply(id, from, DefinedCondition::ServiceUnavailable))
+                        .await;
+                }
+            }
+        }
+    }
+
+    async fn on_response(&mut self, what: Pending, answer: Result<Option<Element>, StanzaError>) {
+        match (what, answer) {
+            (Pending::Roster, Ok(Some(query))) => {
+                self.apply_roster(query, false);
+                self.roster_loaded = true;
+                for (from, event) in std::mem::take(&mut self.deferred) {
+                    self.on_pep_event(from, event).await;
+                }
+            }
+            (Pending::Roster, other) => {
+                tracing::warn!("roster request failed: {other:?}");
+                self.roster_loaded = true;
+            }
+            (Pending::OwnItem, Ok(payload)) => {
+                let item = payload
+                    .as_ref()
+                    .and_then(|p| p.get_child("items", NS_PUBSUB))
+                    .and_then(|items| items.children().filter(|c| c.is("item", NS_PUBSUB)).last())
+                    .and_then(|item| item.children().next())
+                    .and_then(|el| parse_user_shares(el, &self.own.to_string()).ok())
+                    .map(|p| p.item)
+                    .unwrap_or_default();
+                self.on_own_item(item).await;
+            }
+            (Pending::OwnItem, Err(e)) => {
+                // item-not-found: we never published; start from nothing.
+                tracing::debug!("no own item yet ({:?})", e.defined_condition);
+                self.on_own_item(UserShares::default()).await;
+            }
+            (Pending::Retract, answer) => {
+                if let Err(e) = answer {
+                    tracing::warn!("retracting our shares failed: {:?}", e.defined_condition);
+                }
+                self.retract_pending = false;
+            }
+            (
+                Pending::Publish {
+                    item,
+                    pushes_before,
+                },
+                Ok(_),
+            ) => self.on_publish_result(item, pushes_before, None).await,
+            (
+                Pending::Publish {
+                    item,
+                    pushes_before,
+                },
+                Err(e),
+            ) => {
+                let text = e.texts.values().next().cloned().unwrap_or_default();
+                let reason = format!(
+                    "the server refused our publish: {:?} {text}",
+                    e.defined_condition
+                );
+                self.on_publish_result(item, pushes_before, Some(reason))
+                    .await
+            }
+        }
+    }
+
+    fn apply_roster(&mut self, query: Element, push: bool) {
+        let roster = match Roster::try_from(query) {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::warn!("ignoring a roster we could not read: {e}");
+                return;
+            }
+        };
+        if !push {
+            self.roster.clear();
+        }
+        for item in roster.items {
+            if item.subscription == Subscription::Remove {
+                self.roster.remove(&item.jid);
+                continue;
+            }
+            let pending_in = self.roster.get(&item.jid).is_some_and(|c| c.pending_in);
+            self.roster.insert(
+                item.jid.clone(),
+                Contact {
+                    jid: item.jid.to_string(),
+                    name: item.name.clone(),
+                    subscription: subscription_name(&item.subscription).to_string(),
+                    pending_out: item.ask == Ask::Subscribe,
+                    pending_in,
+                },
+            );
+        }
+        self.events.send(Event::RosterChanged);
+    }
+
+    /// Whether we see `jid`'s presence (so the server sends us their PEP).
+    fn is_contact(&self, jid: &BareJid) -> bool {
+        self.roster
+            .get(jid)
+            .is_some_and(|c| c.subscription == "to" || c.subscription == "both")
+    }
+
+    async fn on_presence(&mut self, p: Presence) {
+        let Some(from) = p.from.clone() else { return };
+        let bare = from.to_bare();
+        match p.type_ {
+            PresenceType::None | PresenceType::Unavailable => {
+                let Some(resource) = from.resource() else {
+                    return;
+                };
+                if Some(&from) == self.bound.as_ref().map(|b| Jid::from(b.clone())).as_ref() {
+                    return;
+                }
+                if bare != self.own && !self.is_contact(&bare) {
+                    return;
+                }
+                let online = p.type_ == PresenceType::None;
+                if bare == self.own {
+                    if online {
+                        self.own_gone.remove(resource.as_str());
+                    } else {
+                        self.own_gone.insert(resource.to_string());
+                        self.publish().await;
+                    }
+                }
+                if self
+                    .catalog
+                    .set_online(&bare.to_string(), resource.as_str(), online)
+                {
+                    self.events.send(Event::ContactPresenceChanged {
+                        jid: bare.to_string(),
+                        resource: resource.to_string(),
+                        online,
+                    });
+                }
+            }
+            PresenceType::Subscribe => {
+                let expected = self.requested.contains(&bare)
+                    || self.roster.get(&bare).is_some_and(|c| {
+                        c.pending_out || c.subscription == "to" || c.subscription == "both"
+                    });
+                if expected {
+                    tracing::info!(contact = %bare, "accepting the subscription of a contact we asked");
+                    self.send(Presence::subscribed().with_to(bare)).await;
+                } else {
+                    if let Some(c) = self.roster.get_mut(&bare) {
+                        c.pending_in = true;
+                    } else {
+                        self.roster.insert(
+                            bare.clone(),
+                            Contact {
+                                jid: bare.to_string(),
+                                name: None,
+                                subscription: "none".into(),
+                                pending_out: false,
+                                pending_in: true,
+                            },
+                        );
+                    }
+                    self.events.send(Event::SubscriptionRequest {
+                        jid: bare.to_string(),
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+
+    async fn on_message(&mut self, msg: Message) {
+        let Some(from) = msg.from.clone() else { return };
+        // PEP events come from the publisher's bare JID.
+        if from.resource().is_some() {
+            return;
+        }
+        let bare = from.to_bare();
+        for payload in msg.payloads {
+            if payload.is("event", NS_PUBSUB_EVENT) {
+                self.on_pep_event(bare.clone(), payload).await;
+            }
+        }
+    }
+
+    async fn on_pep_event(&mut self, from: BareJid, event: Element) {
+        // Only the shares node concerns us.
+        let ours = event.children().any(|c| c.attr("node") == Some(NS_SHARES));
+        if !ours {
+            return;
+        }
+        if from != self.own {
+            if !self.roster_loaded {
+                self.deferred.push((from, event));
+                return;
+            }
+            if !self.is_contact(&from) {
+                tracing::warn!(%from, "ignoring shares from a JID that is not our contact");
+                return;
+            }
+        }
+        let Some(item) = self.read_event(&from, &event) else {
+            return;
+        };
+        if from == self.own {
+            self.pushes += 1;
+            self.on_own_item(item).await;
+        } else if self.catalog.replace(&from.to_string(), item) {
+            self.events.send(Event::ContactSharesChanged {
+                jid: from.to_string(),
+            });
+        }
+    }
+
+    /// The item an event carries: the last published item; an empty item
+    /// for a retraction, purge or delete; `None` when we cannot read it
+    /// (then nothing we know changes).
+    fn read_event(&self, from: &BareJid, event: &Element) -> Option<UserShares> {
+        for child in event.children() {
+            if child.attr("node") != Some(NS_SHARES) {
+                continue;
+            }
+            if child.is("purge", NS_PUBSUB_EVENT) || child.is("delete", NS_PUBSUB_EVENT) {
+                return Some(UserShares::default());
+            }
+            if child.is("items", NS_PUBSUB_EVENT) {
+                let last = child
+                    .children()
+                    .filter(|c| c.is("item", NS_PUBSUB_EVENT) || c.is("retract", NS_PUBSUB_EVENT))
+                    .last()?;
+                if last.is("retract", NS_PUBSUB_EVENT) {
+                    return Some(UserShares::default());
+                }
+                let Some(payload) = last.children().next() else {
+                    tracing::warn!(contact = %from, "shares item without payload; ignored");
+                    return None;
+                };
+                return match parse_user_shares(payload, &from.to_string()) {
+                    Ok(p) => {
+                        if !p.rejections.is_empty() {
+                            self.events.send(Event::InvalidEntries {
+                                jid: from.to_string(),
+                                reasons: p.rejections.iter().map(ToString::to_string).collect(),
+                            });
+                        }
+                        Some(p.item)
+                    }
+                    Err(e) => {
+                        tracing::warn!(contact = %from, "ignoring an item we cannot read: {e}");
+                        None
+                    }
+                };
+            }
+        }
+        None
+    }
+}
+
+/// `entry` as a reader of our item will see it (values dropped or changed
+/// by the parser are dropped or changed here too), so comparing a pushed own
+/// item with it cannot disagree forever.
+fn as_readers_see_it(own: &BareJid, entry: ResourceShares) -> ResourceShares {
+    let mut item = UserShares::default();
+    item.resources.insert("r".into(), entry);
+    parse_user_shares(&to_element(&item), &own.to_string())
+        .ok()
+        .and_then(|mut p| p.item.resources.remove("r"))
+        .unwrap_or_default()
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
+}
+
+trait WithToOpt {
+    fn with_to_opt(self, to: Option<Jid>) -> Self;
+}
+
+impl WithToOpt for Iq {
+    fn with_to_opt(mut self, to: Option<Jid>) -> Self {
+        *self.to_mut() = to;
+        self
+    }
+}
