@@ -1,0 +1,350 @@
+//! Test support: a real Prosody (the Debian package) on a loopback port of
+//! its own, with throwaway accounts, plus helpers to wait for events.
+//!
+//! Each test starts its own server in a temporary folder, so tests run in
+//! parallel and can stop and restart their server. `scripts/test.sh`
+//! installs Prosody when it is missing.
+
+#![allow(dead_code)]
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use bitween::events::{Event, EventBus};
+use bitween::shares::{Catalog, InfoHash, ResourceShares, Share, ShareName};
+use bitween::xmpp::{self, XmppConfig, XmppHandle};
+use tokio::sync::broadcast;
+
+pub const DOMAIN: &str = "localhost";
+pub const PASSWORD: &str = "correct horse";
+
+/// Logs of the code under test go to the test's output (shown on failure).
+pub fn init_logging() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| "bitween=debug".into());
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_test_writer()
+            .init();
+    });
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free loopback port")
+        .port()
+}
+
+/// A running (or stopped) Prosody with its own config, data and port.
+pub struct Prosody {
+    dir: tempfile::TempDir,
+    pub port: u16,
+    child: Option<Child>,
+}
+
+impl Prosody {
+    /// Creates `users` (password [`PASSWORD`]), makes each pair in
+    /// `contacts` mutual contacts (roster entries with subscription "both",
+    /// written before the server starts), and starts the server.
+    pub fn start(users: &[&str], contacts: &[(&str, &str)]) -> Prosody {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let port = free_port();
+        let data = dir.path().join("data");
+        std::fs::create_dir_all(&data).unwrap();
+        let config = format!(
+            r#"-- Throwaway Prosody for Bitween's tests: loopback only, plaintext.
+daemonize = false
+run_as_root = true
+pidfile = "{dir}/prosody.pid"
+data_path = "{data}"
+interfaces = {{ "127.0.0.1" }}
+c2s_ports = {{ {port} }}
+s2s_ports = {{ }}
+http_ports = {{ }}
+https_ports = {{ }}
+c2s_require_encryption = false
+allow_unencrypted_plain_auth = true
+authentication = "internal_hashed"
+storage = "internal"
+log = {{ debug = "{dir}/prosody.log" }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "pep"; "ping"; "smacks"; "carbons"; "posix" }}
+modules_disabled = {{ "s2s" }}
+VirtualHost "{DOMAIN}"
+"#,
+            dir = dir.path().display(),
+            data = data.display(),
+        );
+        std::fs::write(dir.path().join("prosody.cfg.lua"), config).unwrap();
+        let mut p = Prosody {
+            dir,
+            port,
+            child: None,
+        };
+        for u in users {
+            p.register(u);
+        }
+        for (a, b) in contacts {
+            p.add_roster_entry(a, b);
+            p.add_roster_entry(b, a);
+        }
+        p.start_again();
+        p
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("prosody.cfg.lua")
+    }
+
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.path().join("prosody.log")
+    }
+
+    fn register(&self, user: &str) {
+        let out = Command::new("prosodyctl")
+            .arg("--config")
+            .arg(self.config_path())
+            .args(["register", user, DOMAIN, PASSWORD])
+            .output()
+            .expect("prosodyctl runs (scripts/test.sh installs prosody)");
+        assert!(
+            out.status.success(),
+            "prosodyctl register {user} failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// Appends `contact` with subscription "both" to `user`'s stored roster.
+    fn add_roster_entry(&self, user: &str, contact: &str) {
+        let path = self
+            .dir
+            .path()
+            .join("data")
+            .join(DOMAIN)
+            .join("roster")
+            .join(format!("{user}.dat"));
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        let mut entries = match std::fs::read_to_string(&path) {
+            Ok(s) => s
+                .trim_start_matches("return {")
+                .trim_end()
+                .trim_end_matches("};")
+                .to_string(),
+            Err(_) => "\n  [false] = { version = 1; pending = {}; };\n".to_string(),
+        };
+        entries.push_str(&format!(
+            "  [\"{contact}@{DOMAIN}\"] = {{ subscription = \"both\"; groups = {{}}; }};\n"
+        ));
+        std::fs::write(&path, format!("return {{{entries}}};\n")).unwrap();
+    }
+
+    /// Starts the server (again) on the same port and data, and waits until
+    /// it accepts connections.
+    pub fn start_again(&mut self) {
+        assert!(self.child.is_none(), "already running");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join("prosody.out"))
+            .unwrap();
+        let child = Command::new("prosody")
+            .arg("-F")
+            .arg("--config")
+            .arg(self.config_path())
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("prosody starts (scripts/test.sh installs it)");
+        self.child = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "prosody exited with {status}: {}",
+                    std::fs::read_to_string(self.dir.path().join("prosody.out"))
+                        .unwrap_or_default()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "prosody did not open port {}",
+                self.port
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// Stops the server (SIGTERM, then waits).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").arg(child.id().to_string()).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while child.try_wait().unwrap().is_none() {
+                if Instant::now() > deadline {
+                    let _ = child.kill();
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        }
+    }
+
+    pub fn server(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for Prosody {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The server's side of a failure, shown with the test's output.
+            let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = &lines[lines.len().saturating_sub(80)..];
+            eprintln!(
+                "--- last lines of {} ---\n{}",
+                self.log_path().display(),
+                tail.join("\n")
+            );
+            let out =
+                std::fs::read_to_string(self.dir.path().join("prosody.out")).unwrap_or_default();
+            eprintln!("--- prosody's own output ---\n{out}");
+        }
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One logged-in client of ours: its handle, catalog and events.
+pub struct Peer {
+    pub xmpp: XmppHandle,
+    pub catalog: Catalog,
+    pub events: broadcast::Receiver<Event>,
+    pub bus: EventBus,
+}
+
+impl Peer {
+    /// Logs `user` in with `resource`, and waits until it is online.
+    pub async fn login(server: &Prosody, user: &str, resource: &str) -> Peer {
+        let peer = Peer::start(server, user, resource, PASSWORD);
+        let mut peer = peer;
+        peer.wait_for("Connected", |e| matches!(e, Event::Connected { .. }))
+            .await;
+        peer
+    }
+
+    /// Starts the session without waiting for anything.
+    pub fn start(server: &Prosody, user: &str, resource: &str, password: &str) -> Peer {
+        init_logging();
+        let bus = EventBus::new();
+        let events = bus.subscribe();
+        let (catalog, writer) = Catalog::new();
+        let xmpp = xmpp::start(
+            XmppConfig {
+                jid: format!("{user}@{DOMAIN}"),
+                password: password.into(),
+                resource: Some(resource.into()),
+                server: Some(server.server()),
+                insecure_plaintext: true,
+            },
+            bus.clone(),
+            writer,
+        )
+        .expect("valid config");
+        Peer {
+            xmpp,
+            catalog,
+            events,
+            bus,
+        }
+    }
+
+    /// Waits (up to 20 s, generous: tests bound waits, benchmarks time them)
+    /// for an event matching `pred` and returns it.
+    pub async fn wait_for(&mut self, what: &str, pred: impl Fn(&Event) -> bool) -> Event {
+        self.wait_for_within(what, Duration::from_secs(20), pred)
+            .await
+    }
+
+    pub async fn wait_for_within(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Event {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Ok(e)) if pred(&e) => return e,
+                Ok(Ok(_)) => continue,
+                Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                    panic!("test fell behind by {n} events waiting for {what}")
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => panic!("event bus closed"),
+                Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
+            }
+        }
+    }
+
+    /// Waits until the catalog satisfies `check`, re-checking on every
+    /// catalog or presence event (no polling).
+    pub async fn wait_catalog(&mut self, what: &str, check: impl Fn(&Catalog) -> bool) {
+        self.wait_catalog_within(what, Duration::from_secs(20), check)
+            .await
+    }
+
+    pub async fn wait_catalog_within(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        check: impl Fn(&Catalog) -> bool,
+    ) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !check(&self.catalog) {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Ok(_)) => {}
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(broadcast::error::RecvError::Closed)) => panic!("event bus closed"),
+                Err(_) => {
+                    let seen: Vec<_> = self
+                        .catalog
+                        .contacts()
+                        .iter()
+                        .map(|c| self.catalog.contact(c))
+                        .collect();
+                    panic!(
+                        "timed out after {limit:?} waiting for {what}; the catalog holds {seen:#?}"
+                    )
+                }
+            }
+        }
+    }
+}
+
+/// A share with a hash made from `n` and the given name.
+pub fn share(n: u8, name: &str, size: u64) -> Share {
+    Share {
+        hash: InfoHash([n; 20]),
+        name: ShareName::new(name).unwrap(),
+        size,
+    }
+}
+
+pub fn entry(shares: Vec<Share>, addresses: &[&str]) -> ResourceShares {
+    ResourceShares {
+        shares,
+        addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+    }
+}

@@ -1,0 +1,504 @@
+//! Publishing and receiving share lists over PEP against a real Prosody:
+//! contacts see exactly what is published and every change; non-contacts see
+//! nothing; several resources of one account merge; hostile items lose only
+//! their bad entries; a server restart heals on its own.
+
+mod common;
+
+use std::time::Duration;
+
+use bitween::events::Event;
+use bitween::shares::{ResourceShares, UserShares};
+use bitween::xmpp::{contact_jid, ConnectionState};
+use common::{entry, share, Peer, Prosody, DOMAIN, PASSWORD};
+use minidom::Element;
+use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::xmlstream::Timeouts;
+use tokio_xmpp::{Client, IqRequest, IqResponse};
+
+const NS: &str = "https://xmpp.kwoh.de/protocol/shares";
+
+fn jid(user: &str) -> String {
+    format!("{user}@{DOMAIN}")
+}
+
+async fn wait_mutual(peer: &mut Peer, other: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let roster = peer.xmpp.roster().await.unwrap();
+        if roster
+            .iter()
+            .any(|c| c.jid == other && c.subscription == "both")
+        {
+            return;
+        }
+        let left = deadline - tokio::time::Instant::now();
+        peer.wait_for_within(&format!("roster: both with {other}"), left, |e| {
+            matches!(e, Event::RosterChanged)
+        })
+        .await;
+    }
+}
+
+/// The resource entry `peer` holds for `user/resource`, if any.
+fn seen(peer: &Peer, user: &str, resource: &str) -> Option<ResourceShares> {
+    peer.catalog
+        .resource(&jid(user), resource)
+        .map(|v| ResourceShares {
+            shares: v.shares,
+            addresses: v.addresses,
+        })
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn contacts_see_published_shares_and_every_change() {
+    let server = Prosody::start(&["alice", "bob", "carol"], &[]);
+    let mut alice = Peer::login(&server, "alice", "laptop").await;
+    let mut bob = Peer::login(&server, "bob", "desk").await;
+    let mut carol = Peer::login(&server, "carol", "phone").await;
+
+    // Become contacts from the app: alice asks, bob accepts.
+    alice
+        .xmpp
+        .add_contact(contact_jid(&jid("bob")).unwrap())
+        .unwrap();
+    bob.wait_for("alice's subscription request", |e| {
+        *e == Event::SubscriptionRequest { jid: jid("alice") }
+    })
+    .await;
+    bob.xmpp
+        .accept_contact(contact_jid(&jid("alice")).unwrap())
+        .unwrap();
+    wait_mutual(&mut alice, &jid("bob")).await;
+    wait_mutual(&mut bob, &jid("alice")).await;
+
+    let first = entry(
+        vec![
+            share(1, "holiday_photos", 123_456_789),
+            share(2, "Thesis.pdf", 1_048_576),
+            share(3, "music", 0),
+        ],
+        &["127.0.0.1:6881", "[::1]:6881"],
+    );
+    alice.xmpp.set_local(first.clone()).unwrap();
+    bob.wait_catalog("alice's three shares", |c| {
+        c.resource(&jid("alice"), "laptop")
+            .is_some_and(|r| r.shares == first.shares && r.addresses == first.addresses)
+    })
+    .await;
+    assert_eq!(seen(&bob, "alice", "laptop"), Some(first.clone()));
+    let contact = bob.catalog.contact(&jid("alice")).unwrap();
+    assert_eq!(contact.resources.len(), 1, "exactly alice's one resource");
+    assert!(contact.resources[0].online);
+    let sources = bob.catalog.sources(&share(2, "x", 0).hash);
+    assert_eq!(sources.len(), 2, "one source per published address");
+
+    let second = entry(
+        vec![
+            share(2, "Thesis.pdf", 1_048_576),
+            share(4, "new film.mkv", 7),
+        ],
+        &["127.0.0.1:6882"],
+    );
+    alice.xmpp.set_local(second.clone()).unwrap();
+    bob.wait_catalog("alice's changed list", |c| {
+        c.resource(&jid("alice"), "laptop")
+            .is_some_and(|r| r.shares == second.shares)
+    })
+    .await;
+    assert_eq!(seen(&bob, "alice", "laptop"), Some(second.clone()));
+    assert_eq!(bob.catalog.search("FILM").len(), 1);
+
+    // carol is nobody's contact: she got nothing of alice's.
+    assert!(carol.catalog.contact(&jid("alice")).is_none());
+    while let Ok(e) = carol.events.try_recv() {
+        assert!(
+            !matches!(&e, Event::ContactSharesChanged { jid: j } if *j == jid("alice")),
+            "carol received alice's shares: {e:?}"
+        );
+    }
+
+    alice.xmpp.shutdown().await;
+    assert!(matches!(
+        alice.xmpp.state(),
+        ConnectionState::Offline { .. }
+    ));
+    bob.wait_catalog("alice's resource gone", |c| {
+        c.resource(&jid("alice"), "laptop").is_none()
+    })
+    .await;
+    carol.xmpp.shutdown().await;
+    bob.xmpp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_resources_of_one_account_merge_and_leave_separately() {
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let mut bob = Peer::login(&server, "bob", "desk").await;
+    let laptop = Peer::login(&server, "alice", "laptop").await;
+    let mut desktop = Peer::login(&server, "alice", "desktop").await;
+    let on_laptop = entry(vec![share(1, "from laptop", 1)], &["127.0.0.1:1001"]);
+    let on_desktop = entry(
+        vec![share(2, "from desktop", 2), share(3, "also desktop", 3)],
+        &["127.0.0.1:1002"],
+    );
+    // Both publish at once: the merge rule must end with both entries.
+    laptop.xmpp.set_local(on_laptop.clone()).unwrap();
+    desktop.xmpp.set_local(on_desktop.clone()).unwrap();
+    bob.wait_catalog("both of alice's resources", |c| {
+        c.contact(&jid("alice"))
+            .is_some_and(|v| v.resources.len() == 2 && v.resources.iter().all(|r| r.online))
+            && c.resource(&jid("alice"), "laptop")
+                .is_some_and(|r| r.shares == on_laptop.shares)
+            && c.resource(&jid("alice"), "desktop")
+                .is_some_and(|r| r.shares == on_desktop.shares)
+    })
+    .await;
+    assert_eq!(seen(&bob, "alice", "laptop"), Some(on_laptop.clone()));
+    assert_eq!(seen(&bob, "alice", "desktop"), Some(on_desktop.clone()));
+    // Each resource also sees the other one of its own account.
+    desktop
+        .wait_catalog("laptop seen from desktop", |c| {
+            c.resource(&jid("alice"), "laptop")
+                .is_some_and(|r| r.shares == on_laptop.shares)
+        })
+        .await;
+
+    laptop.xmpp.shutdown().await;
+    bob.wait_catalog("only the desktop left", |c| {
+        c.contact(&jid("alice"))
+            .is_some_and(|v| v.resources.len() == 1 && v.resources[0].resource == "desktop")
+    })
+    .await;
+    assert_eq!(seen(&bob, "alice", "desktop"), Some(on_desktop));
+    desktop.xmpp.shutdown().await;
+    bob.xmpp.shutdown().await;
+}
+
+/// Logs in with a bare tokio-xmpp client and sends one IQ set, for payloads
+/// our own client would never write.
+async fn raw_iq_set(server: &Prosody, user: &str, payload: Element) -> Result<(), String> {
+    use futures::StreamExt;
+    let mut client = Client::new_plaintext(
+        tokio_xmpp::jid::BareJid::new(&jid(user)).unwrap(),
+        PASSWORD,
+        DnsConfig::addr(&server.server()),
+        Timeouts::tight(),
+    );
+    loop {
+        let ev = tokio::time::timeout(Duration::from_secs(20), client.next())
+            .await
+            .map_err(|_| "raw client: no Online event".to_string())?;
+        if ev.is_some_and(|e| e.is_online()) {
+            break;
+        }
+    }
+    let mut token = client.send_iq(None, IqRequest::Set(payload)).await;
+    let result = tokio::time::timeout(Duration::from_secs(20), async {
+        loop {
+            tokio::select! {
+                r = &mut token => break r,
+                _ = client.next() => {},
+            }
+        }
+    })
+    .await
+    .map_err(|_| format!("no answer to {user}'s IQ within 20 s (see the server log)"))?;
+    let _ = client.send_end().await;
+    match result {
+        Ok(IqResponse::Result(_)) => Ok(()),
+        Ok(IqResponse::Error(e)) => Err(format!("{:?}", e.defined_condition)),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn publish_payload(item: Element) -> Element {
+    Element::builder("pubsub", "http://jabber.org/protocol/pubsub")
+        .append(
+            Element::builder("publish", "http://jabber.org/protocol/pubsub")
+                .attr("node".try_into().unwrap(), NS)
+                .append(
+                    Element::builder("item", "http://jabber.org/protocol/pubsub")
+                        .attr("id".try_into().unwrap(), "current")
+                        .append(item)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn hostile_items_lose_only_their_bad_entries() {
+    let server = Prosody::start(&["bob", "mallory", "stranger"], &[("bob", "mallory")]);
+    let mut bob = Peer::login(&server, "bob", "desk").await;
+    let good = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4";
+    let hostile: Element = format!(
+        r#"<user_shares xmlns="{NS}">
+          <resource resource="evil">
+            <share_item hash="{good}" name="good one" size="10"/>
+            <share_item hash="not-a-hash" name="bad hash" size="1"/>
+            <share_item hash="1111111111111111111111111111111111111111" name="bad size" size="-5"/>
+            <share_item hash="2222222222222222222222222222222222222222" name="" size="1"/>
+            <share_item hash="3333333333333333333333333333333333333333" name="../../.ssh/authorized_keys" size="1"/>
+            <share_item hash="4444444444444444444444444444444444444444" name="ctl&#x85;char" size="1"/>
+            <share_item hash="5555555555555555555555555555555555555555" name="{long}" size="1"/>
+            <ip_address address="127.0.0.1" port="0"/>
+            <ip_address address="127.0.0.1" port="65536"/>
+            <ip_address address="attacker.example" port="80"/>
+            <ip_address address="127.0.0.1" port="7000"/>
+            <evil xmlns="urn:evil"><share_item xmlns="{NS}" hash="6666666666666666666666666666666666666666" name="hidden" size="1"/></evil>
+          </resource>
+          <resource resource="">
+            <share_item hash="7777777777777777777777777777777777777777" name="empty resource" size="1"/>
+          </resource>
+          <unknown xmlns="urn:future"/>
+        </user_shares>"#,
+        long = "x".repeat(2000)
+    )
+    .parse()
+    .unwrap();
+    raw_iq_set(&server, "mallory", publish_payload(hostile))
+        .await
+        .unwrap();
+    let Event::InvalidEntries { reasons, .. } = bob
+        .wait_for(
+            "mallory's rejected entries",
+            |e| matches!(e, Event::InvalidEntries { jid: j, .. } if *j == jid("mallory")),
+        )
+        .await
+    else {
+        unreachable!()
+    };
+    let all = reasons.join("\n");
+    for expected in [
+        "info hash \"not-a-hash\"",
+        "size \"-5\"",
+        "name is empty",
+        "path separator",
+        "control character",
+        "longer than 1024 bytes",
+        "port \"0\"",
+        "port \"65536\"",
+        "address \"attacker.example\"",
+    ] {
+        assert!(
+            all.contains(expected),
+            "no rejection mentions {expected:?} in:\n{all}"
+        );
+    }
+    assert_eq!(reasons.len(), 9, "{all}");
+    bob.wait_catalog("mallory's valid entries", |c| {
+        c.contact(&jid("mallory")).is_some()
+    })
+    .await;
+    let evil = bob.catalog.resource(&jid("mallory"), "evil").unwrap();
+    assert_eq!(evil.shares.len(), 1);
+    assert_eq!(evil.shares[0].hash.to_hex(), good);
+    assert_eq!(evil.addresses, vec!["127.0.0.1:7000".parse().unwrap()]);
+    assert_eq!(
+        bob.catalog
+            .contact(&jid("mallory"))
+            .unwrap()
+            .resources
+            .len(),
+        1
+    );
+
+    // A payload we do not understand at all changes nothing we know ...
+    let foreign: Element =
+        r#"<something xmlns="urn:not-shares"><resource resource="x"/></something>"#
+            .parse()
+            .unwrap();
+    raw_iq_set(&server, "mallory", publish_payload(foreign))
+        .await
+        .unwrap();
+
+    // ... and an item just under Prosody's 256 KiB stanza limit arrives whole.
+    // Grow the item until it is just under the limit on the wire: the XMPP
+    // library writes `<share_item ...></share_item>` (13 bytes more than the
+    // self-closing text form) and the IQ around it adds a few hundred bytes.
+    let mut big = UserShares::default();
+    let mut r = ResourceShares::default();
+    r.addresses.push("127.0.0.1:7001".parse().unwrap());
+    let base_len = bitween::shares::to_xml_string(&{
+        let mut u = UserShares::default();
+        u.resources.insert("big".into(), r.clone());
+        u
+    })
+    .len();
+    let mut len = base_len;
+    for n in 1u32.. {
+        let share = bitween::shares::Share::from_wire(
+            &format!("{n:040x}"),
+            &format!("file number {n} with a longish name.bin"),
+            "1",
+        )
+        .unwrap();
+        let one = format!(
+            r#"<share_item hash="{}" name="{}" size="1"/>"#,
+            share.hash, share.name
+        )
+        .len()
+            + "</share_item>".len()
+            - 1;
+        if len + one > 261_000 {
+            break;
+        }
+        len += one;
+        r.shares.push(share);
+    }
+    big.resources.insert("big".into(), r.clone());
+    let wire_len = bitween::shares::to_xml_string(&big).len() + r.shares.len() * 12;
+    assert!(
+        (255_000..261_500).contains(&wire_len),
+        "item is {wire_len} bytes"
+    );
+    let big_el = bitween::shares::to_element(&big);
+    raw_iq_set(&server, "mallory", publish_payload(big_el))
+        .await
+        .unwrap();
+    bob.wait_catalog("the big item", |c| {
+        c.resource(&jid("mallory"), "big").is_some()
+    })
+    .await;
+    let held = bob.catalog.resource(&jid("mallory"), "big").unwrap();
+    assert_eq!(held.shares.len(), r.shares.len());
+    assert_eq!(held.shares, r.shares);
+    assert!(bob.catalog.resource(&jid("mallory"), "evil").is_none());
+
+    // Someone who is not our contact sends a forged PEP event straight to us:
+    // ignored.
+    let forged: Element = format!(
+        r#"<message xmlns="jabber:client" to="{bob}" type="headline"><event xmlns="http://jabber.org/protocol/pubsub#event"><items node="{NS}"><item id="current"><user_shares xmlns="{NS}"><resource resource="x"><share_item hash="{good}" name="forged" size="1"/><ip_address address="127.0.0.1" port="9"/></resource></user_shares></item></items></event></message>"#,
+        bob = jid("bob")
+    )
+    .parse()
+    .unwrap();
+    send_raw_message(&server, "stranger", forged).await;
+    // Make sure the forged message had its chance: a later item from a real
+    // contact arrives after it on the same stream.
+    raw_iq_set(
+        &server,
+        "mallory",
+        publish_payload(bitween::shares::to_element(&UserShares::default())),
+    )
+    .await
+    .unwrap();
+    bob.wait_catalog("mallory's empty item", |c| {
+        c.contact(&jid("mallory")).is_none()
+    })
+    .await;
+    assert!(
+        bob.catalog.contact(&jid("stranger")).is_none(),
+        "a forged event from a non-contact was accepted"
+    );
+    assert!(bob.catalog.search("forged").is_empty());
+    bob.xmpp.shutdown().await;
+}
+
+async fn send_raw_message(server: &Prosody, user: &str, msg: Element) {
+    use futures::StreamExt;
+    let mut client = Client::new_plaintext(
+        tokio_xmpp::jid::BareJid::new(&jid(user)).unwrap(),
+        PASSWORD,
+        DnsConfig::addr(&server.server()),
+        Timeouts::tight(),
+    );
+    tokio::time::timeout(Duration::from_secs(20), async {
+        while let Some(ev) = client.next().await {
+            if ev.is_online() {
+                break;
+            }
+        }
+    })
+    .await
+    .expect("the raw client logs in within 20 s");
+    let stanza = tokio_xmpp::parsers::message::Message::try_from(msg).unwrap();
+    client.send_stanza(stanza.into()).await.unwrap();
+    let _ = client.send_end().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_restart_heals_within_seconds() {
+    let mut server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let mut alice = Peer::login(&server, "alice", "laptop").await;
+    let mut bob = Peer::login(&server, "bob", "desk").await;
+    let list = entry(vec![share(9, "before restart", 9)], &["127.0.0.1:6881"]);
+    alice.xmpp.set_local(list.clone()).unwrap();
+    bob.wait_catalog("alice's list", |c| {
+        c.resource(&jid("alice"), "laptop").is_some()
+    })
+    .await;
+
+    server.stop();
+    alice
+        .wait_for("alice notices", |e| {
+            matches!(e, Event::Disconnected { retrying: true, .. })
+        })
+        .await;
+    bob.wait_for("bob notices", |e| {
+        matches!(e, Event::Disconnected { retrying: true, .. })
+    })
+    .await;
+    assert!(bob
+        .catalog
+        .sources(&share(9, "x", 0).hash)
+        .iter()
+        .all(|s| !s.online));
+
+    server.start_again();
+    let within = Duration::from_secs(10);
+    alice
+        .wait_for_within("alice back online", within, |e| {
+            matches!(e, Event::Connected { .. })
+        })
+        .await;
+    bob.wait_for_within("bob back online", within, |e| {
+        matches!(e, Event::Connected { .. })
+    })
+    .await;
+    bob.wait_catalog_within("alice's current list, online, at bob", within, |c| {
+        c.resource(&jid("alice"), "laptop")
+            .is_some_and(|r| r.online && r.shares == list.shares)
+    })
+    .await;
+
+    // And publishing works on the new connection.
+    let after = entry(vec![share(10, "after restart", 10)], &["127.0.0.1:6881"]);
+    alice.xmpp.set_local(after.clone()).unwrap();
+    bob.wait_catalog("alice's new list", |c| {
+        c.resource(&jid("alice"), "laptop")
+            .is_some_and(|r| r.shares == after.shares)
+    })
+    .await;
+    alice.xmpp.shutdown().await;
+    bob.xmpp.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_wrong_password_is_reported_and_not_retried() {
+    let server = Prosody::start(&["alice"], &[]);
+    let mut alice = Peer::start(&server, "alice", "laptop", "wrong password");
+    let e = alice
+        .wait_for("a login failure", |e| {
+            matches!(e, Event::Disconnected { .. })
+        })
+        .await;
+    let Event::Disconnected { reason, retrying } = e else {
+        unreachable!()
+    };
+    assert!(!retrying, "a wrong password must not be retried: {reason}");
+    assert!(
+        reason.contains("password"),
+        "the reason should name the fix: {reason}"
+    );
+    assert!(matches!(
+        alice.xmpp.state(),
+        ConnectionState::Offline {
+            retrying: false,
+            ..
+        }
+    ));
+    alice.xmpp.shutdown().await;
+}
