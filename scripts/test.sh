@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every check and test of Bitween: formatting, clippy, unit tests,
+# property tests and the integration tests against a real Prosody (each
+# test starts its own server on a loopback port). Installs what is missing.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source scripts/deps.sh
+
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --all-targets --locked
