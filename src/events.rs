@@ -5,7 +5,8 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
-use crate::shares::UserShares;
+use crate::shares::{InfoHash, UserShares};
+use crate::torrent::Transfer;
 
 /// Something that happened in the backend.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -35,6 +36,18 @@ pub enum Event {
     RosterChanged,
     /// Someone asks to become our contact; answer with accept or decline.
     SubscriptionRequest { jid: String },
+    /// What this resource shares changed (a share added or removed, a
+    /// download got its metadata): the published item needs an update.
+    LocalSharesChanged,
+    /// Live statistics of every transfer, about once a second while any
+    /// exists.
+    Transfers { transfers: Vec<Transfer> },
+    /// A download completed and was verified.
+    DownloadFinished { hash: InfoHash, name: String },
+    /// A download stopped for good; the reason says why.
+    DownloadFailed { hash: InfoHash, reason: String },
+    /// A share was withdrawn because its files vanished or changed.
+    ShareBroken { hash: InfoHash, reason: String },
 }
 
 /// The sending side; clone it to hand out subscriptions.

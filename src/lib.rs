@@ -5,7 +5,9 @@
 //! and the headless daemon (`src/bin/bitweend.rs`) are thin layers over it.
 
 pub mod events;
+pub mod service;
 pub mod shares;
+pub mod torrent;
 pub mod xmpp;
 
 /// The namespace and PEP node name of the shares protocol (`PROTOCOL.md`).

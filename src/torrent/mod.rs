@@ -1,0 +1,912 @@
+//! The BitTorrent engine on librqbit: share files and folders in place,
+//! download by info hash from the contacts who have it, feed sources found
+//! later into running torrents, and survive restarts.
+//!
+//! No DHT, no public trackers, no local service discovery: the only peers
+//! are the addresses our contacts published (see `tracker.rs` for how they
+//! reach running torrents). Not here: what we publish (the XMPP session) and
+//! which addresses are ours (`addresses`).
+
+mod safety;
+mod store;
+mod tracker;
+
+use std::collections::{HashMap, HashSet};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use librqbit::dht::Id20;
+use librqbit::{
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, CreateTorrentOptions, ListenerMode,
+    ListenerOptions, ManagedTorrent, Session, SessionOptions,
+};
+use serde::Serialize;
+use tokio_util::sync::CancellationToken;
+
+use crate::events::{Event, EventBus};
+use crate::shares::{Catalog, InfoHash, Share, ShareName};
+pub use safety::check_file_names;
+pub use store::{Kind, Record};
+pub use tracker::{peers_for, ANNOUNCE_INTERVAL};
+
+/// How long one attempt to fetch a torrent's metadata from its sources may
+/// take before we wait for new sources and try again.
+const METADATA_ATTEMPT: Duration = Duration::from_secs(30);
+/// How often transfer statistics are sent as events.
+const STATS_EVERY: Duration = Duration::from_secs(1);
+
+/// Engine settings.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where the engine keeps its state (`torrents.json`, metainfo files).
+    pub data_dir: PathBuf,
+    /// Where downloads go unless a download names another folder.
+    pub download_dir: PathBuf,
+    /// The BitTorrent port; 0 picks a free one on first start and keeps it.
+    pub listen_port: u16,
+    /// Upload limit in bytes per second for the whole session (None: none).
+    pub upload_limit: Option<std::num::NonZeroU32>,
+}
+
+impl EngineConfig {
+    /// The platform's Downloads folder + `Bitween`.
+    pub fn default_download_dir() -> PathBuf {
+        let home = std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_default();
+        let downloads = std::env::var_os("XDG_DOWNLOAD_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| home.join("Downloads"));
+        downloads.join("Bitween")
+    }
+}
+
+/// A clear, user-facing engine error.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("{0}")]
+    BadPath(String),
+    #[error("no torrent {0} here")]
+    Unknown(InfoHash),
+    #[error("{0}")]
+    Engine(String),
+}
+
+/// One transfer (share or download) as the UI shows it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Transfer {
+    pub hash: InfoHash,
+    pub name: String,
+    /// `share` or `download`.
+    pub kind: &'static str,
+    /// `fetching_metadata`, `checking`, `downloading`, `seeding`, `paused`,
+    /// `error`.
+    pub state: &'static str,
+    pub done_bytes: u64,
+    pub total_bytes: u64,
+    pub uploaded_bytes: u64,
+    pub down_bytes_per_sec: u64,
+    pub up_bytes_per_sec: u64,
+    pub eta_secs: Option<u64>,
+    pub peers: Vec<Peer>,
+    pub folder: PathBuf,
+    pub error: Option<String>,
+}
+
+/// A connected peer, named by the contact that published its address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Peer {
+    pub address: String,
+    pub contact: Option<String>,
+}
+
+struct Inner {
+    session: Arc<Session>,
+    tracker_url: String,
+    catalog: Catalog,
+    events: EventBus,
+    store: store::Store,
+    state: Mutex<store::State>,
+    download_dir: PathBuf,
+    port: u16,
+    /// Downloads still fetching their metadata, and how to stop them.
+    fetching: Mutex<HashMap<InfoHash, CancellationToken>>,
+    stop: CancellationToken,
+}
+
+/// The engine handle; cheap to clone.
+#[derive(Clone)]
+pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+type ManagedTorrentHandle = Arc<ManagedTorrent>;
+
+fn id20(h: &InfoHash) -> Id20 {
+    Id20::new(h.0)
+}
+
+fn err(e: impl std::fmt::Display) -> EngineError {
+    EngineError::Engine(format!("{e:#}"))
+}
+
+impl Engine {
+    /// Starts the session, the local tracker and every saved torrent.
+    pub async fn start(
+        config: EngineConfig,
+        catalog: Catalog,
+        events: EventBus,
+    ) -> Result<Engine, EngineError> {
+        let store = store::Store::open(&config.data_dir).map_err(|e| {
+            EngineError::BadPath(format!(
+                "cannot use the data folder {}: {e}",
+                config.data_dir.display()
+            ))
+        })?;
+        let mut state = store.load().map_err(EngineError::Engine)?;
+        std::fs::create_dir_all(&config.download_dir).map_err(|e| {
+            EngineError::BadPath(format!(
+                "cannot create the download folder {}: {e}",
+                config.download_dir.display()
+            ))
+        })?;
+        let stop = CancellationToken::new();
+        let tracker = tracker::LocalTracker::start(catalog.clone(), stop.clone())
+            .await
+            .map_err(err)?;
+        let wanted = match config.listen_port {
+            0 => state.listen_port,
+            p => p,
+        };
+        let session = Self::session(&config, tracker.url(), wanted).await;
+        // A saved port may be taken now: fall back to a fresh one.
+        let session = match session {
+            Ok(s) => s,
+            Err(e) if config.listen_port == 0 && wanted != 0 => {
+                tracing::warn!("port {wanted} is not available ({e}); picking another");
+                Self::session(&config, tracker.url(), 0).await?
+            }
+            Err(e) => return Err(e),
+        };
+        let port = session
+            .listen_addr()
+            .map(|a| a.port())
+            .ok_or_else(|| EngineError::Engine("the BitTorrent listener did not start".into()))?;
+        state.listen_port = port;
+        store.save(&state).map_err(err)?;
+        let engine = Engine {
+            inner: Arc::new(Inner {
+                session,
+                tracker_url: tracker.url().to_string(),
+                catalog,
+                events,
+                store,
+                state: Mutex::new(state.clone()),
+                download_dir: config.download_dir.clone(),
+                port,
+                fetching: Mutex::new(HashMap::new()),
+                stop,
+            }),
+        };
+        tracing::info!(port, "BitTorrent engine listening");
+        for record in state.torrents {
+            engine.restore(record).await;
+        }
+        engine.spawn_stats();
+        Ok(engine)
+    }
+
+    async fn session(
+        config: &EngineConfig,
+        tracker_url: &str,
+        port: u16,
+    ) -> Result<Arc<Session>, EngineError> {
+        let opts = SessionOptions {
+            dht: None,
+            disable_trackers: false,
+            disable_local_service_discovery: true,
+            fastresume: false,
+            persistence: None,
+            listen: Some(ListenerOptions {
+                mode: ListenerMode::TcpAndUtp,
+                listen_addr: (Ipv6Addr::UNSPECIFIED, port).into(),
+                enable_upnp_port_forwarding: false,
+                ..Default::default()
+            }),
+            trackers: [tracker_url.parse().expect("our tracker URL parses")].into(),
+            ratelimits: librqbit::limits::LimitsConfig {
+                upload_bps: config.upload_limit,
+                download_bps: None,
+            },
+            ..Default::default()
+        };
+        Session::new_with_opts(config.download_dir.clone(), opts)
+            .await
+            .map_err(|e| {
+                EngineError::Engine(format!("cannot start BitTorrent on port {port}: {e:#}"))
+            })
+    }
+
+    /// The port peers reach us on.
+    pub fn listen_port(&self) -> u16 {
+        self.inner.port
+    }
+
+    fn save(&self) {
+        let state = self.inner.state.lock().unwrap().clone();
+        if let Err(e) = self.inner.store.save(&state) {
+            tracing::error!("cannot save the torrent list: {e}");
+        }
+    }
+
+    fn record(&self, hash: &InfoHash) -> Option<Record> {
+        let state = self.inner.state.lock().unwrap();
+        state
+            .torrents
+            .iter()
+            .find(|r| r.info_hash == *hash)
+            .cloned()
+    }
+
+    fn upsert(&self, record: Record) {
+        {
+            let mut state = self.inner.state.lock().unwrap();
+            match state
+                .torrents
+                .iter_mut()
+                .find(|r| r.info_hash == record.info_hash)
+            {
+                Some(r) => *r = record,
+                None => state.torrents.push(record),
+            }
+        }
+        self.save();
+    }
+
+    fn forget(&self, hash: &InfoHash) {
+        self.inner
+            .state
+            .lock()
+            .unwrap()
+            .torrents
+            .retain(|r| r.info_hash != *hash);
+        self.save();
+        self.inner.store.remove_torrent(hash);
+    }
+
+    /// What we publish: every share, and every download whose metadata we
+    /// have (a downloader is a source too).
+    pub fn local_shares(&self) -> Vec<Share> {
+        let state = self.inner.state.lock().unwrap();
+        state
+            .torrents
+            .iter()
+            .filter(|r| r.size > 0 || matches!(r.kind, Kind::Share { .. }))
+            .filter(|r| {
+                !self
+                    .inner
+                    .fetching
+                    .lock()
+                    .unwrap()
+                    .contains_key(&r.info_hash)
+            })
+            .filter_map(|r| {
+                Some(Share {
+                    hash: r.info_hash,
+                    name: ShareName::new(&r.name).ok()?,
+                    size: r.size,
+                })
+            })
+            .collect()
+    }
+
+    fn changed(&self) {
+        self.inner.events.send(Event::LocalSharesChanged);
+    }
+
+    fn add_options(
+        &self,
+        folder: &Path,
+        peers: Vec<SocketAddr>,
+        paused: bool,
+    ) -> AddTorrentOptions {
+        AddTorrentOptions {
+            paused,
+            overwrite: true,
+            output_folder: Some(folder.to_string_lossy().into_owned()),
+            force_tracker_interval: Some(ANNOUNCE_INTERVAL),
+            initial_peers: Some(peers),
+            trackers: Some(vec![self.inner.tracker_url.clone()]),
+            ..Default::default()
+        }
+    }
+
+    // ----- sharing ---------------------------------------------------------
+
+    /// Hashes `path` (a file or a folder) in place and seeds it. Sharing the
+    /// same path again returns the existing share.
+    pub async fn share(&self, path: &Path) -> Result<Share, EngineError> {
+        let path = std::fs::canonicalize(path)
+            .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
+        if meta.is_file() {
+            std::fs::File::open(&path).map_err(|e| {
+                EngineError::BadPath(format!("cannot read {}: {e}", path.display()))
+            })?;
+        } else if std::fs::read_dir(&path).is_err() {
+            return Err(EngineError::BadPath(format!(
+                "cannot read the folder {}",
+                path.display()
+            )));
+        }
+        let existing = {
+            let state = self.inner.state.lock().unwrap();
+            state.torrents.iter().find_map(|r| match &r.kind {
+                Kind::Share { path: p, .. } if *p == path => Some(r.clone()),
+                _ => None,
+            })
+        };
+        if let Some(r) = existing {
+            return Ok(Share {
+                hash: r.info_hash,
+                name: ShareName::new(&r.name).map_err(err)?,
+                size: r.size,
+            });
+        }
+        self.refuse_unfinished_download(&path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| EngineError::BadPath(format!("cannot share {}", path.display())))?;
+        let share_name = ShareName::new(&name)
+            .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
+        tracing::info!(path = %path.display(), "hashing");
+        let (created, handle) = self
+            .inner
+            .session
+            .create_and_serve_torrent(
+                &path,
+                CreateTorrentOptions {
+                    name: Some(&name),
+                    trackers: vec![],
+                    piece_length: None,
+                },
+            )
+            .await
+            .map_err(|e| EngineError::Engine(format!("cannot share {}: {e}", path.display())))?;
+        let hash = InfoHash(created.info_hash().0);
+        let bytes = created.as_bytes().map_err(err)?;
+        self.inner.store.save_torrent(&hash, &bytes).map_err(err)?;
+        let size = handle.stats().total_bytes;
+        self.upsert(Record {
+            info_hash: hash,
+            name: name.clone(),
+            size,
+            kind: Kind::Share {
+                path: path.clone(),
+                folder: created.output_folder.clone(),
+            },
+            paused: false,
+            finished: true,
+        });
+        self.changed();
+        Ok(Share {
+            hash,
+            name: share_name,
+            size,
+        })
+    }
+
+    fn refuse_unfinished_download(&self, path: &Path) -> Result<(), EngineError> {
+        for t in self.transfers() {
+            if t.kind == "download" && t.state != "seeding" && path.starts_with(&t.folder) {
+                return Err(EngineError::BadPath(format!(
+                    "{} is inside the folder of the unfinished download {:?}; share it once it is complete",
+                    path.display(),
+                    t.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops seeding `hash`; the data stays on disk.
+    pub async fn unshare(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        self.remove(hash, false).await
+    }
+
+    async fn remove(&self, hash: &InfoHash, delete_files: bool) -> Result<(), EngineError> {
+        let known = self.record(hash).is_some();
+        if let Some(token) = self.inner.fetching.lock().unwrap().remove(hash) {
+            token.cancel();
+        }
+        if self.inner.session.get(id20(hash).into()).is_some() {
+            self.inner
+                .session
+                .delete(id20(hash).into(), delete_files)
+                .await
+                .map_err(err)?;
+        } else if !known {
+            return Err(EngineError::Unknown(*hash));
+        }
+        self.forget(hash);
+        self.changed();
+        Ok(())
+    }
+
+    // ----- downloading -------------------------------------------------------
+
+    /// Starts downloading `hash` from every contact who has it, into
+    /// `folder` (default: the download folder). Returns once the download is
+    /// registered; metadata, progress and completion arrive as events.
+    pub async fn download(
+        &self,
+        hash: InfoHash,
+        folder: Option<PathBuf>,
+    ) -> Result<(), EngineError> {
+        if self.record(&hash).is_some() {
+            return Ok(()); // already shared or downloading
+        }
+        let folder = folder.unwrap_or_else(|| self.inner.download_dir.clone());
+        std::fs::create_dir_all(&folder).map_err(|e| {
+            EngineError::BadPath(format!(
+                "cannot create the folder {}: {e}",
+                folder.display()
+            ))
+        })?;
+        let name = self
+            .inner
+            .catalog
+            .search("")
+            .into_iter()
+            .find(|h| h.share.hash == hash)
+            .map(|h| h.share.name.to_string())
+            .unwrap_or_else(|| hash.to_hex());
+        self.upsert(Record {
+            info_hash: hash,
+            name,
+            size: 0,
+            kind: Kind::Download { folder },
+            paused: false,
+            finished: false,
+        });
+        self.spawn_fetch(hash);
+        Ok(())
+    }
+
+    fn spawn_fetch(&self, hash: InfoHash) {
+        let token = self.inner.stop.child_token();
+        self.inner
+            .fetching
+            .lock()
+            .unwrap()
+            .insert(hash, token.clone());
+        let engine = self.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                tokio::select! {
+                    _ = token.cancelled() => {}
+                    _ = engine.fetch(hash) => {}
+                }
+            },
+            tracing::info_span!("fetch", %hash),
+        ));
+    }
+
+    /// Gets the metadata from the sources (retrying as sources come and go),
+    /// checks its file names, then starts the real download.
+    async fn fetch(&self, hash: InfoHash) {
+        let mut events = self.inner.events.subscribe();
+        loop {
+            let peers = peers_for(&self.inner.catalog, &hash);
+            if !peers.is_empty() {
+                match self.fetch_once(hash, peers).await {
+                    Ok(()) => return,
+                    Err(Fatal(reason)) => {
+                        tracing::warn!("download refused: {reason}");
+                        self.inner.fetching.lock().unwrap().remove(&hash);
+                        let _ = self.inner.session.delete(id20(&hash).into(), false).await;
+                        self.forget(&hash);
+                        self.inner
+                            .events
+                            .send(Event::DownloadFailed { hash, reason });
+                        return;
+                    }
+                    Err(Retry(reason)) => {
+                        tracing::info!("no metadata yet ({reason}); waiting for sources")
+                    }
+                }
+            }
+            // Wait for the catalog to change (or a while) before trying again.
+            let wait = tokio::time::sleep(Duration::from_secs(10));
+            tokio::pin!(wait);
+            loop {
+                tokio::select! {
+                    _ = &mut wait => break,
+                    ev = events.recv() => match ev {
+                        Ok(Event::ContactSharesChanged { .. } | Event::ContactPresenceChanged { .. }) => break,
+                        Ok(_) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                        Err(_) => return,
+                    },
+                }
+            }
+        }
+    }
+
+    async fn fetch_once(&self, hash: InfoHash, peers: Vec<SocketAddr>) -> Result<(), FetchError> {
+        let magnet = format!(
+            "magnet:?xt=urn:btih:{hash}&tr={}",
+            url_escape(&self.inner.tracker_url)
+        );
+        let Some(record) = self.record(&hash) else {
+            return Ok(()); // cancelled meanwhile
+        };
+        let Kind::Download { folder } = record.kind.clone() else {
+            return Ok(());
+        };
+        let list = tokio::time::timeout(
+            METADATA_ATTEMPT,
+            self.inner.session.add_torrent(
+                AddTorrent::from_url(magnet),
+                Some(AddTorrentOptions {
+                    list_only: true,
+                    initial_peers: Some(peers.clone()),
+                    ..Default::default()
+                }),
+            ),
+        )
+        .await
+        .map_err(|_| Retry("timed out".into()))?
+        .map_err(|e| {
+            let text = format!("{e:#}");
+            if text.contains("Bad")
+                || text.contains("path")
+                || text.contains("torrent") && text.contains("invalid")
+            {
+                Fatal(format!("the metadata from the sources is invalid: {text}"))
+            } else {
+                Retry(text)
+            }
+        })?;
+        let AddTorrentResponse::ListOnly(list) = list else {
+            return Err(Retry("unexpected answer to a metadata request".into()));
+        };
+        check_file_names(&list.info).map_err(Fatal)?;
+        let multi = list.info.iter_file_details().count() > 1;
+        let name = list
+            .info
+            .name()
+            .map(|n| n.into_owned())
+            .unwrap_or_else(|| hash.to_hex());
+        let target = if multi {
+            folder.join(&name)
+        } else {
+            folder.clone()
+        };
+        self.inner
+            .store
+            .save_torrent(&hash, &list.torrent_bytes)
+            .map_err(|e| Retry(e.to_string()))?;
+        let mut all_peers = list.seen_peers.clone();
+        all_peers.extend(peers);
+        let added = self
+            .inner
+            .session
+            .add_torrent(
+                AddTorrent::TorrentFileBytes(list.torrent_bytes.clone()),
+                Some(self.add_options(&target, all_peers, record.paused)),
+            )
+            .await
+            .map_err(|e| Retry(format!("{e:#}")))?;
+        let handle = added
+            .into_handle()
+            .ok_or_else(|| Retry("not added".into()))?;
+        let size = handle.stats().total_bytes;
+        self.upsert(Record {
+            name,
+            size,
+            kind: Kind::Download { folder: target },
+            ..record
+        });
+        self.inner.fetching.lock().unwrap().remove(&hash);
+        // The downloader becomes a source as soon as it has the metadata.
+        self.changed();
+        self.watch_completion(hash, handle);
+        Ok(())
+    }
+
+    fn watch_completion(&self, hash: InfoHash, handle: ManagedTorrentHandle) {
+        let engine = self.clone();
+        let stop = self.inner.stop.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                r = handle.wait_until_completed() => match r {
+                    Ok(()) => {
+                        if let Some(rec) = engine.record(&hash) {
+                            if !rec.finished {
+                                engine.upsert(Record { finished: true, ..rec.clone() });
+                                engine.inner.events.send(Event::DownloadFinished { hash, name: rec.name });
+                            }
+                        }
+                    }
+                    Err(e) => engine.inner.events.send(Event::DownloadFailed { hash, reason: format!("{e:#}") }),
+                },
+            }
+        });
+    }
+
+    /// Re-adds a saved torrent after a restart: shares seed again (their
+    /// files are checked first), downloads continue from their verified
+    /// pieces.
+    async fn restore(&self, record: Record) {
+        let hash = record.info_hash;
+        let Some(bytes) = self.inner.store.load_torrent(&hash) else {
+            if matches!(record.kind, Kind::Download { .. }) {
+                self.spawn_fetch(hash);
+            }
+            return;
+        };
+        let folder = match &record.kind {
+            Kind::Share { path, folder } => {
+                if !path.exists() {
+                    tracing::warn!(path = %path.display(), "a shared file is gone; unsharing it");
+                    self.forget(&hash);
+                    self.inner.events.send(Event::ShareBroken {
+                        hash,
+                        reason: format!(
+                            "{} no longer exists; it is no longer shared",
+                            path.display()
+                        ),
+                    });
+                    self.changed();
+                    return;
+                }
+                folder.clone()
+            }
+            // Set to the torrent's own folder once its metadata arrived.
+            Kind::Download { folder } => folder.clone(),
+        };
+        let peers = peers_for(&self.inner.catalog, &hash);
+        match self
+            .inner
+            .session
+            .add_torrent(
+                AddTorrent::TorrentFileBytes(bytes.into()),
+                Some(self.add_options(&folder, peers, record.paused)),
+            )
+            .await
+        {
+            Ok(added) => {
+                if let Some(handle) = added.into_handle() {
+                    if let Kind::Share { path, .. } = &record.kind {
+                        self.verify_share(hash, path.clone(), handle);
+                    } else {
+                        self.watch_completion(hash, handle);
+                    }
+                }
+            }
+            Err(e) => tracing::error!(%hash, "cannot restore {}: {e:#}", record.name),
+        }
+    }
+
+    /// After the check that follows a restart: a share whose files no
+    /// longer match its hashes is unshared (never serve bad data).
+    fn verify_share(&self, hash: InfoHash, path: PathBuf, handle: ManagedTorrentHandle) {
+        let engine = self.clone();
+        tokio::spawn(async move {
+            if handle.wait_until_initialized().await.is_err() {
+                return;
+            }
+            let stats = handle.stats();
+            if stats.progress_bytes < stats.total_bytes {
+                tracing::warn!(path = %path.display(), "a shared file changed on disk; unsharing it");
+                let _ = engine.remove(&hash, false).await;
+                engine.inner.events.send(Event::ShareBroken {
+                    hash,
+                    reason: format!(
+                        "{} changed on disk since it was shared; share it again to publish the new content",
+                        path.display()
+                    ),
+                });
+            }
+        });
+    }
+
+    // ----- control and statistics -----------------------------------------
+
+    fn handle(&self, hash: &InfoHash) -> Result<ManagedTorrentHandle, EngineError> {
+        self.inner
+            .session
+            .get(id20(hash).into())
+            .ok_or(EngineError::Unknown(*hash))
+    }
+
+    pub async fn pause(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        let h = self.handle(hash)?;
+        if !h.is_paused() {
+            self.inner.session.pause(&h).await.map_err(err)?;
+        }
+        if let Some(r) = self.record(hash) {
+            self.upsert(Record { paused: true, ..r });
+        }
+        Ok(())
+    }
+
+    pub async fn resume(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        let h = self.handle(hash)?;
+        if h.is_paused() {
+            self.inner.session.unpause(&h).await.map_err(err)?;
+        }
+        if let Some(r) = self.record(hash) {
+            self.upsert(Record { paused: false, ..r });
+        }
+        Ok(())
+    }
+
+    /// Cancels a download (or stops a share), optionally deleting its data.
+    /// Deleting the data of a share of the user's own files is refused.
+    pub async fn cancel(&self, hash: &InfoHash, delete_data: bool) -> Result<(), EngineError> {
+        let record = self.record(hash).ok_or(EngineError::Unknown(*hash))?;
+        if delete_data && matches!(record.kind, Kind::Share { .. }) {
+            return Err(EngineError::BadPath(
+                "this is one of your own shares: unshare it instead; Bitween never deletes your files".into(),
+            ));
+        }
+        self.remove(hash, delete_data).await
+    }
+
+    /// Every transfer with its live statistics.
+    pub fn transfers(&self) -> Vec<Transfer> {
+        let records = self.inner.state.lock().unwrap().torrents.clone();
+        let fetching: HashSet<InfoHash> = self
+            .inner
+            .fetching
+            .lock()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect();
+        records
+            .into_iter()
+            .map(|r| self.transfer(r, &fetching))
+            .collect()
+    }
+
+    fn transfer(&self, r: Record, fetching: &HashSet<InfoHash>) -> Transfer {
+        let (kind, folder) = match &r.kind {
+            Kind::Share { folder, .. } => ("share", folder.clone()),
+            Kind::Download { folder } => ("download", folder.clone()),
+        };
+        let mut t = Transfer {
+            hash: r.info_hash,
+            name: r.name.clone(),
+            kind,
+            state: "fetching_metadata",
+            done_bytes: 0,
+            total_bytes: r.size,
+            uploaded_bytes: 0,
+            down_bytes_per_sec: 0,
+            up_bytes_per_sec: 0,
+            eta_secs: None,
+            peers: vec![],
+            folder,
+            error: None,
+        };
+        if fetching.contains(&r.info_hash) {
+            return t;
+        }
+        let Some(h) = self.inner.session.get(id20(&r.info_hash).into()) else {
+            return t;
+        };
+        let stats = h.stats();
+        t.done_bytes = stats.progress_bytes;
+        t.total_bytes = stats.total_bytes;
+        t.uploaded_bytes = stats.uploaded_bytes;
+        t.error = stats.error.clone();
+        t.state = match stats.state {
+            librqbit::TorrentStatsState::Initializing { .. } => "checking",
+            librqbit::TorrentStatsState::Paused => "paused",
+            librqbit::TorrentStatsState::Error => "error",
+            librqbit::TorrentStatsState::Live if stats.finished => "seeding",
+            librqbit::TorrentStatsState::Live => "downloading",
+        };
+        if let Some(live) = &stats.live {
+            t.down_bytes_per_sec = (live.download_speed.mbps * 1024.0 * 1024.0) as u64;
+            t.up_bytes_per_sec = (live.upload_speed.mbps * 1024.0 * 1024.0) as u64;
+            if t.down_bytes_per_sec > 0 && t.total_bytes > t.done_bytes {
+                t.eta_secs = Some((t.total_bytes - t.done_bytes) / t.down_bytes_per_sec);
+            }
+        }
+        if let Some(live) = h.live() {
+            let sources = self.inner.catalog.sources(&r.info_hash);
+            let snapshot = live.per_peer_stats_snapshot(Default::default());
+            t.peers = snapshot
+                .peers
+                .keys()
+                .map(|addr| Peer {
+                    address: addr.clone(),
+                    contact: addr.parse().ok().and_then(|a| contact_of(&sources, a)),
+                })
+                .collect();
+            t.peers.sort_by(|a, b| a.address.cmp(&b.address));
+        }
+        t
+    }
+
+    fn spawn_stats(&self) {
+        let engine = Arc::downgrade(&self.inner);
+        let stop = self.inner.stop.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut tick = tokio::time::interval(STATS_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    let Some(inner) = engine.upgrade() else { break };
+                    let e = Engine { inner };
+                    let transfers = e.transfers();
+                    if !transfers.is_empty() {
+                        e.inner.events.send(Event::Transfers { transfers });
+                    }
+                }
+            },
+            tracing::debug_span!("transfer-stats"),
+        ));
+    }
+
+    /// Changes the session's upload limit (bytes per second; None: none).
+    pub fn set_upload_limit(&self, bps: Option<std::num::NonZeroU32>) {
+        self.inner.session.ratelimits.set_upload_bps(bps);
+    }
+
+    /// Stops every torrent and the listener.
+    pub async fn shutdown(&self) {
+        self.inner.stop.cancel();
+        self.inner.session.stop().await;
+    }
+
+    /// Our listen address for tests and diagnostics (all interfaces).
+    pub fn listen_addr_v4(&self) -> SocketAddr {
+        (Ipv4Addr::LOCALHOST, self.inner.port).into()
+    }
+}
+
+/// The contact resource behind a peer address: the one that published
+/// exactly this address, or else the only one that published its IP (a peer
+/// that connected to us comes from another port).
+fn contact_of(sources: &[crate::shares::Source], addr: SocketAddr) -> Option<String> {
+    let name = |s: &crate::shares::Source| format!("{}/{}", s.jid, s.resource);
+    if let Some(s) = sources.iter().find(|s| s.address == addr) {
+        return Some(name(s));
+    }
+    let mut same_ip = sources
+        .iter()
+        .filter(|s| s.address.ip() == addr.ip())
+        .map(name);
+    let first = same_ip.next()?;
+    same_ip.all(|n| n == first).then_some(first)
+}
+
+enum FetchError {
+    Retry(String),
+    Fatal(String),
+}
+use FetchError::{Fatal, Retry};
+
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

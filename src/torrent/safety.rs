@@ -1,0 +1,89 @@
+//! Checks on a contact's torrent metadata before anything is written: every
+//! file must land inside the download folder.
+//!
+//! librqbit already refuses `..` components and separators inside a
+//! component; we also refuse what would be dangerous elsewhere (NUL and
+//! other control characters, drive letters, empty or `.` components) and
+//! symlink entries, and say which name was refused.
+
+use librqbit::{ByteBufOwned, ValidatedTorrentMetaV1Info};
+
+/// Why one path component is unsafe, if it is.
+pub fn unsafe_component(c: &str) -> Option<&'static str> {
+    if c.is_empty() || c == "." {
+        return Some("an empty or `.` path component");
+    }
+    if c == ".." {
+        return Some("a `..` component that would leave the download folder");
+    }
+    if c.contains(['/', '\\']) {
+        return Some("a path separator inside a name");
+    }
+    if c.chars().any(char::is_control) {
+        return Some("a NUL or other control character");
+    }
+    let b = c.as_bytes();
+    if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
+        return Some("a drive letter");
+    }
+    None
+}
+
+/// Refuses metadata with any file name that could escape the download
+/// folder; the error names the file and the reason.
+pub fn check_file_names(info: &ValidatedTorrentMetaV1Info<ByteBufOwned>) -> Result<(), String> {
+    if let Some(name) = info.name() {
+        if let Some(why) = unsafe_component(&name) {
+            return Err(format!(
+                "the torrent's name {name:?} contains {why}; nothing was written"
+            ));
+        }
+    }
+    for file in info.iter_file_details() {
+        let parts: Vec<String> = file
+            .filename
+            .iter_components()
+            .map(|c| c.into_owned())
+            .collect();
+        for c in &parts {
+            if let Some(why) = unsafe_component(c) {
+                return Err(format!(
+                    "the file name {:?} contains {why}; nothing was written",
+                    parts.join("/")
+                ));
+            }
+        }
+        if file.attrs().symlink {
+            return Err(format!(
+                "{:?} is a symbolic link; nothing was written",
+                parts.join("/")
+            ));
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dangerous_components_are_named() {
+        for ok in ["file.txt", "Ünïcode ☀.bin", "a:b", ".hidden"] {
+            assert_eq!(unsafe_component(ok), None, "{ok}");
+        }
+        for bad in [
+            "",
+            ".",
+            "..",
+            "a/b",
+            "a\\b",
+            "nul\0byte",
+            "C:",
+            "c:evil",
+            "tab\there",
+        ] {
+            assert!(unsafe_component(bad).is_some(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,145 @@
+//! What the engine must remember across restarts: the listen port, every
+//! share (path, where it is seeded from) and every download (where it goes),
+//! plus each torrent's metainfo file. Written atomically (temporary file,
+//! fsync, rename), so a kill -9 at any moment leaves either the old or the
+//! new state, never a torn one.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::shares::InfoHash;
+
+/// One torrent of ours.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Record {
+    pub info_hash: InfoHash,
+    /// Display name (the torrent's name once known).
+    pub name: String,
+    /// Total bytes (0 until the metadata is known).
+    pub size: u64,
+    pub kind: Kind,
+    pub paused: bool,
+    /// A download that completed (so a restart does not announce it again).
+    #[serde(default)]
+    pub finished: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Kind {
+    /// A file or folder of the user's, seeded in place from `folder`.
+    Share { path: PathBuf, folder: PathBuf },
+    /// A download into `folder`.
+    Download { folder: PathBuf },
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct State {
+    /// The BitTorrent port picked on first start (kept across restarts).
+    pub listen_port: u16,
+    pub torrents: Vec<Record>,
+}
+
+/// The state file and the metainfo folder in the data dir.
+#[derive(Debug)]
+pub struct Store {
+    dir: PathBuf,
+}
+
+fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(bytes)?;
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, path)?;
+    if let Some(parent) = path.parent() {
+        // Make the rename itself durable.
+        if let Ok(d) = std::fs::File::open(parent) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    pub fn open(data_dir: &Path) -> std::io::Result<Store> {
+        std::fs::create_dir_all(data_dir.join("torrents"))?;
+        Ok(Store {
+            dir: data_dir.to_path_buf(),
+        })
+    }
+
+    fn state_path(&self) -> PathBuf {
+        self.dir.join("torrents.json")
+    }
+
+    /// The saved state; a missing file is an empty state, an unreadable one
+    /// an error that names the file (we never overwrite what we cannot read).
+    pub fn load(&self) -> Result<State, String> {
+        match std::fs::read(self.state_path()) {
+            Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
+                format!(
+                    "{} is damaged ({e}); move it away to start with no shares",
+                    self.state_path().display()
+                )
+            }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
+            Err(e) => Err(format!("cannot read {}: {e}", self.state_path().display())),
+        }
+    }
+
+    pub fn save(&self, state: &State) -> std::io::Result<()> {
+        let bytes = serde_json::to_vec_pretty(state).expect("state serializes");
+        write_atomically(&self.state_path(), &bytes)
+    }
+
+    fn torrent_path(&self, hash: &InfoHash) -> PathBuf {
+        self.dir.join("torrents").join(format!("{hash}.torrent"))
+    }
+
+    pub fn save_torrent(&self, hash: &InfoHash, bytes: &[u8]) -> std::io::Result<()> {
+        write_atomically(&self.torrent_path(hash), bytes)
+    }
+
+    pub fn load_torrent(&self, hash: &InfoHash) -> Option<Vec<u8>> {
+        std::fs::read(self.torrent_path(hash)).ok()
+    }
+
+    pub fn remove_torrent(&self, hash: &InfoHash) {
+        let _ = std::fs::remove_file(self.torrent_path(hash));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_round_trips_and_damage_is_reported_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.load().unwrap(), State::default());
+        let state = State {
+            listen_port: 6881,
+            torrents: vec![Record {
+                info_hash: InfoHash([7; 20]),
+                name: "x".into(),
+                size: 3,
+                kind: Kind::Download {
+                    folder: "/tmp/d".into(),
+                },
+                paused: true,
+                finished: false,
+            }],
+        };
+        store.save(&state).unwrap();
+        assert_eq!(store.load().unwrap(), state);
+        std::fs::write(dir.path().join("torrents.json"), b"{not json").unwrap();
+        let err = store.load().unwrap_err();
+        assert!(err.contains("torrents.json is damaged"), "{err}");
+    }
+}

@@ -1,0 +1,209 @@
+//! A BitTorrent tracker on 127.0.0.1 inside the app that answers announces
+//! from the contacts' catalog.
+//!
+//! Why: librqbit 9.1 has no public call to add a peer to a running torrent,
+//! and `initial_peers` are fixed when a torrent is added. Every torrent of
+//! ours lists this tracker and re-announces every few seconds, so sources
+//! that appear later (a contact who just downloaded the file, a device that
+//! came online) join running downloads and seeds without removing and
+//! re-adding anything, and without a fork of librqbit. The tracker hands out
+//! only addresses our contacts published for that info hash (online
+//! resources), so nobody can make us connect anywhere else. It listens on
+//! loopback behind a random path, so other local programs cannot read the
+//! catalog through it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+
+use crate::shares::{Catalog, InfoHash};
+
+/// How often torrents re-announce to the local tracker.
+pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
+
+/// The running tracker.
+#[derive(Debug, Clone)]
+pub struct LocalTracker {
+    url: String,
+}
+
+impl LocalTracker {
+    /// Binds 127.0.0.1 on a free port and serves until `stop` is cancelled.
+    pub async fn start(catalog: Catalog, stop: CancellationToken) -> std::io::Result<LocalTracker> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let secret: u64 = rand::random();
+        let path = format!("/{secret:016x}/announce");
+        let url = format!("http://{}{path}", listener.local_addr()?);
+        let task = async move {
+            loop {
+                let conn = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    c = listener.accept() => c,
+                };
+                let Ok((stream, _)) = conn else { continue };
+                let (catalog, path) = (catalog.clone(), path.clone());
+                tokio::spawn(async move {
+                    if let Err(e) = serve(stream, &catalog, &path).await {
+                        tracing::debug!("local tracker request failed: {e}");
+                    }
+                });
+            }
+        };
+        tokio::spawn(tracing::Instrument::instrument(
+            task,
+            tracing::debug_span!("local-tracker"),
+        ));
+        Ok(LocalTracker { url })
+    }
+
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+}
+
+async fn serve(mut stream: TcpStream, catalog: &Catalog, path: &str) -> std::io::Result<()> {
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
+            .await
+            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow request"))??;
+        if n == 0 || buf.len() > 16 * 1024 {
+            return Ok(());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    let head = String::from_utf8_lossy(&buf);
+    let target = head
+        .lines()
+        .next()
+        .and_then(|l| l.strip_prefix("GET "))
+        .and_then(|l| l.split(' ').next())
+        .unwrap_or("");
+    let body = match target.split_once('?') {
+        Some((p, query)) if p == path => match info_hash_param(query) {
+            Some(hash) => announce_response(&peers_for(catalog, &hash)),
+            None => failure("missing or malformed info_hash"),
+        },
+        _ => failure("unknown path"),
+    };
+    let mut response = format!(
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    response.extend_from_slice(&body);
+    stream.write_all(&response).await?;
+    stream.shutdown().await
+}
+
+/// Every address published for `hash` by an online contact resource.
+pub fn peers_for(catalog: &Catalog, hash: &InfoHash) -> Vec<SocketAddr> {
+    let mut out: Vec<SocketAddr> = catalog
+        .sources(hash)
+        .into_iter()
+        .filter(|s| s.online)
+        .map(|s| s.address)
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// The raw 20 bytes of the `info_hash` query parameter (percent-encoded).
+fn info_hash_param(query: &str) -> Option<InfoHash> {
+    let value = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("info_hash="))?;
+    let bytes = percent_decode(value)?;
+    Some(InfoHash(bytes.try_into().ok()?))
+}
+
+fn percent_decode(s: &str) -> Option<Vec<u8>> {
+    let mut out = Vec::with_capacity(20);
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' => {
+                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+                out.push(u8::from_str_radix(hex, 16).ok()?);
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// A bencoded announce answer with compact IPv4 and IPv6 peer lists.
+fn announce_response(peers: &[SocketAddr]) -> Vec<u8> {
+    let mut v4 = Vec::new();
+    let mut v6 = Vec::new();
+    for p in peers {
+        match p.ip() {
+            IpAddr::V4(ip) => {
+                v4.extend_from_slice(&ip.octets());
+                v4.extend_from_slice(&p.port().to_be_bytes());
+            }
+            IpAddr::V6(ip) => {
+                v6.extend_from_slice(&ip.octets());
+                v6.extend_from_slice(&p.port().to_be_bytes());
+            }
+        }
+    }
+    let secs = ANNOUNCE_INTERVAL.as_secs();
+    let mut out = format!(
+        "d8:completei0e10:incompletei0e8:intervali{secs}e12:min intervali{secs}e5:peers{}:",
+        v4.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(&v4);
+    out.extend_from_slice(format!("6:peers6{}:", v6.len()).as_bytes());
+    out.extend_from_slice(&v6);
+    out.push(b'e');
+    out
+}
+
+fn failure(reason: &str) -> Vec<u8> {
+    format!("d14:failure reason{}:{reason}e", reason.len()).into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decodes_the_info_hash_parameter() {
+        let q = "info_hash=%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A&peer_id=x&port=1";
+        let h = info_hash_param(q).unwrap();
+        assert_eq!(h.to_hex(), "123456789abcdef123456789abcdef123456789a");
+        assert!(info_hash_param("info_hash=%12").is_none());
+        assert!(info_hash_param("peer_id=x").is_none());
+    }
+
+    #[test]
+    fn answers_in_compact_form() {
+        let r = announce_response(&[
+            "10.0.0.1:6881".parse().unwrap(),
+            "[::1]:80".parse().unwrap(),
+        ]);
+        let mut expected =
+            b"d8:completei0e10:incompletei0e8:intervali3e12:min intervali3e5:peers6:".to_vec();
+        expected.extend_from_slice(&[10, 0, 0, 1, 0x1a, 0xe1]);
+        expected.extend_from_slice(b"6:peers618:");
+        expected.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 80]);
+        expected.push(b'e');
+        assert_eq!(r, expected);
+    }
+}

@@ -1,0 +1,289 @@
+//! End to end over real parts: Prosody carries the share lists, librqbit
+//! sessions on loopback carry the bytes. A file and a folder arrive
+//! byte-identical; a third contact swarms from two sources, picks up a
+//! source that appears late, and finishes from the other when one leaves.
+
+mod common;
+
+use std::io::Write;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bitween::events::Event;
+use bitween::service::{Service, ServiceConfig};
+use bitween::shares::InfoHash;
+use bitween::torrent::{EngineConfig, Transfer};
+use bitween::xmpp::XmppConfig;
+use common::{Prosody, DOMAIN, PASSWORD};
+use rand::RngCore;
+use tokio::sync::broadcast;
+
+fn jid(user: &str) -> String {
+    format!("{user}@{DOMAIN}")
+}
+
+struct Node {
+    svc: Service,
+    events: broadcast::Receiver<Event>,
+    dir: PathBuf,
+}
+
+async fn start(server: &Prosody, user: &str, dir: &Path, upload_limit: Option<u32>) -> Node {
+    common::init_logging();
+    let config = ServiceConfig {
+        xmpp: XmppConfig {
+            jid: jid(user),
+            password: PASSWORD.into(),
+            resource: Some("pc".into()),
+            server: Some(server.server()),
+            insecure_plaintext: true,
+        },
+        engine: EngineConfig {
+            data_dir: dir.join("data"),
+            download_dir: dir.join("downloads"),
+            listen_port: 0,
+            upload_limit: upload_limit.and_then(NonZeroU32::new),
+        },
+        addresses: vec!["127.0.0.1".parse().unwrap()],
+    };
+    let svc = Service::start(config).await.expect("service starts");
+    let events = svc.events.subscribe();
+    Node {
+        svc,
+        events,
+        dir: dir.to_path_buf(),
+    }
+}
+
+impl Node {
+    async fn wait_for(
+        &mut self,
+        what: &str,
+        limit: Duration,
+        pred: impl Fn(&Event) -> bool,
+    ) -> Event {
+        let deadline = tokio::time::Instant::now() + limit;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.recv()).await {
+                Ok(Ok(e)) if pred(&e) => return e,
+                Ok(Ok(Event::DownloadFailed { hash, reason })) => {
+                    panic!("download {hash} failed while waiting for {what}: {reason}")
+                }
+                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
+                Ok(Err(e)) => panic!("event bus: {e}"),
+                Err(_) => panic!(
+                    "timed out after {limit:?} waiting for {what}; transfers: {:#?}",
+                    self.svc.engine.transfers()
+                ),
+            }
+        }
+    }
+
+    /// Waits until `user` publishes `hash` from an online resource.
+    async fn wait_source(&mut self, user: &str, hash: InfoHash) {
+        let catalog = self.svc.catalog.clone();
+        let has = move || {
+            catalog
+                .sources(&hash)
+                .iter()
+                .any(|s| s.jid == jid(user) && s.online)
+        };
+        if has() {
+            return;
+        }
+        self.wait_for(
+            &format!("{user} as a source of {hash}"),
+            Duration::from_secs(30),
+            |_| has(),
+        )
+        .await;
+    }
+
+    async fn wait_finished(&mut self, hash: InfoHash, limit: Duration) {
+        if self
+            .svc
+            .engine
+            .transfers()
+            .iter()
+            .any(|t| t.hash == hash && t.state == "seeding")
+        {
+            return;
+        }
+        self.wait_for(
+            &format!("download {hash} to finish"),
+            limit,
+            |e| matches!(e, Event::DownloadFinished { hash: h, .. } if *h == hash),
+        )
+        .await;
+    }
+}
+
+fn random_file(path: &Path, bytes: usize) {
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut rng = rand::rng();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len());
+        rng.fill_bytes(&mut buf[..n]);
+        f.write_all(&buf[..n]).unwrap();
+        left -= n;
+    }
+}
+
+fn assert_same_file(a: &Path, b: &Path) {
+    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
+    assert!(
+        x.len() == y.len() && x == y,
+        "{} and {} differ",
+        a.display(),
+        b.display()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_file_and_a_folder_arrive_byte_identical() {
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut alice = start(&server, "alice", &tmp.path().join("alice"), None).await;
+    let mut bob = start(&server, "bob", &tmp.path().join("bob"), None).await;
+
+    let mine = alice.dir.join("mine");
+    std::fs::create_dir_all(mine.join("album/inner")).unwrap();
+    random_file(&mine.join("big.bin"), 50 * 1024 * 1024);
+    random_file(&mine.join("album/one.jpg"), 300_000);
+    random_file(&mine.join("album/two.jpg"), 1_234_567);
+    random_file(&mine.join("album/inner/three.txt"), 10);
+    let file = alice.svc.engine.share(&mine.join("big.bin")).await.unwrap();
+    let folder = alice.svc.engine.share(&mine.join("album")).await.unwrap();
+    assert_eq!(file.size, 50 * 1024 * 1024);
+    assert_eq!(folder.size, 300_000 + 1_234_567 + 10);
+    // Sharing the same path again is a no-op.
+    assert_eq!(
+        alice.svc.engine.share(&mine.join("big.bin")).await.unwrap(),
+        file
+    );
+    // A path that does not exist gets a clear error.
+    let err = alice
+        .svc
+        .engine
+        .share(&mine.join("nope"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("nope"), "{err}");
+
+    bob.wait_source("alice", file.hash).await;
+    bob.wait_source("alice", folder.hash).await;
+    bob.svc.engine.download(file.hash, None).await.unwrap();
+    bob.svc.engine.download(folder.hash, None).await.unwrap();
+    bob.wait_finished(file.hash, Duration::from_secs(120)).await;
+    bob.wait_finished(folder.hash, Duration::from_secs(120))
+        .await;
+
+    let got = bob.dir.join("downloads");
+    assert_same_file(&mine.join("big.bin"), &got.join("big.bin"));
+    for f in ["one.jpg", "two.jpg", "inner/three.txt"] {
+        assert_same_file(&mine.join("album").join(f), &got.join("album").join(f));
+    }
+    // bob re-shares what he downloaded: alice sees him as a source.
+    alice.wait_source("bob", file.hash).await;
+    alice.wait_source("bob", folder.hash).await;
+
+    bob.svc.shutdown().await;
+    alice.svc.shutdown().await;
+}
+
+fn peers_by_contact(t: &[Transfer], hash: InfoHash) -> Vec<String> {
+    let mut v: Vec<String> = t
+        .iter()
+        .filter(|t| t.hash == hash)
+        .flat_map(|t| t.peers.iter().filter_map(|p| p.contact.clone()))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_swarm_uses_late_sources_and_survives_a_leaving_one() {
+    let server = Prosody::start(
+        &["alice", "bob", "carol"],
+        &[("alice", "bob"), ("alice", "carol"), ("bob", "carol")],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = start(&server, "alice", &tmp.path().join("alice"), None).await;
+    let bob_dir = tmp.path().join("bob");
+    let mut bob = start(&server, "bob", &bob_dir, None).await;
+    let original = alice.dir.join("film.bin");
+    std::fs::create_dir_all(&alice.dir).unwrap();
+    random_file(&original, 50 * 1024 * 1024);
+    let film = alice.svc.engine.share(&original).await.unwrap();
+
+    // bob gets the whole file first, then goes offline.
+    bob.wait_source("alice", film.hash).await;
+    bob.svc.engine.download(film.hash, None).await.unwrap();
+    bob.wait_finished(film.hash, Duration::from_secs(120)).await;
+    bob.svc.shutdown().await;
+    drop(bob);
+
+    // From now on seeders upload slowly, so carol's download is still
+    // running when the swarm changes.
+    let limit = Some(2 * 1024 * 1024);
+    alice
+        .svc
+        .engine
+        .set_upload_limit(limit.and_then(NonZeroU32::new));
+
+    // carol starts while only alice is online ...
+    let mut carol = start(&server, "carol", &tmp.path().join("carol"), None).await;
+    carol.wait_source("alice", film.hash).await;
+    carol.svc.engine.download(film.hash, None).await.unwrap();
+    let c = carol.svc.catalog.clone();
+    assert!(
+        !c.sources(&film.hash)
+            .iter()
+            .any(|s| s.jid == jid("bob") && s.online),
+        "bob is offline at the start"
+    );
+    carol
+        .wait_for("carol downloading from alice", Duration::from_secs(60), |e| {
+            matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == film.hash && t.state == "downloading" && t.done_bytes > 0))
+        })
+        .await;
+
+    // ... then bob comes back (restart: his download seeds again) and joins
+    // the running download as a source.
+    let mut bob = start(&server, "bob", &bob_dir, limit).await;
+    bob.wait_for("bob seeding again after his restart", Duration::from_secs(60), |e| {
+        matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == film.hash && t.state == "seeding"))
+    })
+    .await;
+    let e = carol
+        .wait_for("carol's peers to include alice and bob", Duration::from_secs(60), |e| {
+            matches!(e, Event::Transfers { transfers } if peers_by_contact(transfers, film.hash).len() == 2)
+        })
+        .await;
+    let Event::Transfers { transfers } = e else {
+        unreachable!()
+    };
+    assert_eq!(
+        peers_by_contact(&transfers, film.hash),
+        vec![format!("{}/pc", jid("alice")), format!("{}/pc", jid("bob"))]
+    );
+    let t = transfers.iter().find(|t| t.hash == film.hash).unwrap();
+    assert!(
+        t.done_bytes < t.total_bytes,
+        "still running when the swarm changed"
+    );
+
+    // alice leaves mid-transfer; carol finishes from bob.
+    alice.svc.shutdown().await;
+    carol
+        .wait_finished(film.hash, Duration::from_secs(120))
+        .await;
+    assert_same_file(&original, &carol.dir.join("downloads/film.bin"));
+
+    carol.svc.shutdown().await;
+    bob.svc.shutdown().await;
+}
