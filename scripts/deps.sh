@@ -8,9 +8,10 @@ as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages: build tools for crates with C parts, Prosody for tests.
+# Debian packages: build tools for crates with C parts; Prosody and
+# qbittorrent-nox (an independent BitTorrent client) for the tests.
 need=()
-for pkg in build-essential pkg-config ca-certificates curl prosody; do
+for pkg in build-essential pkg-config ca-certificates curl prosody qbittorrent-nox; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

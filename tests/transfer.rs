@@ -287,3 +287,114 @@ async fn a_swarm_uses_late_sources_and_survives_a_leaving_one() {
     carol.svc.shutdown().await;
     bob.svc.shutdown().await;
 }
+
+/// Runs bob's side of the kill test in a child process (this same test
+/// binary), so the parent can SIGKILL it mid-download. Does nothing when
+/// run as an ordinary test.
+#[tokio::test(flavor = "multi_thread")]
+async fn child_bob_download() {
+    let Ok(dir) = std::env::var("BITWEEN_CHILD_DIR") else {
+        return;
+    };
+    let port: u16 = std::env::var("BITWEEN_CHILD_XMPP_PORT")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let hash: InfoHash = std::env::var("BITWEEN_CHILD_HASH")
+        .unwrap()
+        .parse()
+        .unwrap();
+    let server = Prosody::attach(port);
+    let mut bob = start(&server, "bob", Path::new(&dir), None).await;
+    bob.wait_source("alice", hash).await;
+    bob.svc.engine.download(hash, None).await.unwrap();
+    loop {
+        if let Ok(Event::Transfers { transfers }) = bob.events.recv().await {
+            for t in transfers.iter().filter(|t| t.hash == hash) {
+                println!("PROGRESS {} {}", t.done_bytes, t.total_bytes);
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_killed_downloader_resumes_without_starting_over() {
+    use std::io::BufRead;
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let tmp = tempfile::tempdir().unwrap();
+    // alice uploads slowly so the kill lands mid-transfer.
+    let alice = start(
+        &server,
+        "alice",
+        &tmp.path().join("alice"),
+        Some(4 * 1024 * 1024),
+    )
+    .await;
+    std::fs::create_dir_all(&alice.dir).unwrap();
+    let original = alice.dir.join("movie.bin");
+    random_file(&original, 50 * 1024 * 1024);
+    let movie = alice.svc.engine.share(&original).await.unwrap();
+
+    let bob_dir = tmp.path().join("bob");
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "child_bob_download",
+            "--exact",
+            "--nocapture",
+            "--test-threads=1",
+        ])
+        .env("BITWEEN_CHILD_DIR", &bob_dir)
+        .env("BITWEEN_CHILD_XMPP_PORT", server.port.to_string())
+        .env("BITWEEN_CHILD_HASH", movie.hash.to_hex())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let at_kill = tokio::task::spawn_blocking(move || {
+        for line in stdout.lines() {
+            let line = line.unwrap();
+            if let Some(rest) = line.strip_prefix("PROGRESS ") {
+                let (done, total) = rest.split_once(' ').unwrap();
+                let (done, total): (u64, u64) = (done.parse().unwrap(), total.parse().unwrap());
+                if total > 0 && done * 2 >= total {
+                    return done;
+                }
+            }
+        }
+        panic!("the child ended before reaching 50 %");
+    });
+    let at_kill = tokio::time::timeout(Duration::from_secs(120), at_kill)
+        .await
+        .expect("the child reaches 50 % within 2 minutes")
+        .unwrap();
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    assert!(
+        at_kill < movie.size,
+        "killed before the end ({at_kill} bytes)"
+    );
+
+    let mut bob = start(&server, "bob", &bob_dir, None).await;
+    bob.wait_finished(movie.hash, Duration::from_secs(120))
+        .await;
+    assert_same_file(&original, &bob.dir.join("downloads/movie.bin"));
+    let t = bob
+        .svc
+        .engine
+        .transfers()
+        .into_iter()
+        .find(|t| t.hash == movie.hash)
+        .unwrap();
+    assert!(
+        t.fetched_bytes > 0,
+        "bob fetched the rest after the restart"
+    );
+    assert!(
+        t.fetched_bytes < movie.size,
+        "after the restart bob fetched {} bytes of {}: verified pieces were downloaded again",
+        t.fetched_bytes,
+        movie.size
+    );
+    bob.svc.shutdown().await;
+    alice.svc.shutdown().await;
+}

@@ -1,17 +1,20 @@
 //! `bitweend`: the headless Bitween backend.
 //!
-//! For now it logs in, publishes this resource's (still empty) share list,
-//! and prints what contacts share as their lists arrive; the BitTorrent
-//! engine, the JSON-RPC API and the rest of the flags of the daemon issue
-//! join it as they land. SIGINT/SIGTERM retract our entry and exit cleanly.
+//! It runs the backend service (XMPP + BitTorrent engine), seeds what is
+//! shared, publishes it with this machine's addresses, and prints what
+//! contacts share as their lists arrive. The JSON-RPC API and the rest of
+//! the daemon issue's flags join it as they land. SIGINT/SIGTERM retract our
+//! entry and exit cleanly.
 
 use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use bitween::events::{Event, EventBus};
-use bitween::shares::{Catalog, ResourceShares};
-use bitween::xmpp::{self, XmppConfig};
+use bitween::events::Event;
+use bitween::service::{Service, ServiceConfig};
+use bitween::shares::Catalog;
+use bitween::torrent::EngineConfig;
+use bitween::xmpp::XmppConfig;
 use clap::Parser;
 
 /// Share files with your XMPP contacts (headless backend).
@@ -36,6 +39,30 @@ struct Args {
     /// The XMPP resource (device name) to use; default: chosen by the server.
     #[arg(long)]
     resource: Option<String>,
+    /// Where Bitween keeps its state; default: $XDG_DATA_HOME/bitween.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Where downloads go; default: ~/Downloads/Bitween.
+    #[arg(long)]
+    download_dir: Option<PathBuf>,
+    /// The BitTorrent port; 0 (default) picks one and keeps it.
+    #[arg(long, default_value_t = 0)]
+    bt_port: u16,
+    /// Publish this address (with the BitTorrent port); repeatable. For
+    /// example 127.0.0.1 for tests, or a VPN address.
+    #[arg(long = "address")]
+    addresses: Vec<IpAddr>,
+    /// Share this file or folder at start (repeatable).
+    #[arg(long = "share")]
+    shares: Vec<PathBuf>,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_default()
+        .join("bitween")
 }
 
 fn password(args: &Args) -> Result<String, String> {
@@ -109,24 +136,39 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let bus = EventBus::new();
-    let mut events = bus.subscribe();
-    let (catalog, writer) = Catalog::new();
-    let config = XmppConfig {
-        jid: args.jid.clone(),
-        password,
-        resource: args.resource.clone(),
-        server: args.server.clone(),
-        insecure_plaintext: args.insecure_plaintext,
+    let config = ServiceConfig {
+        xmpp: XmppConfig {
+            jid: args.jid.clone(),
+            password,
+            resource: args.resource.clone(),
+            server: args.server.clone(),
+            insecure_plaintext: args.insecure_plaintext,
+        },
+        engine: EngineConfig {
+            data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
+            download_dir: args
+                .download_dir
+                .clone()
+                .unwrap_or_else(EngineConfig::default_download_dir),
+            listen_port: args.bt_port,
+            upload_limit: None,
+        },
+        addresses: args.addresses.clone(),
     };
-    let xmpp = match xmpp::start(config, bus.clone(), writer) {
-        Ok(x) => x,
+    let service = match Service::start(config).await {
+        Ok(s) => s,
         Err(e) => {
             eprintln!("bitweend: {e}");
             return ExitCode::from(2);
         }
     };
-    let _ = xmpp.set_local(ResourceShares::default());
+    let mut events = service.events.subscribe();
+    for path in &args.shares {
+        match service.engine.share(path).await {
+            Ok(s) => println!("sharing {} ({} bytes) as {}", s.name, s.size, s.hash),
+            Err(e) => eprintln!("bitweend: {e}"),
+        }
+    }
     let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
     {
         Ok(s) => s,
@@ -140,10 +182,10 @@ async fn main() -> ExitCode {
             _ = tokio::signal::ctrl_c() => break,
             _ = sigterm.recv() => break,
             ev = events.recv() => match ev {
-                Ok(Event::ContactSharesChanged { jid }) => print_contact(&catalog, &jid),
+                Ok(Event::ContactSharesChanged { jid }) => print_contact(&service.catalog, &jid),
                 Ok(Event::Disconnected { reason, retrying: false }) => {
                     eprintln!("bitweend: {reason}");
-                    xmpp.shutdown().await;
+                    service.shutdown().await;
                     return ExitCode::FAILURE;
                 }
                 Ok(_) | Err(_) => {}
@@ -151,6 +193,6 @@ async fn main() -> ExitCode {
         }
     }
     tracing::info!("signing out");
-    xmpp.shutdown().await;
+    service.shutdown().await;
     ExitCode::SUCCESS
 }

@@ -87,6 +87,9 @@ pub struct Transfer {
     pub done_bytes: u64,
     pub total_bytes: u64,
     pub uploaded_bytes: u64,
+    /// Bytes received from peers since this start (a resumed download
+    /// fetches only what it did not have).
+    pub fetched_bytes: u64,
     pub down_bytes_per_sec: u64,
     pub up_bytes_per_sec: u64,
     pub eta_secs: Option<u64>,
@@ -790,6 +793,7 @@ impl Engine {
             done_bytes: 0,
             total_bytes: r.size,
             uploaded_bytes: 0,
+            fetched_bytes: 0,
             down_bytes_per_sec: 0,
             up_bytes_per_sec: 0,
             eta_secs: None,
@@ -816,6 +820,7 @@ impl Engine {
             librqbit::TorrentStatsState::Live => "downloading",
         };
         if let Some(live) = &stats.live {
+            t.fetched_bytes = live.snapshot.fetched_bytes;
             t.down_bytes_per_sec = (live.download_speed.mbps * 1024.0 * 1024.0) as u64;
             t.up_bytes_per_sec = (live.upload_speed.mbps * 1024.0 * 1024.0) as u64;
             if t.down_bytes_per_sec > 0 && t.total_bytes > t.done_bytes {

@@ -34,7 +34,7 @@ pub fn init_logging() {
     });
 }
 
-fn free_port() -> u16 {
+pub fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .expect("a free loopback port")
@@ -95,6 +95,16 @@ VirtualHost "{DOMAIN}"
         }
         p.start_again();
         p
+    }
+
+    /// A handle on a server another process started (for child processes
+    /// of a test); it is not stopped when dropped.
+    pub fn attach(port: u16) -> Prosody {
+        Prosody {
+            dir: tempfile::tempdir().expect("temp dir"),
+            port,
+            child: None,
+        }
     }
 
     pub fn config_path(&self) -> PathBuf {
