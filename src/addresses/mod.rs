@@ -10,9 +10,8 @@
 //! periodically and announces each change on a watch channel and as
 //! [`Event::AddressesChanged`](crate::events::Event::AddressesChanged).
 //! [`keep_published`] feeds the changes to the XMPP session;
-//! [`diagnose`](diagnose::diagnose) and
-//! [`order_addresses`](diagnose::order_addresses) use a contact's
-//! addresses.
+//! [`diagnose`](diagnose::diagnose) and [`order_addresses`] use a
+//! contact's addresses.
 //!
 //! Ports: every address is published with every BitTorrent port in
 //! [`Ports`], the engine's listen port and a NAT-mapped external port.

@@ -27,8 +27,9 @@ use crate::events::{Event, EventBus};
 pub type InterfaceLister =
     Arc<dyn Fn() -> std::io::Result<Vec<InterfaceAddr>> + Send + Sync + 'static>;
 
-/// Owns the address discovery task. Dropping it stops the task too;
-/// [`AddressWatcher::shutdown`] also waits for it to end.
+/// Owns the address discovery task. Dropping it stops the task too (the
+/// stop channel closes); [`AddressWatcher::shutdown`] also waits for the
+/// task to end.
 pub struct AddressWatcher {
     state: watch::Receiver<OwnAddresses>,
     ports: watch::Sender<Ports>,
@@ -143,13 +144,6 @@ impl AddressWatcher {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-    }
-}
-
-impl Drop for AddressWatcher {
-    fn drop(&mut self) {
-        // Dropping `stop` wakes the task, which then ends on its own.
-        self.stop.take();
     }
 }
 
