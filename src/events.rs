@@ -5,6 +5,9 @@
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use std::net::SocketAddr;
+
+use crate::addresses::PublicIpDecision;
 use crate::shares::{InfoHash, UserShares};
 use crate::torrent::Transfer;
 
@@ -48,6 +51,15 @@ pub enum Event {
     DownloadFailed { hash: InfoHash, reason: String },
     /// A share was withdrawn because its files vanished or changed.
     ShareBroken { hash: InfoHash, reason: String },
+    /// The addresses we publish (each address with each port) changed; an
+    /// address that is gone is no longer in the list.
+    AddressesChanged { addresses: Vec<SocketAddr> },
+    /// A lookup decided our public IPv4; `decision.rule` says how
+    /// (agreement, a lone answer, or the first of disagreeing answers).
+    PublicIpDecided { decision: PublicIpDecision },
+    /// No what-is-my-IP service answered usably; the last known public
+    /// IPv4 (if any) is kept and the lookup retried after `retry_in_ms`.
+    PublicIpLookupFailed { reason: String, retry_in_ms: u64 },
 }
 
 /// The sending side; clone it to hand out subscriptions.

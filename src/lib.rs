@@ -1,9 +1,11 @@
-//! Bitween's core library: the shares protocol, the contacts' catalog and
-//! the XMPP client that publishes and receives share lists over PEP.
+//! Bitween's core library: the shares protocol, the contacts' catalog, the
+//! XMPP client that publishes and receives share lists over PEP, and our
+//! own addresses (what we publish as reachable).
 //!
 //! Nothing here depends on a GUI toolkit: the desktop shell (`src-tauri/`)
 //! and the headless daemon (`src/bin/bitweend.rs`) are thin layers over it.
 
+pub mod addresses;
 pub mod events;
 pub mod service;
 pub mod shares;
