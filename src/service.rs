@@ -1,17 +1,22 @@
 //! Wires the parts together: the XMPP session, the contacts' catalog and
 //! the BitTorrent engine, talking through typed events.
 //!
-//! When what we share changes, the published entry is rebuilt from the
-//! engine's shares and our addresses (each address with the listen port).
+//! When what we share or our addresses change, the published entry is
+//! rebuilt from the engine's shares and our addresses (each address with
+//! the listen port).
 //! The desktop shell and the headless daemon both run exactly this.
 
-use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use crate::addresses::{
+    keep_published, AddressConfig, AddressConfigError, AddressWatcher, OwnAddresses, Ports,
+};
 use crate::events::{Event, EventBus};
-use crate::shares::{Catalog, ResourceShares};
+use crate::shares::Catalog;
 use crate::torrent::{Engine, EngineConfig, EngineError};
 use crate::xmpp::{self, ConfigError, XmppConfig, XmppHandle};
 
@@ -20,9 +25,8 @@ use crate::xmpp::{self, ConfigError, XmppConfig, XmppHandle};
 pub struct ServiceConfig {
     pub xmpp: XmppConfig,
     pub engine: EngineConfig,
-    /// Addresses published with the listen port (until address discovery
-    /// lands these are all we publish; tests use 127.0.0.1).
-    pub addresses: Vec<IpAddr>,
+    /// Which of our addresses to discover and publish.
+    pub addresses: AddressConfig,
 }
 
 /// Why the backend could not start.
@@ -32,6 +36,8 @@ pub enum StartError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Engine(#[from] EngineError),
+    #[error(transparent)]
+    Addresses(#[from] AddressConfigError),
 }
 
 /// The running backend.
@@ -41,6 +47,7 @@ pub struct Service {
     pub engine: Engine,
     pub catalog: Catalog,
     pub events: EventBus,
+    addresses: Arc<Mutex<Option<AddressWatcher>>>,
     stop: CancellationToken,
 }
 
@@ -48,6 +55,7 @@ impl Service {
     pub async fn start(config: ServiceConfig) -> Result<Service, StartError> {
         let events = EventBus::new();
         let (catalog, writer) = Catalog::new();
+        config.addresses.validate()?;
         let engine = Engine::start(config.engine.clone(), catalog.clone(), events.clone()).await?;
         let xmpp = match xmpp::start(config.xmpp.clone(), events.clone(), writer) {
             Ok(x) => x,
@@ -56,52 +64,66 @@ impl Service {
                 return Err(e.into());
             }
         };
+        let ports = Ports::listen(engine.listen_port());
+        let watcher = AddressWatcher::start(config.addresses.clone(), ports, events.clone())?;
         let service = Service {
             xmpp,
             engine,
             catalog,
             events,
+            addresses: Arc::new(Mutex::new(None)),
             stop: CancellationToken::new(),
         };
-        service.spawn_publisher(config.addresses);
+        service.spawn_publisher(watcher.subscribe());
+        *service.addresses.lock().unwrap() = Some(watcher);
         Ok(service)
     }
 
-    /// Keeps our published entry equal to the engine's shares.
-    fn spawn_publisher(&self, ips: Vec<IpAddr>) {
+    /// Keeps our published entry equal to the engine's shares and our
+    /// addresses.
+    fn spawn_publisher(&self, addresses: watch::Receiver<OwnAddresses>) {
+        let (shares_tx, shares_rx) = watch::channel(self.engine.local_shares());
+        keep_published(self.xmpp.clone(), addresses, shares_rx);
         let mut rx = self.events.subscribe();
-        let (engine, xmpp, stop) = (self.engine.clone(), self.xmpp.clone(), self.stop.clone());
-        let publish = move || {
-            let port = engine.listen_port();
-            let entry = ResourceShares {
-                shares: engine.local_shares(),
-                addresses: ips.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
-            };
-            let _ = xmpp.set_local(entry);
-        };
-        publish();
+        let (engine, stop) = (self.engine.clone(), self.stop.clone());
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         ev = rx.recv() => match ev {
-                            Ok(Event::LocalSharesChanged) => publish(),
-                            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => publish(),
+                            Ok(Event::LocalSharesChanged)
+                            | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                                shares_tx.send_replace(engine.local_shares());
+                            }
                             Err(_) => break,
                             Ok(_) => {}
                         },
                     }
                 }
             },
-            tracing::debug_span!("publisher"),
+            tracing::debug_span!("shares-to-publish"),
         ));
+    }
+
+    /// Our addresses as published now.
+    pub fn own_addresses(&self) -> OwnAddresses {
+        self.addresses
+            .lock()
+            .unwrap()
+            .as_ref()
+            .map(|w| w.current())
+            .unwrap_or_default()
     }
 
     /// Retracts our entry, stops the engine and the session.
     pub async fn shutdown(&self) {
         self.stop.cancel();
         self.xmpp.shutdown().await;
+        let watcher = self.addresses.lock().unwrap().take();
+        if let Some(w) = watcher {
+            w.shutdown().await;
+        }
         self.engine.shutdown().await;
     }
 

@@ -148,7 +148,7 @@ async fn service(server: &Prosody, user: &str, dir: &Path) -> Service {
             listen_port: 0,
             upload_limit: None,
         },
-        addresses: vec!["127.0.0.1".parse().unwrap()],
+        addresses: common::loopback_addresses(),
     })
     .await
     .expect("service starts")

@@ -45,7 +45,7 @@ async fn start(server: &Prosody, user: &str, dir: &Path, upload_limit: Option<u3
             listen_port: 0,
             upload_limit: upload_limit.and_then(NonZeroU32::new),
         },
-        addresses: vec!["127.0.0.1".parse().unwrap()],
+        addresses: common::loopback_addresses(),
     };
     let svc = Service::start(config).await.expect("service starts");
     let events = svc.events.subscribe();

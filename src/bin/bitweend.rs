@@ -10,6 +10,7 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use bitween::addresses::AddressConfig;
 use bitween::events::Event;
 use bitween::service::{Service, ServiceConfig};
 use bitween::shares::Catalog;
@@ -48,10 +49,21 @@ struct Args {
     /// The BitTorrent port; 0 (default) picks one and keeps it.
     #[arg(long, default_value_t = 0)]
     bt_port: u16,
-    /// Publish this address (with the BitTorrent port); repeatable. For
-    /// example 127.0.0.1 for tests, or a VPN address.
+    /// Publish this address (with the BitTorrent port) as well; repeatable.
+    /// For example 127.0.0.1 for tests, or a VPN address.
     #[arg(long = "address")]
     addresses: Vec<IpAddr>,
+    /// A what-is-my-IP service (URL answering our IPv4 as text); repeatable;
+    /// replaces the default list.
+    #[arg(long = "ip-service")]
+    ip_services: Vec<String>,
+    /// Do not look up our public IPv4.
+    #[arg(long)]
+    no_public_ip: bool,
+    /// Do not ask the router for a port mapping (UPnP). Mapping is not
+    /// implemented yet, so this is the current behaviour either way.
+    #[arg(long)]
+    no_upnp: bool,
     /// Share this file or folder at start (repeatable).
     #[arg(long = "share")]
     shares: Vec<PathBuf>,
@@ -153,7 +165,16 @@ async fn main() -> ExitCode {
             listen_port: args.bt_port,
             upload_limit: None,
         },
-        addresses: args.addresses.clone(),
+        addresses: AddressConfig {
+            public_ipv4: !args.no_public_ip,
+            static_addresses: args.addresses.clone(),
+            services: if args.ip_services.is_empty() {
+                AddressConfig::default().services
+            } else {
+                args.ip_services.clone()
+            },
+            ..Default::default()
+        },
     };
     let service = match Service::start(config).await {
         Ok(s) => s,

@@ -19,6 +19,18 @@ use bitween::xmpp::{self, XmppConfig, XmppHandle};
 use tokio::sync::broadcast;
 
 pub const DOMAIN: &str = "localhost";
+
+/// Publish 127.0.0.1 only: no interface discovery, no what-is-my-IP lookup
+/// (tests never reach the internet).
+pub fn loopback_addresses() -> bitween::addresses::AddressConfig {
+    bitween::addresses::AddressConfig {
+        public_ipv4: false,
+        ipv6: false,
+        lan: false,
+        static_addresses: vec!["127.0.0.1".parse().unwrap()],
+        ..Default::default()
+    }
+}
 pub const PASSWORD: &str = "correct horse";
 
 /// Logs of the code under test go to the test's output (shown on failure).
