@@ -565,14 +565,12 @@ impl Engine {
         .await
         .map_err(|_| Retry("timed out".into()))?
         .map_err(|e| {
-            let text = format!("{e:#}");
-            if text.contains("Bad")
-                || text.contains("path")
-                || text.contains("torrent") && text.contains("invalid")
-            {
-                Fatal(format!("the metadata from the sources is invalid: {text}"))
+            if is_bad_metadata(&e) {
+                Fatal(format!(
+                    "the metadata from the sources is invalid ({e:#}); nothing was written"
+                ))
             } else {
-                Retry(text)
+                Retry(format!("{e:#}"))
             }
         })?;
         let AddTorrentResponse::ListOnly(list) = list else {
@@ -881,6 +879,29 @@ impl Engine {
     pub fn listen_addr_v4(&self) -> SocketAddr {
         (Ipv4Addr::LOCALHOST, self.inner.port).into()
     }
+}
+
+/// Whether an error is librqbit refusing the torrent's metadata itself
+/// (its hash matched, so the same bytes would be refused again): a fatal
+/// refusal, not a reason to retry.
+fn is_bad_metadata(e: &anyhow::Error) -> bool {
+    use librqbit_core::Error as E;
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<E>(),
+            Some(
+                E::BadTorrentMultiFileEmpty
+                    | E::BadTorrentFileNoName
+                    | E::BadTorrentBothSingleAndMultiFile
+                    | E::BadTorrentPathTraversal
+                    | E::BadTorrentSeparatorInName
+                    | E::BadTorrentZeroLength
+                    | E::BadTorrentNoFiles
+                    | E::BadTorrentDuplicateFilenames
+                    | E::BadTorrentEmptyFilename
+            )
+        )
+    })
 }
 
 /// The contact resource behind a peer address: the one that published
