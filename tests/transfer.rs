@@ -398,3 +398,112 @@ async fn a_killed_downloader_resumes_without_starting_over() {
     bob.svc.shutdown().await;
     alice.svc.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pause_resume_cancel_and_a_changed_share() {
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let alice_dir = tmp.path().join("alice");
+    let alice = start(&server, "alice", &alice_dir, Some(2 * 1024 * 1024)).await;
+    let mut bob = start(&server, "bob", &tmp.path().join("bob"), None).await;
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    random_file(&files.join("slow.bin"), 20 * 1024 * 1024);
+    random_file(&files.join("dropped.bin"), 20 * 1024 * 1024);
+    let slow = alice
+        .svc
+        .engine
+        .share(&files.join("slow.bin"))
+        .await
+        .unwrap();
+    let dropped = alice
+        .svc
+        .engine
+        .share(&files.join("dropped.bin"))
+        .await
+        .unwrap();
+    bob.wait_source("alice", slow.hash).await;
+    bob.wait_source("alice", dropped.hash).await;
+
+    // Pause and resume.
+    bob.svc.engine.download(slow.hash, None).await.unwrap();
+    bob.wait_for("slow.bin under way", Duration::from_secs(60), |e| {
+        matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == slow.hash && t.done_bytes > 0))
+    })
+    .await;
+    bob.svc.engine.pause(&slow.hash).await.unwrap();
+    bob.wait_for("slow.bin paused", Duration::from_secs(20), |e| {
+        matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == slow.hash && t.state == "paused"))
+    })
+    .await;
+    bob.svc.engine.resume(&slow.hash).await.unwrap();
+    bob.wait_finished(slow.hash, Duration::from_secs(120)).await;
+    assert_same_file(&files.join("slow.bin"), &bob.dir.join("downloads/slow.bin"));
+
+    // Cancel, deleting the partial data.
+    bob.svc.engine.download(dropped.hash, None).await.unwrap();
+    bob.wait_for("dropped.bin under way", Duration::from_secs(60), |e| {
+        matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == dropped.hash && t.done_bytes > 0))
+    })
+    .await;
+    bob.svc.engine.cancel(&dropped.hash, true).await.unwrap();
+    assert!(bob
+        .svc
+        .engine
+        .transfers()
+        .iter()
+        .all(|t| t.hash != dropped.hash));
+    assert!(
+        !bob.dir.join("downloads/dropped.bin").exists(),
+        "the partial file was deleted"
+    );
+    // Deleting the data of one's own share is refused; the file stays.
+    let err = alice
+        .svc
+        .engine
+        .cancel(&dropped.hash, true)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("never deletes your files"),
+        "{err}"
+    );
+    assert!(files.join("dropped.bin").exists());
+    bob.svc.shutdown().await;
+
+    // A shared file that changed on disk while the app was closed is
+    // unshared with a clear reason instead of serving bad data.
+    alice.svc.shutdown().await;
+    drop(alice);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(files.join("slow.bin"))
+        .unwrap();
+    f.write_all(b"changed!").unwrap();
+    drop(f);
+    let mut alice = start(&server, "alice", &alice_dir, None).await;
+    let e = alice
+        .wait_for(
+            "the changed share withdrawn",
+            Duration::from_secs(60),
+            |e| matches!(e, Event::ShareBroken { hash, .. } if *hash == slow.hash),
+        )
+        .await;
+    let Event::ShareBroken { reason, .. } = e else {
+        unreachable!()
+    };
+    assert!(reason.contains("changed on disk"), "{reason}");
+    assert!(alice
+        .svc
+        .engine
+        .local_shares()
+        .iter()
+        .all(|s| s.hash != slow.hash));
+    assert!(alice
+        .svc
+        .engine
+        .local_shares()
+        .iter()
+        .any(|s| s.hash == dropped.hash));
+    alice.svc.shutdown().await;
+}

@@ -616,29 +616,7 @@ impl Engine {
         self.inner.fetching.lock().unwrap().remove(&hash);
         // The downloader becomes a source as soon as it has the metadata.
         self.changed();
-        self.watch_completion(hash, handle);
         Ok(())
-    }
-
-    fn watch_completion(&self, hash: InfoHash, handle: ManagedTorrentHandle) {
-        let engine = self.clone();
-        let stop = self.inner.stop.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                r = handle.wait_until_completed() => match r {
-                    Ok(()) => {
-                        if let Some(rec) = engine.record(&hash) {
-                            if !rec.finished {
-                                engine.upsert(Record { finished: true, ..rec.clone() });
-                                engine.inner.events.send(Event::DownloadFinished { hash, name: rec.name });
-                            }
-                        }
-                    }
-                    Err(e) => engine.inner.events.send(Event::DownloadFailed { hash, reason: format!("{e:#}") }),
-                },
-            }
-        });
     }
 
     /// Re-adds a saved torrent after a restart: shares seed again (their
@@ -686,8 +664,6 @@ impl Engine {
                 if let Some(handle) = added.into_handle() {
                     if let Kind::Share { path, .. } = &record.kind {
                         self.verify_share(hash, path.clone(), handle);
-                    } else {
-                        self.watch_completion(hash, handle);
                     }
                 }
             }
@@ -847,6 +823,7 @@ impl Engine {
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let mut tick = tokio::time::interval(STATS_EVERY);
+                let mut failed = HashSet::new();
                 loop {
                     tokio::select! {
                         _ = stop.cancelled() => break,
@@ -855,6 +832,7 @@ impl Engine {
                     let Some(inner) = engine.upgrade() else { break };
                     let e = Engine { inner };
                     let transfers = e.transfers();
+                    e.report_ends(&transfers, &mut failed);
                     if !transfers.is_empty() {
                         e.inner.events.send(Event::Transfers { transfers });
                     }
@@ -867,6 +845,35 @@ impl Engine {
     /// Changes the session's upload limit (bytes per second; None: none).
     pub fn set_upload_limit(&self, bps: Option<std::num::NonZeroU32>) {
         self.inner.session.ratelimits.set_upload_bps(bps);
+    }
+
+    /// Announces downloads that completed or failed since the last tick.
+    /// (Watched here rather than with librqbit's `wait_until_completed`,
+    /// which never returns for a torrent that was paused and resumed.)
+    fn report_ends(&self, transfers: &[Transfer], failed: &mut HashSet<InfoHash>) {
+        for t in transfers.iter().filter(|t| t.kind == "download") {
+            match t.state {
+                "seeding" => {
+                    if let Some(rec) = self.record(&t.hash).filter(|r| !r.finished) {
+                        self.upsert(Record {
+                            finished: true,
+                            ..rec
+                        });
+                        self.inner.events.send(Event::DownloadFinished {
+                            hash: t.hash,
+                            name: t.name.clone(),
+                        });
+                    }
+                }
+                "error" if failed.insert(t.hash) => {
+                    self.inner.events.send(Event::DownloadFailed {
+                        hash: t.hash,
+                        reason: t.error.clone().unwrap_or_else(|| "unknown error".into()),
+                    });
+                }
+                _ => {}
+            }
+        }
     }
 
     /// Stops every torrent and the listener.
