@@ -53,7 +53,15 @@ pub struct Service {
 
 impl Service {
     pub async fn start(config: ServiceConfig) -> Result<Service, StartError> {
-        let events = EventBus::new();
+        Self::start_with(config, EventBus::new()).await
+    }
+
+    /// Like [`start`](Self::start), on an event bus the caller already
+    /// subscribed to, so not even the events of start-up are missed.
+    pub async fn start_with(
+        config: ServiceConfig,
+        events: EventBus,
+    ) -> Result<Service, StartError> {
         let (catalog, writer) = Catalog::new();
         config.addresses.validate()?;
         let engine = Engine::start(config.engine.clone(), catalog.clone(), events.clone()).await?;

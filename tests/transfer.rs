@@ -47,8 +47,11 @@ async fn start(server: &Prosody, user: &str, dir: &Path, upload_limit: Option<u3
         },
         addresses: common::loopback_addresses(),
     };
-    let svc = Service::start(config).await.expect("service starts");
-    let events = svc.events.subscribe();
+    let bus = bitween::events::EventBus::new();
+    let events = bus.subscribe();
+    let svc = Service::start_with(config, bus)
+        .await
+        .expect("service starts");
     Node {
         svc,
         events,
@@ -224,6 +227,7 @@ async fn a_swarm_uses_late_sources_and_survives_a_leaving_one() {
     bob.wait_source("alice", film.hash).await;
     bob.svc.engine.download(film.hash, None).await.unwrap();
     bob.wait_finished(film.hash, Duration::from_secs(120)).await;
+    let bob_port = bob.svc.engine.listen_port();
     bob.svc.shutdown().await;
     drop(bob);
 
@@ -255,6 +259,11 @@ async fn a_swarm_uses_late_sources_and_survives_a_leaving_one() {
     // ... then bob comes back (restart: his download seeds again) and joins
     // the running download as a source.
     let mut bob = start(&server, "bob", &bob_dir, limit).await;
+    assert_eq!(
+        bob.svc.engine.listen_port(),
+        bob_port,
+        "port 0 picks a port once and keeps it"
+    );
     bob.wait_for("bob seeding again after his restart", Duration::from_secs(60), |e| {
         matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == film.hash && t.state == "seeding"))
     })
@@ -471,21 +480,19 @@ async fn pause_resume_cancel_and_a_changed_share() {
     assert!(files.join("dropped.bin").exists());
     bob.svc.shutdown().await;
 
-    // A shared file that changed on disk while the app was closed is
-    // unshared with a clear reason instead of serving bad data.
-    alice.svc.shutdown().await;
-    drop(alice);
+    // A shared file that changes while the app runs is withdrawn with a
+    // clear reason instead of serving bad data ...
+    let mut alice = alice;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
         .open(files.join("slow.bin"))
         .unwrap();
     f.write_all(b"changed!").unwrap();
     drop(f);
-    let mut alice = start(&server, "alice", &alice_dir, None).await;
     let e = alice
         .wait_for(
             "the changed share withdrawn",
-            Duration::from_secs(60),
+            Duration::from_secs(30),
             |e| matches!(e, Event::ShareBroken { hash, .. } if *hash == slow.hash),
         )
         .await;
@@ -499,11 +506,23 @@ async fn pause_resume_cancel_and_a_changed_share() {
         .local_shares()
         .iter()
         .all(|s| s.hash != slow.hash));
-    assert!(alice
-        .svc
-        .engine
-        .local_shares()
-        .iter()
-        .any(|s| s.hash == dropped.hash));
+
+    // ... and so is one deleted while the app was closed.
+    alice.svc.shutdown().await;
+    drop(alice);
+    std::fs::remove_file(files.join("dropped.bin")).unwrap();
+    let mut alice = start(&server, "alice", &alice_dir, None).await;
+    let e = alice
+        .wait_for(
+            "the deleted share withdrawn",
+            Duration::from_secs(30),
+            |e| matches!(e, Event::ShareBroken { hash, .. } if *hash == dropped.hash),
+        )
+        .await;
+    let Event::ShareBroken { reason, .. } = e else {
+        unreachable!()
+    };
+    assert!(reason.contains("no longer exists"), "{reason}");
+    assert!(alice.svc.engine.local_shares().is_empty());
     alice.svc.shutdown().await;
 }

@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Event, EventBus};
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
 pub use safety::check_file_names;
-pub use store::{Kind, Record};
+pub use store::{Kind, Record, Stamp};
 pub use tracker::{peers_for, ANNOUNCE_INTERVAL};
 
 /// How long one attempt to fetch a torrent's metadata from its sources may
@@ -36,6 +36,8 @@ pub use tracker::{peers_for, ANNOUNCE_INTERVAL};
 const METADATA_ATTEMPT: Duration = Duration::from_secs(30);
 /// How often transfer statistics are sent as events.
 const STATS_EVERY: Duration = Duration::from_secs(1);
+/// How often shared files are checked for changes on disk.
+pub const SHARE_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -194,10 +196,19 @@ impl Engine {
             }),
         };
         tracing::info!(port, "BitTorrent engine listening");
-        for record in state.torrents {
-            engine.restore(record).await;
-        }
+        // Saved torrents come back in the background: start-up does not wait
+        // for their files to be checked.
+        let restoring = engine.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                for record in state.torrents {
+                    restoring.restore(record).await;
+                }
+            },
+            tracing::info_span!("restore"),
+        ));
         engine.spawn_stats();
+        engine.spawn_share_check();
         Ok(engine)
     }
 
@@ -383,6 +394,10 @@ impl Engine {
         let hash = InfoHash(created.info_hash().0);
         let bytes = created.as_bytes().map_err(err)?;
         self.inner.store.save_torrent(&hash, &bytes).map_err(err)?;
+        // librqbit opens the files for writing (which touches their
+        // modification time), so the stamp is taken once it has.
+        handle.wait_until_initialized().await.map_err(err)?;
+        let stamp = Stamp::of(&path);
         let size = handle.stats().total_bytes;
         self.upsert(Record {
             info_hash: hash,
@@ -394,6 +409,7 @@ impl Engine {
             },
             paused: false,
             finished: true,
+            stamp,
         });
         self.changed();
         Ok(Share {
@@ -475,6 +491,7 @@ impl Engine {
             kind: Kind::Download { folder },
             paused: false,
             finished: false,
+            stamp: None,
         });
         self.spawn_fetch(hash);
         Ok(())
@@ -632,19 +649,19 @@ impl Engine {
         };
         let folder = match &record.kind {
             Kind::Share { path, folder } => {
-                if !path.exists() {
-                    tracing::warn!(path = %path.display(), "a shared file is gone; unsharing it");
+                if let Some(reason) = share_problem(path, record.stamp) {
+                    tracing::warn!(path = %path.display(), "{reason}");
                     self.forget(&hash);
-                    self.inner.events.send(Event::ShareBroken {
-                        hash,
-                        reason: format!(
-                            "{} no longer exists; it is no longer shared",
-                            path.display()
-                        ),
-                    });
+                    self.inner.events.send(Event::ShareBroken { hash, reason });
                     self.changed();
                     return;
                 }
+                // Opening the files again touches them: the stamp is renewed
+                // once the check after this restart has passed.
+                self.upsert(Record {
+                    stamp: None,
+                    ..record.clone()
+                });
                 folder.clone()
             }
             // Set to the torrent's own folder once its metadata arrived.
@@ -680,7 +697,14 @@ impl Engine {
                 return;
             }
             let stats = handle.stats();
-            if stats.progress_bytes < stats.total_bytes {
+            if stats.progress_bytes == stats.total_bytes {
+                if let Some(r) = engine.record(&hash) {
+                    engine.upsert(Record {
+                        stamp: Stamp::of(&path),
+                        ..r
+                    });
+                }
+            } else {
                 tracing::warn!(path = %path.display(), "a shared file changed on disk; unsharing it");
                 let _ = engine.remove(&hash, false).await;
                 engine.inner.events.send(Event::ShareBroken {
@@ -817,6 +841,53 @@ impl Engine {
         t
     }
 
+    /// Withdraws shares whose files were deleted or changed since they
+    /// were hashed, so we never serve data that does not match the hash.
+    fn spawn_share_check(&self) {
+        let engine = Arc::downgrade(&self.inner);
+        let stop = self.inner.stop.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                let mut tick = tokio::time::interval(SHARE_CHECK_EVERY);
+                loop {
+                    tokio::select! {
+                        _ = stop.cancelled() => break,
+                        _ = tick.tick() => {}
+                    }
+                    let Some(inner) = engine.upgrade() else { break };
+                    let e = Engine { inner };
+                    let shares: Vec<(InfoHash, PathBuf, Option<Stamp>)> = {
+                        let state = e.inner.state.lock().unwrap();
+                        state
+                            .torrents
+                            .iter()
+                            .filter_map(|r| match &r.kind {
+                                Kind::Share { path, .. } => {
+                                    Some((r.info_hash, path.clone(), r.stamp))
+                                }
+                                _ => None,
+                            })
+                            .collect()
+                    };
+                    let problems = tokio::task::spawn_blocking(move || {
+                        shares
+                            .into_iter()
+                            .filter_map(|(h, p, s)| share_problem(&p, s).map(|r| (h, r)))
+                            .collect::<Vec<_>>()
+                    })
+                    .await
+                    .unwrap_or_default();
+                    for (hash, reason) in problems {
+                        tracing::warn!(%hash, "{reason}");
+                        let _ = e.remove(&hash, false).await;
+                        e.inner.events.send(Event::ShareBroken { hash, reason });
+                    }
+                }
+            },
+            tracing::debug_span!("share-check"),
+        ));
+    }
+
     fn spawn_stats(&self) {
         let engine = Arc::downgrade(&self.inner);
         let stop = self.inner.stop.clone();
@@ -885,6 +956,21 @@ impl Engine {
     /// Our listen address for tests and diagnostics (all interfaces).
     pub fn listen_addr_v4(&self) -> SocketAddr {
         (Ipv4Addr::LOCALHOST, self.inner.port).into()
+    }
+}
+
+/// Why a share can no longer be served as hashed, if it cannot.
+fn share_problem(path: &Path, stamp: Option<Stamp>) -> Option<String> {
+    match (Stamp::of(path), stamp) {
+        (None, _) => Some(format!(
+            "{} no longer exists or cannot be read; it is no longer shared",
+            path.display()
+        )),
+        (Some(now), Some(then)) if now != then => Some(format!(
+            "{} changed on disk since it was shared; it is no longer shared (share it again to publish the new content)",
+            path.display()
+        )),
+        _ => None,
     }
 }
 

@@ -24,6 +24,48 @@ pub struct Record {
     /// A download that completed (so a restart does not announce it again).
     #[serde(default)]
     pub finished: bool,
+    /// For a share: what its files looked like when hashed, to notice
+    /// changes without hashing again.
+    #[serde(default)]
+    pub stamp: Option<Stamp>,
+}
+
+/// Sizes and modification times of a share's files, summed up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub files: u64,
+    pub bytes: u64,
+    pub newest_mtime_ns: u128,
+}
+
+impl Stamp {
+    /// Reads the stamp of a file or folder; `None` if it is gone or
+    /// unreadable.
+    pub fn of(path: &Path) -> Option<Stamp> {
+        let meta = std::fs::metadata(path).ok()?;
+        let mut stamp = Stamp {
+            files: 0,
+            bytes: 0,
+            newest_mtime_ns: 0,
+        };
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(path).ok()? {
+                let s = Stamp::of(&entry.ok()?.path())?;
+                stamp.files += s.files;
+                stamp.bytes += s.bytes;
+                stamp.newest_mtime_ns = stamp.newest_mtime_ns.max(s.newest_mtime_ns);
+            }
+        } else {
+            let mtime = meta.modified().ok()?;
+            stamp.files = 1;
+            stamp.bytes = meta.len();
+            stamp.newest_mtime_ns = mtime
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+        }
+        Some(stamp)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -134,6 +176,7 @@ mod tests {
                 },
                 paused: true,
                 finished: false,
+                stamp: None,
             }],
         };
         store.save(&state).unwrap();
