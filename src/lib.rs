@@ -6,6 +6,7 @@
 //! and the headless daemon (`src/bin/bitweend.rs`) are thin layers over it.
 
 pub mod addresses;
+pub mod api;
 pub mod events;
 pub mod service;
 pub mod shares;

@@ -6,11 +6,12 @@
 //! the daemon issue's flags join it as they land. SIGINT/SIGTERM retract our
 //! entry and exit cleanly.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use bitween::addresses::AddressConfig;
+use bitween::api::{http, Api};
 use bitween::events::Event;
 use bitween::service::{Service, ServiceConfig};
 use bitween::shares::Catalog;
@@ -64,6 +65,15 @@ struct Args {
     /// implemented yet, so this is the current behaviour either way.
     #[arg(long)]
     no_upnp: bool,
+    /// Where the JSON-RPC API listens (POST /api, GET /events); port 0
+    /// picks one. The address and a fresh token are written to the data
+    /// dir (api-address, api-token).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    api: SocketAddr,
+    /// Allow --api on an address other than loopback (anyone who can reach
+    /// it and has the token controls this daemon).
+    #[arg(long)]
+    api_public: bool,
     /// Share this file or folder at start (repeatable).
     #[arg(long = "share")]
     shares: Vec<PathBuf>,
@@ -176,6 +186,21 @@ async fn main() -> ExitCode {
             ..Default::default()
         },
     };
+    if !args.api.ip().is_loopback() && !args.api_public {
+        eprintln!(
+            "bitweend: --api {} is not a loopback address; add --api-public if you really want the API reachable from other machines",
+            args.api
+        );
+        return ExitCode::from(2);
+    }
+    let data_dir = config.engine.data_dir.clone();
+    let listener = match tokio::net::TcpListener::bind(args.api).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bitweend: cannot listen on {} for the API: {e}", args.api);
+            return ExitCode::from(2);
+        }
+    };
     let service = match Service::start(config).await {
         Ok(s) => s,
         Err(e) => {
@@ -184,6 +209,31 @@ async fn main() -> ExitCode {
         }
     };
     let mut events = service.events.subscribe();
+    let exit = tokio_util::sync::CancellationToken::new();
+    let token = http::new_token();
+    let api_addr = listener.local_addr().expect("bound");
+    if !api_addr.ip().is_loopback() {
+        tracing::warn!(%api_addr, "the API is reachable from other machines");
+    }
+    if let Err(e) = http::write_discovery(&data_dir, api_addr, &token) {
+        eprintln!(
+            "bitweend: cannot write the API token to {}: {e}",
+            data_dir.display()
+        );
+        service.shutdown().await;
+        return ExitCode::FAILURE;
+    }
+    tracing::info!(
+        %api_addr,
+        token_file = %http::token_file(&data_dir).display(),
+        "JSON-RPC API listening"
+    );
+    tokio::spawn(http::serve(
+        Api::new(service.clone(), exit.clone()),
+        listener,
+        token,
+        exit.clone(),
+    ));
     for path in &args.shares {
         match service.engine.share(path).await {
             Ok(s) => println!("sharing {} ({} bytes) as {}", s.name, s.size, s.hash),
@@ -201,6 +251,7 @@ async fn main() -> ExitCode {
     loop {
         tokio::select! {
             _ = tokio::signal::ctrl_c() => break,
+            _ = exit.cancelled() => break,
             _ = sigterm.recv() => break,
             ev = events.recv() => match ev {
                 Ok(Event::ContactSharesChanged { jid }) => print_contact(&service.catalog, &jid),
@@ -214,6 +265,7 @@ async fn main() -> ExitCode {
         }
     }
     tracing::info!("signing out");
+    exit.cancel();
     service.shutdown().await;
     ExitCode::SUCCESS
 }

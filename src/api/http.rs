@@ -1,0 +1,247 @@
+//! JSON-RPC 2.0 over HTTP (`POST /api`, as the original) and the event
+//! stream (`GET /events`, server-sent events), for `bitweend`.
+//!
+//! Every request needs the token (`Authorization: Bearer …`; the event
+//! stream also takes `?token=` because a browser's EventSource cannot set
+//! headers). The Host header must name the bound address or localhost (no
+//! DNS rebinding), a browser page of another origin is refused, and no CORS
+//! headers are ever sent.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+
+use axum::body::Bytes;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::{Api, ApiError, FORBIDDEN, INVALID_REQUEST, PARSE_ERROR, UNAUTHORIZED};
+
+#[derive(Clone)]
+struct Ctx {
+    api: Api,
+    token: String,
+    /// `host:port` spellings a legitimate client uses.
+    hosts: Vec<String>,
+}
+
+/// A fresh random token (256 bits, hex).
+pub fn new_token() -> String {
+    (0..32)
+        .map(|_| format!("{:02x}", rand::random::<u8>()))
+        .collect()
+}
+
+/// Serves the API on `listener` until `stop` is cancelled.
+pub async fn serve(
+    api: Api,
+    listener: TcpListener,
+    token: String,
+    stop: CancellationToken,
+) -> std::io::Result<()> {
+    let addr = listener.local_addr()?;
+    let port = addr.port();
+    let mut hosts = vec![
+        format!("localhost:{port}"),
+        format!("127.0.0.1:{port}"),
+        format!("[::1]:{port}"),
+    ];
+    hosts.push(addr.to_string());
+    let ctx = Ctx { api, token, hosts };
+    let app = Router::new()
+        .route("/api", post(rpc))
+        .route("/events", get(events))
+        .with_state(ctx);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await
+}
+
+fn rpc_error(id: Value, e: &ApiError) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+}
+
+fn refuse(status: StatusCode, code: i64, message: &str) -> Box<Response> {
+    let body = rpc_error(
+        Value::Null,
+        &ApiError {
+            code,
+            message: message.into(),
+        },
+    );
+    Box::new(
+        (
+            status,
+            [(header::CONTENT_TYPE, "application/json")],
+            body.to_string(),
+        )
+            .into_response(),
+    )
+}
+
+/// Compares without leaking where the first difference is.
+fn same(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
+}
+
+/// Host, Origin and token checks shared by both endpoints.
+fn check(ctx: &Ctx, headers: &HeaderMap, query_token: Option<&str>) -> Result<(), Box<Response>> {
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("");
+    if !ctx.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
+        return Err(refuse(
+            StatusCode::FORBIDDEN,
+            FORBIDDEN,
+            &format!("Host {host:?} is not this API's address; connect to 127.0.0.1 or localhost"),
+        ));
+    }
+    if let Some(origin) = headers.get(header::ORIGIN) {
+        let origin = origin.to_str().unwrap_or("");
+        let own = ctx
+            .hosts
+            .iter()
+            .any(|h| same(origin, &format!("http://{h}")));
+        if !own {
+            return Err(refuse(
+                StatusCode::FORBIDDEN,
+                FORBIDDEN,
+                &format!("requests from web pages of {origin:?} are not allowed"),
+            ));
+        }
+    }
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .and_then(|h| h.strip_prefix("Bearer "));
+    match bearer.or(query_token) {
+        None => Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            UNAUTHORIZED,
+            "missing token: send Authorization: Bearer <the token from the data dir's api-token file>",
+        )),
+        Some(t) if !same(t, &ctx.token) => Err(refuse(StatusCode::UNAUTHORIZED, UNAUTHORIZED, "wrong token")),
+        Some(_) => Ok(()),
+    }
+}
+
+async fn rpc(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Response {
+    if let Err(r) = check(&ctx, &headers, None) {
+        return *r;
+    }
+    let reply = match serde_json::from_slice::<Value>(&body) {
+        Err(e) => rpc_error(
+            Value::Null,
+            &ApiError {
+                code: PARSE_ERROR,
+                message: format!("the request is not valid JSON: {e}"),
+            },
+        ),
+        Ok(req) => handle(&ctx.api, req).await,
+    };
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        reply.to_string(),
+    )
+        .into_response()
+}
+
+async fn handle(api: &Api, req: Value) -> Value {
+    let id = req.get("id").cloned().unwrap_or(Value::Null);
+    let invalid = |m: &str| {
+        rpc_error(
+            id.clone(),
+            &ApiError {
+                code: INVALID_REQUEST,
+                message: m.into(),
+            },
+        )
+    };
+    let Value::Object(obj) = &req else {
+        return invalid("a request is a JSON object {\"jsonrpc\": \"2.0\", \"method\": ..., \"params\": ..., \"id\": ...} (batches are not supported)");
+    };
+    if obj.get("jsonrpc").and_then(Value::as_str) != Some("2.0") {
+        return invalid("\"jsonrpc\" must be \"2.0\"");
+    }
+    let Some(method) = obj.get("method").and_then(Value::as_str) else {
+        return invalid("\"method\" must be a string");
+    };
+    let params = obj.get("params").cloned().unwrap_or(Value::Null);
+    match api.call(method, params).await {
+        Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+        Err(e) => rpc_error(id, &e),
+    }
+}
+
+#[derive(serde::Deserialize)]
+struct TokenQuery {
+    token: Option<String>,
+}
+
+async fn events(
+    State(ctx): State<Ctx>,
+    headers: HeaderMap,
+    Query(q): Query<TokenQuery>,
+) -> Response {
+    if let Err(r) = check(&ctx, &headers, q.token.as_deref()) {
+        return *r;
+    }
+    let rx = ctx.api.service().events.subscribe();
+    let stream = futures::stream::unfold(rx, |mut rx| async move {
+        loop {
+            match rx.recv().await {
+                Ok(ev) => {
+                    let data = serde_json::to_string(&ev).unwrap_or_default();
+                    return Some((Ok::<_, Infallible>(SseEvent::default().data(data)), rx));
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(_) => return None,
+            }
+        }
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
+}
+
+/// Where `bitweend` writes the API's address and token in its data dir.
+pub fn address_file(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("api-address")
+}
+
+pub fn token_file(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("api-token")
+}
+
+/// Writes the address and the token (mode 0600) for clients to find.
+pub fn write_discovery(
+    data_dir: &std::path::Path,
+    addr: SocketAddr,
+    token: &str,
+) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::create_dir_all(data_dir)?;
+    let tmp = token_file(data_dir).with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(token.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, token_file(data_dir))?;
+    std::fs::write(address_file(data_dir), addr.to_string())
+}

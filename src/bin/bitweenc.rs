@@ -1,0 +1,506 @@
+//! `bitweenc`: the command-line client of a running `bitweend`.
+//!
+//! It finds the API address and token in the daemon's data dir and calls the
+//! JSON-RPC API. Human-readable tables by default, `--json` for scripts (the
+//! API's own shapes). Exit codes: 0 ok, 1 the operation failed (the message
+//! says why), 2 usage, 3 the daemon is not reachable.
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+use futures::StreamExt;
+use serde_json::{json, Value};
+
+/// Control a running bitweend.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Cli {
+    /// The daemon's data dir (where it wrote api-address and api-token);
+    /// default: $XDG_DATA_HOME/bitween.
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Print the API's JSON instead of tables.
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Connection state, addresses and ports.
+    Status,
+    /// Share files or folders.
+    Share {
+        paths: Vec<PathBuf>,
+    },
+    /// Stop sharing (the data stays on disk).
+    Unshare {
+        hash: String,
+    },
+    /// What we share.
+    Shares,
+    /// Every contact's shares.
+    Catalog,
+    /// Search the contacts' shares by name.
+    Search {
+        text: String,
+    },
+    /// Download a share from the contacts who have it.
+    Download {
+        hash: String,
+        /// Folder to download into (default: the daemon's download folder).
+        #[arg(long)]
+        to: Option<PathBuf>,
+    },
+    /// Shares and downloads with progress.
+    Transfers,
+    /// Wait until a download completes (progress bar on a terminal).
+    Wait {
+        hash: String,
+    },
+    Pause {
+        hash: String,
+    },
+    Resume {
+        hash: String,
+    },
+    /// Cancel a download.
+    Cancel {
+        hash: String,
+        /// Also delete the partial data.
+        #[arg(long)]
+        delete: bool,
+    },
+    /// The roster with subscription states.
+    Contacts,
+    /// Ask someone to become a contact.
+    AddContact {
+        jid: String,
+    },
+    /// Stop the daemon.
+    Exit,
+}
+
+enum Failure {
+    Usage(String),
+    Failed(String),
+    Unreachable(String),
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    token: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    std::env::var_os("XDG_DATA_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
+        .unwrap_or_default()
+        .join("bitween")
+}
+
+impl Client {
+    fn open(data_dir: &Path) -> Result<Client, Failure> {
+        let read = |name: &str| {
+            std::fs::read_to_string(data_dir.join(name))
+                .map(|s| s.trim().to_string())
+                .map_err(|e| {
+                    Failure::Unreachable(format!(
+                        "cannot read {}: {e}; is bitweend running with --data-dir {}?",
+                        data_dir.join(name).display(),
+                        data_dir.display()
+                    ))
+                })
+        };
+        Ok(Client {
+            http: reqwest::Client::builder()
+                .no_proxy()
+                .build()
+                .map_err(|e| Failure::Failed(e.to_string()))?,
+            base: format!("http://{}", read("api-address")?),
+            token: read("api-token")?,
+        })
+    }
+
+    async fn call(&self, method: &str, params: Value) -> Result<Value, Failure> {
+        let req = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let resp = self
+            .http
+            .post(format!("{}/api", self.base))
+            .bearer_auth(&self.token)
+            .json(&req)
+            .send()
+            .await
+            .map_err(|e| {
+                Failure::Unreachable(format!("bitweend at {} is not reachable: {e}", self.base))
+            })?;
+        let body: Value = resp
+            .json()
+            .await
+            .map_err(|e| Failure::Failed(format!("bad answer: {e}")))?;
+        if let Some(err) = body.get("error") {
+            let msg = err["message"]
+                .as_str()
+                .unwrap_or("unknown error")
+                .to_string();
+            return Err(match err["code"].as_i64() {
+                Some(-32602) => Failure::Usage(msg),
+                _ => Failure::Failed(msg),
+            });
+        }
+        Ok(body["result"].clone())
+    }
+}
+
+fn human_size(n: u64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u < units.len() - 1 {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", units[u])
+    }
+}
+
+fn print_table(rows: &[Vec<String>]) {
+    let Some(first) = rows.first() else { return };
+    let widths: Vec<usize> = (0..first.len())
+        .map(|i| {
+            rows.iter()
+                .map(|r| r.get(i).map_or(0, |c| c.chars().count()))
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    for r in rows {
+        let line: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        println!("{}", line.join("  ").trim_end());
+    }
+}
+
+fn show(cmd: &Cmd, v: &Value) {
+    let s = |v: &Value| {
+        v.as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string())
+    };
+    match cmd {
+        Cmd::Status => {
+            println!("account:     {}", s(&v["jid"]));
+            println!("connection:  {}", v["connection"]);
+            println!("bt port:     {}", v["bt_port"]);
+            let addrs: Vec<String> = v["addresses"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(s)
+                .collect();
+            println!(
+                "published:   {}",
+                if addrs.is_empty() {
+                    "(none)".into()
+                } else {
+                    addrs.join(", ")
+                }
+            );
+        }
+        Cmd::Shares => {
+            let mut rows = vec![vec!["HASH".into(), "SIZE".into(), "NAME".into()]];
+            for x in v.as_array().into_iter().flatten() {
+                rows.push(vec![
+                    s(&x["hash"]),
+                    human_size(x["size"].as_u64().unwrap_or(0)),
+                    s(&x["name"]),
+                ]);
+            }
+            print_table(&rows);
+        }
+        Cmd::Search { .. } => {
+            let mut rows = vec![vec![
+                "HASH".into(),
+                "SIZE".into(),
+                "NAME".into(),
+                "FROM".into(),
+            ]];
+            for x in v.as_array().into_iter().flatten() {
+                rows.push(vec![
+                    s(&x["share"]["hash"]),
+                    human_size(x["share"]["size"].as_u64().unwrap_or(0)),
+                    s(&x["share"]["name"]),
+                    format!(
+                        "{}/{}{}",
+                        s(&x["jid"]),
+                        s(&x["resource"]),
+                        if x["online"] == true {
+                            ""
+                        } else {
+                            " (offline)"
+                        }
+                    ),
+                ]);
+            }
+            print_table(&rows);
+        }
+        Cmd::Catalog => {
+            let mut rows = vec![vec![
+                "CONTACT".into(),
+                "HASH".into(),
+                "SIZE".into(),
+                "NAME".into(),
+            ]];
+            for c in v.as_array().into_iter().flatten() {
+                for r in c["resources"].as_array().into_iter().flatten() {
+                    let who = format!(
+                        "{}/{}{}",
+                        s(&c["jid"]),
+                        s(&r["resource"]),
+                        if r["online"] == true {
+                            ""
+                        } else {
+                            " (offline)"
+                        }
+                    );
+                    for x in r["shares"].as_array().into_iter().flatten() {
+                        rows.push(vec![
+                            who.clone(),
+                            s(&x["hash"]),
+                            human_size(x["size"].as_u64().unwrap_or(0)),
+                            s(&x["name"]),
+                        ]);
+                    }
+                }
+            }
+            print_table(&rows);
+        }
+        Cmd::Transfers => {
+            let mut rows = vec![vec![
+                "HASH".into(),
+                "KIND".into(),
+                "STATE".into(),
+                "DONE".into(),
+                "PEERS".into(),
+                "NAME".into(),
+            ]];
+            for t in v.as_array().into_iter().flatten() {
+                let (done, total) = (
+                    t["done_bytes"].as_u64().unwrap_or(0),
+                    t["total_bytes"].as_u64().unwrap_or(0),
+                );
+                let pct = (done * 100).checked_div(total).unwrap_or(0);
+                rows.push(vec![
+                    s(&t["hash"]),
+                    s(&t["kind"]),
+                    s(&t["state"]),
+                    format!("{pct}% of {}", human_size(total)),
+                    t["peers"].as_array().map_or(0, Vec::len).to_string(),
+                    s(&t["name"]),
+                ]);
+            }
+            print_table(&rows);
+        }
+        Cmd::Contacts => {
+            let mut rows = vec![vec!["JID".into(), "SUBSCRIPTION".into(), "PENDING".into()]];
+            for c in v.as_array().into_iter().flatten() {
+                let pending = match (c["pending_out"] == true, c["pending_in"] == true) {
+                    (true, _) => "we asked",
+                    (_, true) => "they ask",
+                    _ => "",
+                };
+                rows.push(vec![s(&c["jid"]), s(&c["subscription"]), pending.into()]);
+            }
+            print_table(&rows);
+        }
+        _ => match v {
+            Value::Bool(true) => println!("ok"),
+            other => println!(
+                "{}",
+                serde_json::to_string_pretty(other).unwrap_or_default()
+            ),
+        },
+    }
+}
+
+/// Follows the event stream until `hash` completes or fails.
+async fn wait(client: &Client, hash: &str, json_out: bool) -> Result<Value, Failure> {
+    let transfers = client.call("transfers", json!([])).await?;
+    let Some(t) = transfers
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["hash"] == hash)
+        .cloned()
+    else {
+        return Err(Failure::Failed(format!(
+            "no transfer {hash}: start it with `bitweenc download {hash}`"
+        )));
+    };
+    if t["state"] == "seeding" {
+        return Ok(t);
+    }
+    let resp = client
+        .http
+        .get(format!("{}/events", client.base))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .map_err(|e| {
+            Failure::Unreachable(format!("bitweend at {} is not reachable: {e}", client.base))
+        })?;
+    let tty = std::io::stderr().is_terminal() && !json_out;
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| Failure::Unreachable(format!("the event stream broke: {e}")))?;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue;
+            };
+            let Ok(ev) = serde_json::from_str::<Value>(data.trim()) else {
+                continue;
+            };
+            match ev["type"].as_str() {
+                Some("Transfers") if tty => {
+                    if let Some(t) = ev["transfers"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|t| t["hash"] == hash)
+                    {
+                        let (done, total) = (
+                            t["done_bytes"].as_u64().unwrap_or(0),
+                            t["total_bytes"].as_u64().unwrap_or(0),
+                        );
+                        let frac = if total > 0 {
+                            done as f64 / total as f64
+                        } else {
+                            0.0
+                        };
+                        let filled = (frac * 30.0) as usize;
+                        eprint!(
+                            "\r[{}{}] {:5.1}%  {}/s  {} peers   ",
+                            "#".repeat(filled),
+                            ".".repeat(30 - filled),
+                            frac * 100.0,
+                            human_size(t["down_bytes_per_sec"].as_u64().unwrap_or(0)),
+                            t["peers"].as_array().map_or(0, Vec::len)
+                        );
+                        let _ = std::io::stderr().flush();
+                    }
+                }
+                Some("DownloadFinished") if ev["hash"] == hash => {
+                    if tty {
+                        eprintln!();
+                    }
+                    return Ok(ev);
+                }
+                Some("DownloadFailed") if ev["hash"] == hash => {
+                    if tty {
+                        eprintln!();
+                    }
+                    return Err(Failure::Failed(format!(
+                        "download failed: {}",
+                        ev["reason"].as_str().unwrap_or("")
+                    )));
+                }
+                _ => {}
+            }
+        }
+    }
+    Err(Failure::Unreachable(
+        "bitweend closed the event stream (did it exit?)".into(),
+    ))
+}
+
+async fn run(cli: &Cli) -> Result<(), Failure> {
+    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let client = Client::open(&data_dir)?;
+    let (method, params) = match &cli.command {
+        Cmd::Status => ("status", json!([])),
+        Cmd::Share { paths } => {
+            if paths.is_empty() {
+                return Err(Failure::Usage("share needs at least one PATH".into()));
+            }
+            let mut out = Vec::new();
+            for p in paths {
+                let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+                out.push(client.call("share", json!([abs])).await?);
+            }
+            if cli.json {
+                println!("{}", Value::Array(out));
+            } else {
+                show(&Cmd::Shares, &Value::Array(out));
+            }
+            return Ok(());
+        }
+        Cmd::Unshare { hash } => ("unshare", json!([hash])),
+        Cmd::Shares => ("shares", json!([])),
+        Cmd::Catalog => ("catalog", json!([])),
+        Cmd::Search { text } => ("search", json!([text])),
+        Cmd::Download { hash, to } => {
+            let to = to
+                .as_ref()
+                .map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone()));
+            ("download", json!([hash, to]))
+        }
+        Cmd::Transfers => ("transfers", json!([])),
+        Cmd::Wait { hash } => {
+            let v = wait(&client, hash, cli.json).await?;
+            if cli.json {
+                println!("{v}");
+            } else {
+                println!("complete");
+            }
+            return Ok(());
+        }
+        Cmd::Pause { hash } => ("pause", json!([hash])),
+        Cmd::Resume { hash } => ("resume", json!([hash])),
+        Cmd::Cancel { hash, delete } => ("cancel", json!([hash, delete])),
+        Cmd::Contacts => ("contacts", json!([])),
+        Cmd::AddContact { jid } => ("add_contact", json!([jid])),
+        Cmd::Exit => ("Api.exit", json!([])),
+    };
+    let v = client.call(method, params).await?;
+    if cli.json {
+        println!("{v}");
+    } else {
+        show(&cli.command, &v);
+    }
+    Ok(())
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(&cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Usage(m)) => {
+            eprintln!("bitweenc: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Failed(m)) => {
+            eprintln!("bitweenc: {m}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Unreachable(m)) => {
+            eprintln!("bitweenc: {m}");
+            ExitCode::from(3)
+        }
+    }
+}

@@ -1,0 +1,319 @@
+//! The headless way: two `bitweend` processes on a real Prosody, driven only
+//! through `bitweenc`; and the API's refusals (token, Host, Origin, bad
+//! JSON, unknown methods, bad paths), each with its JSON-RPC error and
+//! nothing changed.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Prosody, DOMAIN, PASSWORD};
+use serde_json::{json, Value};
+
+struct Daemon {
+    child: Child,
+    data: PathBuf,
+}
+
+impl Daemon {
+    fn start(server: &Prosody, user: &str, dir: &Path) -> Daemon {
+        let data = dir.join("data");
+        let child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+            .args([
+                "--jid",
+                &format!("{user}@{DOMAIN}"),
+                "--server",
+                &server.server(),
+            ])
+            .args([
+                "--insecure-plaintext",
+                "--resource",
+                "pc",
+                "--no-public-ip",
+                "--no-upnp",
+            ])
+            .args(["--address", "127.0.0.1"])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--download-dir")
+            .arg(dir.join("downloads"))
+            .env("BITWEEN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "bitween=debug")
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("bitweend starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !data.join("api-token").exists() {
+            assert!(Instant::now() < deadline, "bitweend wrote no api-token");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Daemon { child, data }
+    }
+
+    fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_bitweenc"))
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "bitweenc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    fn api(&self) -> (String, String) {
+        let addr = std::fs::read_to_string(self.data.join("api-address")).unwrap();
+        let token = std::fs::read_to_string(self.data.join("api-token")).unwrap();
+        (addr, token)
+    }
+
+    /// SIGTERM, then the exit status within 5 s.
+    fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bitweend did not exit within 5 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn two_daemons_share_and_download_through_the_cli() {
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
+    let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
+
+    let file = tmp.path().join("report 2026.pdf");
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    let shared = alice.json(&["share", file.to_str().unwrap()]);
+    let hash = shared[0]["hash"].as_str().unwrap().to_string();
+    assert_eq!(shared[0]["size"], 3_000_000);
+    assert_eq!(alice.json(&["shares"])[0]["hash"], hash.as_str());
+
+    // bob finds it by name (his catalog fills as alice's item arrives).
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let hits = bob.json(&["search", "REPORT"]);
+        if hits
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["share"]["hash"] == hash.as_str() && h["online"] == true)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob's catalog never listed alice's file: {hits}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let catalog = bob.json(&["catalog"]);
+    assert_eq!(catalog[0]["jid"], format!("alice@{DOMAIN}"));
+    let human = bob.cli(&["catalog"]);
+    assert!(String::from_utf8_lossy(&human.stdout).contains("report 2026.pdf"));
+
+    // Global flags work after the command too.
+    let out = bob.cli(&["download", &hash, "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = bob.cli(&["wait", &hash]);
+    assert!(
+        out.status.success(),
+        "wait: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read(tmp.path().join("bob/downloads/report 2026.pdf")).unwrap(),
+        content
+    );
+    let transfers = bob.json(&["transfers"]);
+    assert_eq!(transfers[0]["state"], "seeding");
+
+    let status = bob.json(&["status"]);
+    assert_eq!(status["jid"], format!("bob@{DOMAIN}"));
+    assert!(status["addresses"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|a| a.as_str().unwrap().starts_with("127.0.0.1:")));
+
+    // `exit` stops alice's daemon; SIGTERM stops bob's, cleanly, within 5 s.
+    let out = alice.cli(&["exit"]);
+    assert!(out.status.success());
+    let mut alice = alice;
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let status = loop {
+        if let Some(s) = alice.child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "Api.exit did not stop bitweend");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success());
+    assert!(bob.terminate().success());
+}
+
+#[test]
+fn the_api_refuses_bad_requests_and_changes_nothing() {
+    let server = Prosody::start(&["carol"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let carol = Daemon::start(&server, "carol", &tmp.path().join("carol"));
+    let (addr, token) = carol.api();
+    let url = format!("http://{addr}/api");
+    let call = |headers: &[(&str, &str)], body: &str| -> (u16, Value) {
+        let mut cmd = Command::new("curl");
+        cmd.args([
+            "-s",
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_code}",
+            "-X",
+            "POST",
+            &url,
+            "--data-binary",
+            body,
+        ]);
+        for (k, v) in headers {
+            cmd.args(["-H", &format!("{k}: {v}")]);
+        }
+        let out = cmd.output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let (body, code) = text.rsplit_once('\n').unwrap();
+        (
+            code.parse().unwrap(),
+            serde_json::from_str(body).unwrap_or(Value::Null),
+        )
+    };
+    let auth = format!("Bearer {token}");
+    let ok = [
+        ("Authorization", auth.as_str()),
+        ("Content-Type", "application/json"),
+    ];
+    let req = |method: &str, params: Value| {
+        json!({"jsonrpc": "2.0", "id": 7, "method": method, "params": params}).to_string()
+    };
+
+    let (code, v) = call(&[], &req("shares", json!([])));
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (401, Some(-32001)),
+        "no token: {v}"
+    );
+    let (code, v) = call(
+        &[("Authorization", "Bearer wrong")],
+        &req("shares", json!([])),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (401, Some(-32001)),
+        "wrong token: {v}"
+    );
+    let (code, v) = call(
+        &[ok[0], ("Host", "evil.example")],
+        &req("shares", json!([])),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (403, Some(-32002)),
+        "foreign Host: {v}"
+    );
+    let (code, v) = call(
+        &[ok[0], ("Origin", "http://evil.example")],
+        &req("shares", json!([])),
+    );
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (403, Some(-32002)),
+        "browser origin: {v}"
+    );
+    let (code, v) = call(&ok, "{not json");
+    assert_eq!(
+        (code, v["error"]["code"].as_i64()),
+        (200, Some(-32700)),
+        "bad JSON: {v}"
+    );
+    let (_, v) = call(&ok, &req("no.such_method", json!([])));
+    assert_eq!(v["error"]["code"], -32601, "{v}");
+    assert!(v["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("no.such_method"));
+    let (_, v) = call(&ok, &req("bt.add_path", json!(["/does/not/exist"])));
+    assert_eq!(v["error"]["code"], -32000, "{v}");
+    assert!(
+        v["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("/does/not/exist"),
+        "{v}"
+    );
+    let (_, v) = call(&ok, &req("download", json!({"hash": "xyz"})));
+    assert_eq!(v["error"]["code"], -32602, "{v}");
+    // A successful call gets no CORS headers and the id back.
+    let (code, v) = call(&ok, &req("bt.get_torrents", json!([])));
+    assert_eq!((code, v["id"].as_i64()), (200, Some(7)));
+    assert_eq!(
+        v["result"],
+        json!([]),
+        "nothing was added by the refused calls"
+    );
+    let (_, v) = call(&ok, &req("xmpp.get_shares", json!([])));
+    assert_eq!(v["result"], json!({}));
+    let (_, v) = call(&ok, &req("Api.versions", json!([])));
+    assert_eq!(v["result"]["api"], 1);
+
+    // The token file is private; the CLI's exit codes say what went wrong.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(carol.data.join("api-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(carol.cli(&["download", "nothex"]).status.code(), Some(2));
+    assert_eq!(
+        carol.cli(&["unshare", &"ab".repeat(20)]).status.code(),
+        Some(1)
+    );
+    assert_eq!(carol.cli(&["no-such-command"]).status.code(), Some(2));
+    let nowhere = Command::new(env!("CARGO_BIN_EXE_bitweenc"))
+        .args(["--data-dir", "/nonexistent", "status"])
+        .output()
+        .unwrap();
+    assert_eq!(nowhere.status.code(), Some(3));
+    assert!(carol.terminate().success());
+}
