@@ -19,8 +19,14 @@ struct Daemon {
 
 impl Daemon {
     fn start(server: &Prosody, user: &str, dir: &Path) -> Daemon {
+        Self::start_with(server, user, dir, &[])
+    }
+
+    fn start_with(server: &Prosody, user: &str, dir: &Path, extra: &[&str]) -> Daemon {
         let data = dir.join("data");
+        let _ = std::fs::remove_file(data.join("api-token"));
         let child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+            .args(extra)
             .args([
                 "--jid",
                 &format!("{user}@{DOMAIN}"),
@@ -316,4 +322,135 @@ fn the_api_refuses_bad_requests_and_changes_nothing() {
         .unwrap();
     assert_eq!(nowhere.status.code(), Some(3));
     assert!(carol.terminate().success());
+}
+
+#[test]
+fn sigterm_during_a_download_then_restart_continues() {
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let tmp = tempfile::tempdir().unwrap();
+    // alice uploads at 4 MiB/s so the download is still running at the
+    // SIGTERM.
+    let alice = Daemon::start_with(
+        &server,
+        "alice",
+        &tmp.path().join("alice"),
+        &["--upload-limit", "4194304"],
+    );
+    let bob_dir = tmp.path().join("bob");
+    let bob = Daemon::start(&server, "bob", &bob_dir);
+    let file = tmp.path().join("big.iso");
+    let content: Vec<u8> = (0..40_000_000u32)
+        .map(|i| (i.wrapping_mul(2654435761) >> 13) as u8)
+        .collect();
+    std::fs::write(&file, &content).unwrap();
+    let hash = alice.json(&["share", file.to_str().unwrap()])[0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !bob
+        .json(&["search", "big"])
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|h| h["share"]["hash"] == hash.as_str())
+    {
+        assert!(Instant::now() < deadline, "bob never saw alice's file");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    bob.json(&["download", &hash]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let t = bob.json(&["transfers"]);
+        let done = t[0]["done_bytes"].as_u64().unwrap_or(0);
+        if done > 0 {
+            assert!(done < 40_000_000, "finished before the SIGTERM");
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "bob's download never started: {t}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(bob.terminate().success(), "bitweend exits 0 on SIGTERM");
+
+    let bob = Daemon::start(&server, "bob", &bob_dir);
+    let out = bob.cli(&["wait", &hash]);
+    assert!(
+        out.status.success(),
+        "after the restart: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        std::fs::read(bob_dir.join("downloads/big.iso")).unwrap() == content,
+        "the file differs"
+    );
+    assert!(bob.terminate().success());
+    assert!(alice.terminate().success());
+}
+
+#[test]
+fn settings_come_from_the_config_file_and_flags_win() {
+    let server = Prosody::start(&["dave"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = tmp.path().join("bitweend.json");
+    std::fs::write(
+        &cfg,
+        format!(
+            r#"{{"jid": "nobody@{DOMAIN}", "server": "{}", "insecure-plaintext": true, "resource": "fromfile",
+                "address": ["127.0.0.1"], "no-public-ip": true, "no-upnp": true, "bt-port": 0}}"#,
+            server.server()
+        ),
+    )
+    .unwrap();
+    let data = tmp.path().join("data");
+    let child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+        .arg("--config")
+        .arg(&cfg)
+        .args(["--jid", &format!("dave@{DOMAIN}")])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--download-dir")
+        .arg(tmp.path().join("dl"))
+        .env("BITWEEN_PASSWORD", PASSWORD)
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let dave = Daemon { child, data };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !dave.data.join("api-token").exists() {
+        assert!(
+            Instant::now() < deadline,
+            "bitweend did not start from its settings file"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let status = dave.json(&["status"]);
+        if status["connection"]["Online"]["jid"] == format!("dave@{DOMAIN}/fromfile") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not online as dave/fromfile: {status}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(dave.terminate().success());
+
+    // An invalid settings file is named in a clear error.
+    std::fs::write(&cfg, r#"{"jid": "a@b", "colour": "blue"}"#).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+        .arg("--config")
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bitweend.json is invalid") && err.contains("colour"),
+        "{err}"
+    );
 }

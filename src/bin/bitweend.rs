@@ -25,7 +25,7 @@ use clap::Parser;
 struct Args {
     /// Your account, user@domain.
     #[arg(long)]
-    jid: String,
+    jid: Option<String>,
     /// A file holding the password (first line). Otherwise the
     /// BITWEEN_PASSWORD environment variable is used.
     #[arg(long)]
@@ -48,8 +48,8 @@ struct Args {
     #[arg(long)]
     download_dir: Option<PathBuf>,
     /// The BitTorrent port; 0 (default) picks one and keeps it.
-    #[arg(long, default_value_t = 0)]
-    bt_port: u16,
+    #[arg(long)]
+    bt_port: Option<u16>,
     /// Publish this address (with the BitTorrent port) as well; repeatable.
     /// For example 127.0.0.1 for tests, or a VPN address.
     #[arg(long = "address")]
@@ -68,15 +68,98 @@ struct Args {
     /// Where the JSON-RPC API listens (POST /api, GET /events); port 0
     /// picks one. The address and a fresh token are written to the data
     /// dir (api-address, api-token).
-    #[arg(long, default_value = "127.0.0.1:0")]
-    api: SocketAddr,
+    #[arg(long)]
+    api: Option<SocketAddr>,
     /// Allow --api on an address other than loopback (anyone who can reach
     /// it and has the token controls this daemon).
     #[arg(long)]
     api_public: bool,
+    /// Limit uploads to this many bytes per second (default: no limit).
+    #[arg(long)]
+    upload_limit: Option<std::num::NonZeroU32>,
     /// Share this file or folder at start (repeatable).
     #[arg(long = "share")]
     shares: Vec<PathBuf>,
+    /// The settings file (JSON, keys named like these flags, e.g.
+    /// {"jid": "me@example.org", "bt-port": 6881, "address": ["10.8.0.2"]});
+    /// default: $XDG_CONFIG_HOME/bitween/bitweend.json. Flags win.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+/// The settings file: the same settings as the flags.
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
+struct FileConfig {
+    jid: Option<String>,
+    password_file: Option<PathBuf>,
+    server: Option<String>,
+    insecure_plaintext: bool,
+    resource: Option<String>,
+    data_dir: Option<PathBuf>,
+    download_dir: Option<PathBuf>,
+    bt_port: Option<u16>,
+    address: Vec<IpAddr>,
+    ip_service: Vec<String>,
+    no_public_ip: bool,
+    no_upnp: bool,
+    api: Option<SocketAddr>,
+    api_public: bool,
+    upload_limit: Option<std::num::NonZeroU32>,
+    share: Vec<PathBuf>,
+}
+
+fn default_config_file() -> PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_default()
+        .join("bitween/bitweend.json")
+}
+
+/// Fills what the flags left unset from the settings file (flags win). A
+/// missing default file is fine; an unreadable or invalid one is an error
+/// that names the file.
+fn apply_config_file(args: &mut Args) -> Result<(), String> {
+    let (path, explicit) = match &args.config {
+        Some(p) => (p.clone(), true),
+        None => (default_config_file(), false),
+    };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && !explicit => return Ok(()),
+        Err(e) => {
+            return Err(format!(
+                "cannot read the settings file {}: {e}",
+                path.display()
+            ))
+        }
+    };
+    let f: FileConfig = serde_json::from_str(&text)
+        .map_err(|e| format!("the settings file {} is invalid: {e}", path.display()))?;
+    args.jid = args.jid.take().or(f.jid);
+    args.password_file = args.password_file.take().or(f.password_file);
+    args.server = args.server.take().or(f.server);
+    args.insecure_plaintext |= f.insecure_plaintext;
+    args.resource = args.resource.take().or(f.resource);
+    args.data_dir = args.data_dir.take().or(f.data_dir);
+    args.download_dir = args.download_dir.take().or(f.download_dir);
+    args.bt_port = args.bt_port.or(f.bt_port);
+    if args.addresses.is_empty() {
+        args.addresses = f.address;
+    }
+    if args.ip_services.is_empty() {
+        args.ip_services = f.ip_service;
+    }
+    args.no_public_ip |= f.no_public_ip;
+    args.no_upnp |= f.no_upnp;
+    args.api = args.api.or(f.api);
+    args.api_public |= f.api_public;
+    args.upload_limit = args.upload_limit.or(f.upload_limit);
+    if args.shares.is_empty() {
+        args.shares = f.share;
+    }
+    Ok(())
 }
 
 fn default_data_dir() -> PathBuf {
@@ -144,14 +227,23 @@ fn print_contact(catalog: &Catalog, jid: &str) {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let args = Args::parse();
+    let mut args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "bitween=info".into()),
         )
         .init();
-    let password = match check_plaintext(&args).and_then(|()| password(&args)) {
+    let password = match apply_config_file(&mut args)
+        .and_then(|()| {
+            args.jid.is_some().then_some(()).ok_or_else(|| {
+                "no account: pass --jid user@domain (or set \"jid\" in the settings file)"
+                    .to_string()
+            })
+        })
+        .and_then(|()| check_plaintext(&args))
+        .and_then(|()| password(&args))
+    {
         Ok(p) => p,
         Err(e) => {
             eprintln!("bitweend: {e}");
@@ -160,7 +252,7 @@ async fn main() -> ExitCode {
     };
     let config = ServiceConfig {
         xmpp: XmppConfig {
-            jid: args.jid.clone(),
+            jid: args.jid.clone().unwrap_or_default(),
             password,
             resource: args.resource.clone(),
             server: args.server.clone(),
@@ -172,8 +264,8 @@ async fn main() -> ExitCode {
                 .download_dir
                 .clone()
                 .unwrap_or_else(EngineConfig::default_download_dir),
-            listen_port: args.bt_port,
-            upload_limit: None,
+            listen_port: args.bt_port.unwrap_or(0),
+            upload_limit: args.upload_limit,
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,
@@ -186,18 +278,21 @@ async fn main() -> ExitCode {
             ..Default::default()
         },
     };
-    if !args.api.ip().is_loopback() && !args.api_public {
+    let api = args
+        .api
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    if !api.ip().is_loopback() && !args.api_public {
         eprintln!(
             "bitweend: --api {} is not a loopback address; add --api-public if you really want the API reachable from other machines",
-            args.api
+            api
         );
         return ExitCode::from(2);
     }
     let data_dir = config.engine.data_dir.clone();
-    let listener = match tokio::net::TcpListener::bind(args.api).await {
+    let listener = match tokio::net::TcpListener::bind(api).await {
         Ok(l) => l,
         Err(e) => {
-            eprintln!("bitweend: cannot listen on {} for the API: {e}", args.api);
+            eprintln!("bitweend: cannot listen on {api} for the API: {e}");
             return ExitCode::from(2);
         }
     };
