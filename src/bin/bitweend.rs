@@ -60,8 +60,8 @@ struct Args {
     /// Do not look up our public IPv4.
     #[arg(long)]
     no_public_ip: bool,
-    /// Do not ask the router for a port mapping (UPnP). Mapping is not
-    /// implemented yet, so this is the current behaviour either way.
+    /// Do not ask the router for a port mapping over UPnP (librqbit maps the
+    /// BitTorrent port to the same external port).
     #[arg(long)]
     no_upnp: bool,
     /// Share this file or folder at start (repeatable).
@@ -164,6 +164,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(EngineConfig::default_download_dir),
             listen_port: args.bt_port,
             upload_limit: None,
+            upnp: !args.no_upnp,
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,
