@@ -22,6 +22,7 @@
 pub mod config;
 pub mod diagnose;
 pub mod interfaces;
+pub mod natpmp;
 pub mod public_ip;
 mod publish;
 mod watcher;
@@ -33,6 +34,7 @@ use serde::{Deserialize, Serialize};
 pub use config::{AddressConfig, AddressConfigError, DEFAULT_SERVICES};
 pub use diagnose::{diagnose, order_addresses, Diagnosis, Verdict};
 pub use interfaces::{InterfaceAddr, Network};
+pub use natpmp::PortMapping;
 pub use public_ip::{PublicIpDecision, PublicIpLookup, Rule};
 pub use publish::keep_published;
 pub use watcher::{AddressWatcher, InterfaceLister};
