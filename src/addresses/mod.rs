@@ -15,9 +15,10 @@
 //!
 //! Ports: every address is published with every BitTorrent port in
 //! [`Ports`], the engine's listen port and a NAT-mapped external port.
-//! Port mapping (UPnP, built into librqbit) joins with the engine, which
-//! will report a mapped port through [`AddressWatcher::set_ports`]; nothing
-//! here talks UPnP or NAT-PMP.
+//! The watcher runs the [`natpmp`] client, whose mapped external port
+//! becomes [`Ports::mapped`] while the mapping lasts. UPnP is librqbit's
+//! (see `EngineConfig::upnp`): it maps the listen port to the same
+//! external port, so it adds no port to publish.
 
 pub mod config;
 pub mod diagnose;
@@ -44,8 +45,9 @@ pub use watcher::{AddressWatcher, InterfaceLister};
 pub struct Ports {
     /// The port the engine listens on; `None` before it listens.
     pub listen: Option<u16>,
-    /// The external port a NAT maps to us (UPnP/NAT-PMP), if any. Set by
-    /// the engine once it has a mapping; published beside `listen`.
+    /// The external port a NAT maps to us, if any: the NAT-PMP mapping's
+    /// while there is one, else what [`AddressWatcher::set_ports`] says.
+    /// Published beside `listen`.
     pub mapped: Option<u16>,
 }
 

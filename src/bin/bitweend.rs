@@ -64,6 +64,10 @@ struct Args {
     /// BitTorrent port to the same external port).
     #[arg(long)]
     no_upnp: bool,
+    /// Do not ask the gateway for a port mapping over NAT-PMP (which
+    /// publishes the mapped external port beside the BitTorrent port).
+    #[arg(long)]
+    no_natpmp: bool,
     /// Share this file or folder at start (repeatable).
     #[arg(long = "share")]
     shares: Vec<PathBuf>,
@@ -168,6 +172,7 @@ async fn main() -> ExitCode {
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,
+            natpmp: !args.no_natpmp,
             static_addresses: args.addresses.clone(),
             services: if args.ip_services.is_empty() {
                 AddressConfig::default().services
