@@ -7,6 +7,7 @@ use tokio::sync::broadcast;
 
 use std::net::SocketAddr;
 
+use crate::addresses::natpmp::PortMapping;
 use crate::addresses::PublicIpDecision;
 use crate::shares::{InfoHash, UserShares};
 use crate::torrent::Transfer;
@@ -60,6 +61,17 @@ pub enum Event {
     /// No what-is-my-IP service answered usably; the last known public
     /// IPv4 (if any) is kept and the lookup retried after `retry_in_ms`.
     PublicIpLookupFailed { reason: String, retry_in_ms: u64 },
+    /// The NAT-PMP gateway granted, renewed with other values, or lost our
+    /// port mapping (`None`: no mapping any more).
+    PortMappingChanged { mapping: Option<PortMapping> },
+    /// A NAT-PMP mapping attempt failed (`gateway`: the one asked, if one
+    /// was found); a held mapping is kept until it expires unless the
+    /// gateway refused it. Retried after `retry_in_ms`.
+    PortMappingFailed {
+        gateway: Option<SocketAddr>,
+        reason: String,
+        retry_in_ms: u64,
+    },
 }
 
 /// The sending side; clone it to hand out subscriptions.

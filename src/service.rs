@@ -3,7 +3,7 @@
 //!
 //! When what we share or our addresses change, the published entry is
 //! rebuilt from the engine's shares and our addresses (each address with
-//! the listen port).
+//! the listen port, and with the NAT-PMP mapped port while there is one).
 //! The desktop shell and the headless daemon both run exactly this.
 
 use std::path::PathBuf;

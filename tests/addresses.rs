@@ -134,13 +134,15 @@ impl Drop for FakeService {
 
 // ----- helpers -------------------------------------------------------------
 
-/// Only static 127.0.0.1 and the given services; interfaces off (this
-/// machine has nothing publishable anyway); quick timings.
+/// Only static 127.0.0.1 and the given services; interfaces and NAT-PMP off
+/// (this machine has nothing publishable anyway, and no router is asked);
+/// quick timings.
 fn test_config(services: &[&FakeService], service_timeout: Duration) -> AddressConfig {
     AddressConfig {
         public_ipv4: true,
         ipv6: false,
         lan: false,
+        natpmp: false,
         static_addresses: vec!["127.0.0.1".parse().unwrap()],
         services: services.iter().map(|s| s.url.clone()).collect(),
         service_timeout,
@@ -429,6 +431,7 @@ async fn an_address_that_disappears_is_withdrawn_and_ports_multiply() {
     };
     let config = AddressConfig {
         public_ipv4: false,
+        natpmp: false,
         recheck_interval: Duration::from_millis(100),
         ..AddressConfig::default()
     };

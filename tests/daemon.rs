@@ -39,6 +39,7 @@ impl Daemon {
                 "pc",
                 "--no-public-ip",
                 "--no-upnp",
+                "--no-natpmp",
             ])
             .args(["--address", "127.0.0.1"])
             .arg("--data-dir")
@@ -399,7 +400,7 @@ fn settings_come_from_the_config_file_and_flags_win() {
         &cfg,
         format!(
             r#"{{"jid": "nobody@{DOMAIN}", "server": "{}", "insecure-plaintext": true, "resource": "fromfile",
-                "address": ["127.0.0.1"], "no-public-ip": true, "no-upnp": true, "bt-port": 0}}"#,
+                "address": ["127.0.0.1"], "no-public-ip": true, "no-upnp": true, "no-natpmp": true, "bt-port": 0}}"#,
             server.server()
         ),
     )

@@ -153,6 +153,7 @@ async fn hostile_metadata_is_refused_and_nothing_escapes() {
             download_dir: bob_dir.join("downloads"),
             listen_port: 0,
             upload_limit: None,
+            upnp: false,
         },
         addresses: common::loopback_addresses(),
     })

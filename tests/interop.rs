@@ -147,6 +147,7 @@ async fn service(server: &Prosody, user: &str, dir: &Path) -> Service {
             download_dir: dir.join("downloads"),
             listen_port: 0,
             upload_limit: None,
+            upnp: false,
         },
         addresses: common::loopback_addresses(),
     })
@@ -217,6 +218,7 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
             download_dir: maker_dir.join("dl"),
             listen_port: 0,
             upload_limit: None,
+            upnp: false,
         },
         Catalog::default(),
         bitween::events::EventBus::new(),

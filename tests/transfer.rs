@@ -44,6 +44,7 @@ async fn start(server: &Prosody, user: &str, dir: &Path, upload_limit: Option<u3
             download_dir: dir.join("downloads"),
             listen_port: 0,
             upload_limit: upload_limit.and_then(NonZeroU32::new),
+            upnp: false,
         },
         addresses: common::loopback_addresses(),
     };

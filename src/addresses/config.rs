@@ -1,10 +1,11 @@
 //! Settings of address discovery: which sources are on, extra addresses,
-//! the what-is-my-IP services, timeouts and intervals. Serializable, so the
+//! the what-is-my-IP services, NAT-PMP port mapping, timeouts and
+//! intervals. Serializable, so the
 //! daemon's and the desktop app's settings files can carry it.
 //!
 //! Not here: the discovery itself (see the sibling modules).
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -52,13 +53,33 @@ pub struct AddressConfig {
     /// How often the public IPv4 is asked again after a successful lookup.
     #[serde(rename = "public_ipv4_interval_ms", with = "millis")]
     pub public_ipv4_interval: Duration,
-    /// After a lookup where no service answered, the first wait before
-    /// retrying; it doubles on each further failure up to `retry_max`.
+    /// After a lookup where no service answered, or a failed NAT-PMP
+    /// attempt, the first wait before retrying; it doubles on each further
+    /// failure up to `retry_max`.
     #[serde(rename = "retry_first_ms", with = "millis")]
     pub retry_first: Duration,
     #[serde(rename = "retry_max_ms", with = "millis")]
     pub retry_max: Duration,
+    /// Ask the gateway for a port mapping over NAT-PMP (RFC 6886) and
+    /// publish the external port beside the listen port while it lasts.
+    pub natpmp: bool,
+    /// The NAT-PMP gateway (IPv4 address and port) to ask instead of the
+    /// default gateway on port 5351: a fake one in tests, or a router that
+    /// is not the default gateway.
+    pub natpmp_gateway: Option<SocketAddr>,
+    /// How long the first NAT-PMP request waits for an answer; each
+    /// further one waits twice as long (RFC 6886: 250 ms).
+    #[serde(rename = "natpmp_first_timeout_ms", with = "millis")]
+    pub natpmp_first_timeout: Duration,
+    /// How many NAT-PMP requests are sent before the gateway counts as
+    /// silent, 1 to [`MAX_NATPMP_ATTEMPTS`] (RFC 6886: 9, about two
+    /// minutes in all).
+    pub natpmp_attempts: u32,
 }
+
+/// The most NAT-PMP requests per attempt (250 ms doubled 11 times is
+/// over eight minutes).
+pub const MAX_NATPMP_ATTEMPTS: u32 = 12;
 
 impl Default for AddressConfig {
     fn default() -> Self {
@@ -75,6 +96,10 @@ impl Default for AddressConfig {
             public_ipv4_interval: Duration::from_secs(10 * 60),
             retry_first: Duration::from_secs(5),
             retry_max: Duration::from_secs(5 * 60),
+            natpmp: true,
+            natpmp_gateway: None,
+            natpmp_first_timeout: Duration::from_millis(250),
+            natpmp_attempts: 9,
         }
     }
 }
@@ -90,6 +115,10 @@ pub enum AddressConfigError {
     StaticAddress(IpAddr),
     #[error("{0} must be more than zero")]
     ZeroDuration(&'static str),
+    #[error("NAT-PMP gateway {0} must be an IPv4 address with a port (NAT-PMP is IPv4 only)")]
+    NatPmpGateway(SocketAddr),
+    #[error("natpmp_attempts must be between 1 and {MAX_NATPMP_ATTEMPTS}, not {0}")]
+    NatPmpAttempts(u32),
 }
 
 impl AddressConfig {
@@ -116,12 +145,35 @@ impl AddressConfig {
             ("public_ipv4_interval_ms", self.public_ipv4_interval),
             ("retry_first_ms", self.retry_first),
             ("retry_max_ms", self.retry_max),
+            ("natpmp_first_timeout_ms", self.natpmp_first_timeout),
         ] {
             if d.is_zero() {
                 return Err(AddressConfigError::ZeroDuration(name));
             }
         }
+        if let Some(gw) = self.natpmp_gateway {
+            let usable = gw.is_ipv4() && !gw.ip().is_unspecified() && gw.port() != 0;
+            if !usable {
+                return Err(AddressConfigError::NatPmpGateway(gw));
+            }
+        }
+        if !(1..=MAX_NATPMP_ATTEMPTS).contains(&self.natpmp_attempts) {
+            return Err(AddressConfigError::NatPmpAttempts(self.natpmp_attempts));
+        }
         Ok(())
+    }
+
+    /// What the NAT-PMP mapper needs from these settings.
+    pub fn natpmp_mapper(&self) -> super::natpmp::MapperConfig {
+        super::natpmp::MapperConfig {
+            gateway: self.natpmp_gateway,
+            timing: super::natpmp::Timing {
+                first_timeout: self.natpmp_first_timeout,
+                attempts: self.natpmp_attempts,
+            },
+            retry_first: self.retry_first,
+            retry_max: self.retry_max,
+        }
     }
 }
 
@@ -150,6 +202,11 @@ mod tests {
         c.validate().unwrap();
         assert!(c.services.iter().all(|s| s.starts_with("https://")));
         assert!(c.public_ipv4 && c.ipv6 && c.lan && !c.ula);
+        assert!(c.natpmp && c.natpmp_gateway.is_none());
+        assert_eq!(
+            c.natpmp_mapper().timing,
+            super::super::natpmp::Timing::default()
+        );
     }
 
     #[test]
@@ -194,5 +251,43 @@ mod tests {
             zero.validate(),
             Err(AddressConfigError::ZeroDuration("service_timeout_ms"))
         );
+        for gw in ["[::1]:5351", "0.0.0.0:5351", "192.168.1.1:0"] {
+            let bad_gateway = AddressConfig {
+                natpmp_gateway: Some(gw.parse().unwrap()),
+                ..Default::default()
+            };
+            assert!(
+                matches!(
+                    bad_gateway.validate(),
+                    Err(AddressConfigError::NatPmpGateway(_))
+                ),
+                "{gw}"
+            );
+        }
+        for attempts in [0, MAX_NATPMP_ATTEMPTS + 1] {
+            let bad = AddressConfig {
+                natpmp_attempts: attempts,
+                ..Default::default()
+            };
+            assert_eq!(
+                bad.validate(),
+                Err(AddressConfigError::NatPmpAttempts(attempts))
+            );
+        }
+    }
+
+    #[test]
+    fn the_natpmp_gateway_is_a_plain_socket_address_in_settings() {
+        let c: AddressConfig = serde_json::from_str(
+            r#"{"natpmp_gateway": "127.0.0.1:15351", "natpmp_first_timeout_ms": 50, "natpmp_attempts": 2}"#,
+        )
+        .unwrap();
+        c.validate().unwrap();
+        let m = c.natpmp_mapper();
+        assert_eq!(m.gateway, Some("127.0.0.1:15351".parse().unwrap()));
+        assert_eq!(m.timing.first_timeout, Duration::from_millis(50));
+        assert_eq!(m.timing.attempts, 2);
+        let off: AddressConfig = serde_json::from_str(r#"{"natpmp": false}"#).unwrap();
+        assert!(!off.natpmp);
     }
 }

@@ -15,13 +15,15 @@
 //!
 //! Ports: every address is published with every BitTorrent port in
 //! [`Ports`], the engine's listen port and a NAT-mapped external port.
-//! Port mapping (UPnP, built into librqbit) joins with the engine, which
-//! will report a mapped port through [`AddressWatcher::set_ports`]; nothing
-//! here talks UPnP or NAT-PMP.
+//! The watcher runs the [`natpmp`] client, whose mapped external port
+//! becomes [`Ports::mapped`] while the mapping lasts. UPnP is librqbit's
+//! (see `EngineConfig::upnp`): it maps the listen port to the same
+//! external port, so it adds no port to publish.
 
 pub mod config;
 pub mod diagnose;
 pub mod interfaces;
+pub mod natpmp;
 pub mod public_ip;
 mod publish;
 mod watcher;
@@ -33,6 +35,7 @@ use serde::{Deserialize, Serialize};
 pub use config::{AddressConfig, AddressConfigError, DEFAULT_SERVICES};
 pub use diagnose::{diagnose, order_addresses, Diagnosis, Verdict};
 pub use interfaces::{InterfaceAddr, Network};
+pub use natpmp::PortMapping;
 pub use public_ip::{PublicIpDecision, PublicIpLookup, Rule};
 pub use publish::keep_published;
 pub use watcher::{AddressWatcher, InterfaceLister};
@@ -42,8 +45,9 @@ pub use watcher::{AddressWatcher, InterfaceLister};
 pub struct Ports {
     /// The port the engine listens on; `None` before it listens.
     pub listen: Option<u16>,
-    /// The external port a NAT maps to us (UPnP/NAT-PMP), if any. Set by
-    /// the engine once it has a mapping; published beside `listen`.
+    /// The external port a NAT maps to us, if any: the NAT-PMP mapping's
+    /// while there is one, else what [`AddressWatcher::set_ports`] says.
+    /// Published beside `listen`.
     pub mapped: Option<u16>,
 }
 

@@ -1,10 +1,11 @@
 //! The background task that owns [`OwnAddresses`]: it publishes what is
 //! known at once, adds the public IPv4 when a lookup decides it, re-reads
 //! the interfaces periodically, asks the services again now and then (with
-//! backoff while none answers), and announces every change.
+//! backoff while none answers), adds the NAT-PMP mapped port while a
+//! mapping lasts, and announces every change.
 //!
-//! Not here: how addresses are found (`interfaces`, `public_ip`) and
-//! where they go (`publish`).
+//! Not here: how addresses and mappings are found (`interfaces`,
+//! `public_ip`, `natpmp`) and where they go (`publish`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -18,6 +19,7 @@ use tracing::Instrument;
 
 use super::config::{AddressConfig, AddressConfigError};
 use super::interfaces::{self, InterfaceAddr, Selected};
+use super::natpmp::Mapper;
 use super::public_ip::{LookupFailed, PublicIpDecision, PublicIpLookup};
 use super::{OwnAddresses, Ports};
 use crate::events::{Event, EventBus};
@@ -56,12 +58,17 @@ struct Task {
     ports: watch::Receiver<Ports>,
     selected: Selected,
     public_ipv4: Option<std::net::Ipv4Addr>,
+    /// The NAT-PMP client for the listen port, while `config.natpmp`.
+    mapper: Option<Mapper>,
+    /// Its mapped external port, while it has a mapping.
+    natpmp_port: Option<u16>,
 }
 
 impl AddressWatcher {
     /// Starts discovery with the system's interfaces. Must be called inside
     /// a tokio runtime. Returns at once: static and interface addresses
-    /// are in [`current`](Self::current) already; the public IPv4 follows.
+    /// are in [`current`](Self::current) already; the public IPv4 and a
+    /// NAT-PMP mapped port follow.
     pub fn start(
         config: AddressConfig,
         ports: Ports,
@@ -102,6 +109,8 @@ impl AddressWatcher {
             ports: ports_rx,
             selected,
             public_ipv4: None,
+            mapper: None,
+            natpmp_port: None,
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         let handle = tokio::spawn(
@@ -127,7 +136,10 @@ impl AddressWatcher {
     }
 
     /// Sets the BitTorrent ports (the engine's listen port, and a mapped
-    /// external port once port mapping has one).
+    /// external port known elsewhere). NAT-PMP is mapped for the listen
+    /// port (again, when it changes); while it holds a mapping, its
+    /// external port is the published mapped port, whatever `ports.mapped`
+    /// says.
     pub fn set_ports(&self, ports: Ports) {
         self.ports.send_if_modified(|p| {
             let changed = *p != ports;
@@ -136,7 +148,8 @@ impl AddressWatcher {
         });
     }
 
-    /// Stops the task and waits until it has ended.
+    /// Stops the task and waits until it has ended (a NAT-PMP mapping is
+    /// deleted first, waiting at most two requests' timeouts).
     pub async fn shutdown(mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
@@ -179,13 +192,46 @@ impl Task {
         self.selected = read_interfaces(&self.config, &self.interfaces, previous);
     }
 
+    /// The ports to publish: the listen port, and NAT-PMP's mapped port
+    /// over the one given.
+    fn ports(&self) -> Ports {
+        let given = *self.ports.borrow();
+        Ports {
+            listen: given.listen,
+            mapped: self.natpmp_port.or(given.mapped),
+        }
+    }
+
     fn assemble(&self) -> OwnAddresses {
         OwnAddresses::assemble(
             &self.config.static_addresses,
             &self.selected,
             self.public_ipv4,
-            &self.ports.borrow(),
+            &self.ports(),
         )
+    }
+
+    /// Runs the NAT-PMP client for the current listen port: starts it,
+    /// or replaces it (deleting the old mapping) when the port changed.
+    async fn sync_mapper(&mut self) {
+        let wanted = match self.ports.borrow().listen {
+            Some(p) if p != 0 && self.config.natpmp => Some(p),
+            _ => None,
+        };
+        if self.mapper.as_ref().map(Mapper::port) == wanted {
+            return;
+        }
+        if let Some(old) = self.mapper.take() {
+            old.shutdown().await;
+            self.natpmp_port = None;
+        }
+        if let Some(port) = wanted {
+            self.mapper = Some(Mapper::start(
+                self.config.natpmp_mapper(),
+                port,
+                self.events.clone(),
+            ));
+        }
     }
 
     /// Recomputes the state; announces it if the published list changed.
@@ -230,6 +276,7 @@ impl Task {
         let mut running: Option<LookupFuture> = None;
         let mut failures = 0u32;
         let mut ports_open = true;
+        self.sync_mapper().await;
         loop {
             tokio::select! {
                 _ = &mut stop => break,
@@ -237,6 +284,18 @@ impl Task {
                     // The sender lives in the watcher, so this ends only
                     // with it; `stop` then fires as well.
                     ports_open = changed.is_ok();
+                    self.sync_mapper().await;
+                    self.update();
+                }
+                mapping = mapping_changed(&mut self.mapper), if self.mapper.is_some() => {
+                    match mapping {
+                        Some(mapping) => self.natpmp_port = mapping.map(|m| m.external_port),
+                        None => {
+                            // The client ended on its own: nothing is mapped.
+                            self.mapper = None;
+                            self.natpmp_port = None;
+                        }
+                    }
                     self.update();
                 }
                 _ = recheck.tick() => {
@@ -280,6 +339,19 @@ impl Task {
                 }
             }
         }
+        if let Some(mapper) = self.mapper.take() {
+            mapper.shutdown().await;
+        }
         tracing::debug!("stopped");
+    }
+}
+
+/// The next change of the NAT-PMP mapping; `None` when the client ended.
+async fn mapping_changed(
+    mapper: &mut Option<Mapper>,
+) -> Option<Option<super::natpmp::PortMapping>> {
+    match mapper {
+        Some(m) => m.changed().await,
+        None => std::future::pending().await,
     }
 }

@@ -61,8 +61,8 @@ struct Args {
     /// Do not look up our public IPv4.
     #[arg(long)]
     no_public_ip: bool,
-    /// Do not ask the router for a port mapping (UPnP). Mapping is not
-    /// implemented yet, so this is the current behaviour either way.
+    /// Do not ask the router for a port mapping over UPnP (librqbit maps the
+    /// BitTorrent port to the same external port).
     #[arg(long)]
     no_upnp: bool,
     /// Where the JSON-RPC API listens (POST /api, GET /events); port 0
@@ -77,6 +77,10 @@ struct Args {
     /// Limit uploads to this many bytes per second (default: no limit).
     #[arg(long)]
     upload_limit: Option<std::num::NonZeroU32>,
+    /// Do not ask the gateway for a port mapping over NAT-PMP (which
+    /// publishes the mapped external port beside the BitTorrent port).
+    #[arg(long)]
+    no_natpmp: bool,
     /// Share this file or folder at start (repeatable).
     #[arg(long = "share")]
     shares: Vec<PathBuf>,
@@ -103,6 +107,7 @@ struct FileConfig {
     ip_service: Vec<String>,
     no_public_ip: bool,
     no_upnp: bool,
+    no_natpmp: bool,
     api: Option<SocketAddr>,
     api_public: bool,
     upload_limit: Option<std::num::NonZeroU32>,
@@ -153,6 +158,7 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
     }
     args.no_public_ip |= f.no_public_ip;
     args.no_upnp |= f.no_upnp;
+    args.no_natpmp |= f.no_natpmp;
     args.api = args.api.or(f.api);
     args.api_public |= f.api_public;
     args.upload_limit = args.upload_limit.or(f.upload_limit);
@@ -266,9 +272,11 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(EngineConfig::default_download_dir),
             listen_port: args.bt_port.unwrap_or(0),
             upload_limit: args.upload_limit,
+            upnp: !args.no_upnp,
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,
+            natpmp: !args.no_natpmp,
             static_addresses: args.addresses.clone(),
             services: if args.ip_services.is_empty() {
                 AddressConfig::default().services

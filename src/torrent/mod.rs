@@ -50,6 +50,12 @@ pub struct EngineConfig {
     pub listen_port: u16,
     /// Upload limit in bytes per second for the whole session (None: none).
     pub upload_limit: Option<std::num::NonZeroU32>,
+    /// Ask the router for a port mapping over UPnP IGD (librqbit's
+    /// forwarder; `bitweend` turns it on unless `--no-upnp`). librqbit maps
+    /// TCP with the external port equal to the listen port and does not
+    /// report the mapping back, so nothing extra is published for it: the
+    /// listen port already is. Tests set it to `false` (there is no router).
+    pub upnp: bool,
 }
 
 impl EngineConfig {
@@ -226,7 +232,7 @@ impl Engine {
             listen: Some(ListenerOptions {
                 mode: ListenerMode::TcpAndUtp,
                 listen_addr: (Ipv6Addr::UNSPECIFIED, port).into(),
-                enable_upnp_port_forwarding: false,
+                enable_upnp_port_forwarding: config.upnp,
                 ..Default::default()
             }),
             trackers: [tracker_url.parse().expect("our tracker URL parses")].into(),

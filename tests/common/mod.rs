@@ -20,13 +20,14 @@ use tokio::sync::broadcast;
 
 pub const DOMAIN: &str = "localhost";
 
-/// Publish 127.0.0.1 only: no interface discovery, no what-is-my-IP lookup
-/// (tests never reach the internet).
+/// Publish 127.0.0.1 only: no interface discovery, no what-is-my-IP lookup,
+/// no NAT-PMP (tests never reach the internet, nor the router).
 pub fn loopback_addresses() -> bitween::addresses::AddressConfig {
     bitween::addresses::AddressConfig {
         public_ipv4: false,
         ipv6: false,
         lan: false,
+        natpmp: false,
         static_addresses: vec!["127.0.0.1".parse().unwrap()],
         ..Default::default()
     }
