@@ -8,6 +8,7 @@
 pub mod addresses;
 pub mod api;
 pub mod events;
+pub mod paths;
 pub mod service;
 pub mod shares;
 pub mod torrent;

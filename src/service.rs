@@ -6,7 +6,6 @@
 //! the listen port, and with the NAT-PMP mapped port while there is one).
 //! The desktop shell and the headless daemon both run exactly this.
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::watch;
@@ -133,10 +132,5 @@ impl Service {
             w.shutdown().await;
         }
         self.engine.shutdown().await;
-    }
-
-    /// Where downloads go by default.
-    pub fn default_download_dir() -> PathBuf {
-        EngineConfig::default_download_dir()
     }
 }

@@ -10,11 +10,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use bitween::events::Event;
-use bitween::service::{Service, ServiceConfig};
+use bitween::service::Service;
 use bitween::shares::{InfoHash, ResourceShares, Share, ShareName};
-use bitween::torrent::EngineConfig;
-use bitween::xmpp::XmppConfig;
-use common::{Peer, Prosody, DOMAIN, PASSWORD};
+use common::{Peer, Prosody};
 use sha1::{Digest, Sha1};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -138,27 +136,10 @@ fn files_under(dir: &Path) -> Vec<String> {
 async fn hostile_metadata_is_refused_and_nothing_escapes() {
     let server = Prosody::start(&["bob", "mallory"], &[("bob", "mallory")]);
     let tmp = tempfile::tempdir().unwrap();
-    common::init_logging();
     let bob_dir = tmp.path().join("deep/inside/bob");
-    let bob = Service::start(ServiceConfig {
-        xmpp: XmppConfig {
-            jid: format!("bob@{DOMAIN}"),
-            password: PASSWORD.into(),
-            resource: Some("pc".into()),
-            server: Some(server.server()),
-            insecure_plaintext: true,
-        },
-        engine: EngineConfig {
-            data_dir: bob_dir.join("data"),
-            download_dir: bob_dir.join("downloads"),
-            listen_port: 0,
-            upload_limit: None,
-            upnp: false,
-        },
-        addresses: common::loopback_addresses(),
-    })
-    .await
-    .unwrap();
+    let bob = Service::start(common::service_config(&server, "bob", &bob_dir, None))
+        .await
+        .unwrap();
     let mallory = Peer::login(&server, "mallory", "evil").await;
     let mut events = bob.events.subscribe();
 

@@ -12,11 +12,10 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitween::events::Event;
-use bitween::service::{Service, ServiceConfig};
+use bitween::service::Service;
 use bitween::shares::{Catalog, ResourceShares};
 use bitween::torrent::{Engine, EngineConfig};
-use bitween::xmpp::XmppConfig;
-use common::{free_port, Peer, Prosody, DOMAIN, PASSWORD};
+use common::{free_port, Peer, Prosody};
 
 /// A qbittorrent-nox with its own profile, on loopback ports.
 struct Qbt {
@@ -133,26 +132,9 @@ fn random_file(path: &Path, bytes: usize) {
 }
 
 async fn service(server: &Prosody, user: &str, dir: &Path) -> Service {
-    common::init_logging();
-    Service::start(ServiceConfig {
-        xmpp: XmppConfig {
-            jid: format!("{user}@{DOMAIN}"),
-            password: PASSWORD.into(),
-            resource: Some("pc".into()),
-            server: Some(server.server()),
-            insecure_plaintext: true,
-        },
-        engine: EngineConfig {
-            data_dir: dir.join("data"),
-            download_dir: dir.join("downloads"),
-            listen_port: 0,
-            upload_limit: None,
-            upnp: false,
-        },
-        addresses: common::loopback_addresses(),
-    })
-    .await
-    .expect("service starts")
+    Service::start(common::service_config(server, user, dir, None))
+        .await
+        .expect("service starts")
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -11,11 +11,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bitween::events::Event;
-use bitween::service::{Service, ServiceConfig};
+use bitween::service::Service;
 use bitween::shares::InfoHash;
-use bitween::torrent::{EngineConfig, Transfer};
-use bitween::xmpp::XmppConfig;
-use common::{Prosody, DOMAIN, PASSWORD};
+use bitween::torrent::Transfer;
+use common::{Prosody, DOMAIN};
 use rand::RngCore;
 use tokio::sync::broadcast;
 
@@ -30,24 +29,7 @@ struct Node {
 }
 
 async fn start(server: &Prosody, user: &str, dir: &Path, upload_limit: Option<u32>) -> Node {
-    common::init_logging();
-    let config = ServiceConfig {
-        xmpp: XmppConfig {
-            jid: jid(user),
-            password: PASSWORD.into(),
-            resource: Some("pc".into()),
-            server: Some(server.server()),
-            insecure_plaintext: true,
-        },
-        engine: EngineConfig {
-            data_dir: dir.join("data"),
-            download_dir: dir.join("downloads"),
-            listen_port: 0,
-            upload_limit: upload_limit.and_then(NonZeroU32::new),
-            upnp: false,
-        },
-        addresses: common::loopback_addresses(),
-    };
+    let config = common::service_config(server, user, dir, upload_limit);
     let bus = bitween::events::EventBus::new();
     let events = bus.subscribe();
     let svc = Service::start_with(config, bus)

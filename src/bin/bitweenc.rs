@@ -96,14 +96,6 @@ struct Client {
     token: String,
 }
 
-fn default_data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_default()
-        .join("bitween")
-}
-
 impl Client {
     fn open(data_dir: &Path) -> Result<Client, Failure> {
         let read = |name: &str| {
@@ -429,7 +421,10 @@ async fn wait(client: &Client, hash: &str, json_out: bool) -> Result<Value, Fail
 }
 
 async fn run(cli: &Cli) -> Result<(), Failure> {
-    let data_dir = cli.data_dir.clone().unwrap_or_else(default_data_dir);
+    let data_dir = cli
+        .data_dir
+        .clone()
+        .unwrap_or_else(bitween::paths::data_dir);
     let client = Client::open(&data_dir)?;
     let (method, params) = match &cli.command {
         Cmd::Status => ("status", json!([])),

@@ -114,21 +114,13 @@ struct FileConfig {
     share: Vec<PathBuf>,
 }
 
-fn default_config_file() -> PathBuf {
-    std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-        .unwrap_or_default()
-        .join("bitween/bitweend.json")
-}
-
 /// Fills what the flags left unset from the settings file (flags win). A
 /// missing default file is fine; an unreadable or invalid one is an error
 /// that names the file.
 fn apply_config_file(args: &mut Args) -> Result<(), String> {
     let (path, explicit) = match &args.config {
         Some(p) => (p.clone(), true),
-        None => (default_config_file(), false),
+        None => (bitween::paths::config_file(), false),
     };
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
@@ -166,14 +158,6 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
         args.shares = f.share;
     }
     Ok(())
-}
-
-fn default_data_dir() -> PathBuf {
-    std::env::var_os("XDG_DATA_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
-        .unwrap_or_default()
-        .join("bitween")
 }
 
 fn password(args: &Args) -> Result<String, String> {
@@ -265,7 +249,10 @@ async fn main() -> ExitCode {
             insecure_plaintext: args.insecure_plaintext,
         },
         engine: EngineConfig {
-            data_dir: args.data_dir.clone().unwrap_or_else(default_data_dir),
+            data_dir: args
+                .data_dir
+                .clone()
+                .unwrap_or_else(bitween::paths::data_dir),
             download_dir: args
                 .download_dir
                 .clone()

@@ -61,13 +61,7 @@ pub struct EngineConfig {
 impl EngineConfig {
     /// The platform's Downloads folder + `Bitween`.
     pub fn default_download_dir() -> PathBuf {
-        let home = std::env::var_os("HOME")
-            .map(PathBuf::from)
-            .unwrap_or_default();
-        let downloads = std::env::var_os("XDG_DOWNLOAD_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| home.join("Downloads"));
-        downloads.join("Bitween")
+        crate::paths::download_dir()
     }
 }
 

@@ -250,6 +250,34 @@ impl Drop for Prosody {
     }
 }
 
+/// The whole backend's settings for `user` on `server`, with its folders
+/// under `dir`: loopback only, no port mapping (no router here).
+pub fn service_config(
+    server: &Prosody,
+    user: &str,
+    dir: &Path,
+    upload_limit: Option<u32>,
+) -> bitween::service::ServiceConfig {
+    init_logging();
+    bitween::service::ServiceConfig {
+        xmpp: XmppConfig {
+            jid: format!("{user}@{DOMAIN}"),
+            password: PASSWORD.into(),
+            resource: Some("pc".into()),
+            server: Some(server.server()),
+            insecure_plaintext: true,
+        },
+        engine: bitween::torrent::EngineConfig {
+            data_dir: dir.join("data"),
+            download_dir: dir.join("downloads"),
+            listen_port: 0,
+            upload_limit: upload_limit.and_then(std::num::NonZeroU32::new),
+            upnp: false,
+        },
+        addresses: loopback_addresses(),
+    }
+}
+
 /// One logged-in client of ours: its handle, catalog and events.
 pub struct Peer {
     pub xmpp: XmppHandle,
