@@ -86,6 +86,19 @@ impl Daemon {
         (addr, token)
     }
 
+    /// One JSON-RPC call through curl, with the token.
+    fn rpc(&self, method: &str, params: Value) -> Value {
+        let (addr, token) = self.api();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://{addr}/api"), "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args(["--data-binary", &body.to_string()])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["result"].clone()
+    }
+
     /// SIGTERM, then the exit status within 5 s.
     fn terminate(mut self) -> std::process::ExitStatus {
         let _ = Command::new("kill")
@@ -145,6 +158,19 @@ fn two_daemons_share_and_download_through_the_cli() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
+    // The original's methods keep their shapes.
+    let alice_port = alice.json(&["status"])["bt_port"].as_u64().unwrap();
+    let hashes = bob.rpc("xmpp.get_hashes", json!([]));
+    assert_eq!(hashes, json!({ hash.clone(): [["127.0.0.1", alice_port]] }));
+    let shares = bob.rpc("xmpp.get_shares", json!([]));
+    assert_eq!(
+        shares,
+        json!({ format!("alice@{DOMAIN}"): { "pc": {
+            "ip_v4": [["127.0.0.1", alice_port]],
+            "ip_v6": [],
+            "shares": { hash.clone(): { "hash": hash, "name": "report 2026.pdf", "size": 3_000_000 } },
+        }}})
+    );
     let catalog = bob.json(&["catalog"]);
     assert_eq!(catalog[0]["jid"], format!("alice@{DOMAIN}"));
     let human = bob.cli(&["catalog"]);

@@ -290,22 +290,16 @@ impl Api {
 
     /// `{hash: [[addr, port], ...]}` over every online source.
     fn get_hashes(&self) -> Value {
-        let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-        for hit in self.svc.catalog.search("") {
-            let entry = out.entry(hit.share.hash.to_hex()).or_default();
-            if entry.is_empty() {
-                for s in self
-                    .svc
-                    .catalog
-                    .sources(&hit.share.hash)
-                    .iter()
-                    .filter(|s| s.online)
-                {
-                    entry.push(addr_pair(&s.address));
-                }
-            }
-        }
-        json!(out)
+        let catalog = &self.svc.catalog;
+        let out: serde_json::Map<String, Value> = catalog
+            .hashes()
+            .into_iter()
+            .map(|h| {
+                let online = catalog.sources(&h).into_iter().filter(|s| s.online);
+                (h.to_hex(), online.map(|s| addr_pair(&s.address)).collect())
+            })
+            .collect();
+        Value::Object(out)
     }
 
     /// `{jid: {resource: {ip_v4, ip_v6, shares: {hash: {hash, name, size}}}}}`.

@@ -157,6 +157,24 @@ impl Catalog {
         out
     }
 
+    /// Every info hash some contact lists.
+    pub fn hashes(&self) -> Vec<InfoHash> {
+        self.read().by_hash.keys().copied().collect()
+    }
+
+    /// The share entry (name, size) a contact published for `hash`.
+    pub fn share(&self, hash: &InfoHash) -> Option<Share> {
+        let state = self.read();
+        let jid = state.by_hash.get(hash)?.iter().next()?;
+        state.contacts[jid]
+            .item
+            .resources
+            .values()
+            .flat_map(|r| &r.shares)
+            .find(|s| &s.hash == hash)
+            .cloned()
+    }
+
     /// Shares whose name contains `text`, ignoring case, across all contacts.
     pub fn search(&self, text: &str) -> Vec<SearchHit> {
         let needle = text.to_lowercase();

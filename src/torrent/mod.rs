@@ -12,7 +12,7 @@ mod store;
 mod tracker;
 
 use std::collections::{HashMap, HashSet};
-use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -479,10 +479,8 @@ impl Engine {
         let name = self
             .inner
             .catalog
-            .search("")
-            .into_iter()
-            .find(|h| h.share.hash == hash)
-            .map(|h| h.share.name.to_string())
+            .share(&hash)
+            .map(|s| s.name.to_string())
             .unwrap_or_else(|| hash.to_hex());
         self.upsert(Record {
             info_hash: hash,
@@ -951,11 +949,6 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
         self.inner.session.stop().await;
-    }
-
-    /// Our listen address for tests and diagnostics (all interfaces).
-    pub fn listen_addr_v4(&self) -> SocketAddr {
-        (Ipv4Addr::LOCALHOST, self.inner.port).into()
     }
 }
 
