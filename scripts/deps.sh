@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
-# Installs what building and testing Bitween needs on Debian or Ubuntu, and
-# only what is missing: a C toolchain, Prosody (the tests' XMPP server) and a
-# Rust toolchain. Sourced by run.sh and test.sh.
+# Installs what building Bitween needs on Debian or Ubuntu, and only what is
+# missing: a C toolchain and a Rust toolchain, plus the Debian packages named
+# in $EXTRA_PACKAGES (test.sh asks for Prosody and qbittorrent-nox). Sourced
+# by run.sh and test.sh.
 set -euo pipefail
 
 as_root() {
   if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi
 }
 
-# Debian packages: build tools for crates with C parts; Prosody and
-# qbittorrent-nox (an independent BitTorrent client) for the tests.
+# Debian packages: build tools for crates with C parts, curl, and the extras.
 need=()
-for pkg in build-essential pkg-config ca-certificates curl prosody qbittorrent-nox; do
+for pkg in build-essential pkg-config ca-certificates curl ${EXTRA_PACKAGES:-}; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

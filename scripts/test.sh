@@ -4,7 +4,9 @@
 # test starts its own server on a loopback port). Installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
+# Prosody is the tests' XMPP server; qbittorrent-nox the independent
+# BitTorrent client of the interop test.
+EXTRA_PACKAGES="prosody qbittorrent-nox" source scripts/deps.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings
