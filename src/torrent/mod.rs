@@ -8,10 +8,13 @@
 //! which addresses are ours (`addresses`).
 
 mod safety;
+mod stats;
 mod store;
 mod tracker;
 
-use std::collections::{HashMap, HashSet};
+use stats::share_problem;
+
+use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -22,12 +25,12 @@ use librqbit::{
     AddTorrent, AddTorrentOptions, AddTorrentResponse, CreateTorrentOptions, ListenerMode,
     ListenerOptions, ManagedTorrent, Session, SessionOptions,
 };
-use serde::Serialize;
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventBus};
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
 pub use safety::check_file_names;
+pub use stats::{Peer, Transfer};
 pub use store::{Kind, Record, Stamp};
 pub use tracker::{peers_for, ANNOUNCE_INTERVAL};
 
@@ -35,7 +38,7 @@ pub use tracker::{peers_for, ANNOUNCE_INTERVAL};
 /// take before we wait for new sources and try again.
 const METADATA_ATTEMPT: Duration = Duration::from_secs(30);
 /// How often transfer statistics are sent as events.
-const STATS_EVERY: Duration = Duration::from_secs(1);
+pub(crate) const STATS_EVERY: Duration = Duration::from_secs(1);
 /// How often shared files are checked for changes on disk.
 pub const SHARE_CHECK_EVERY: Duration = Duration::from_secs(5);
 
@@ -74,37 +77,6 @@ pub enum EngineError {
     Unknown(InfoHash),
     #[error("{0}")]
     Engine(String),
-}
-
-/// One transfer (share or download) as the UI shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Transfer {
-    pub hash: InfoHash,
-    pub name: String,
-    /// `share` or `download`.
-    pub kind: &'static str,
-    /// `fetching_metadata`, `checking`, `downloading`, `seeding`, `paused`,
-    /// `error`.
-    pub state: &'static str,
-    pub done_bytes: u64,
-    pub total_bytes: u64,
-    pub uploaded_bytes: u64,
-    /// Bytes received from peers since this start (a resumed download
-    /// fetches only what it did not have).
-    pub fetched_bytes: u64,
-    pub down_bytes_per_sec: u64,
-    pub up_bytes_per_sec: u64,
-    pub eta_secs: Option<u64>,
-    pub peers: Vec<Peer>,
-    pub folder: PathBuf,
-    pub error: Option<String>,
-}
-
-/// A connected peer, named by the contact that published its address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Peer {
-    pub address: String,
-    pub contact: Option<String>,
 }
 
 struct Inner {
@@ -759,211 +731,15 @@ impl Engine {
         self.remove(hash, delete_data).await
     }
 
-    /// Every transfer with its live statistics.
-    pub fn transfers(&self) -> Vec<Transfer> {
-        let records = self.inner.state.lock().unwrap().torrents.clone();
-        let fetching: HashSet<InfoHash> = self
-            .inner
-            .fetching
-            .lock()
-            .unwrap()
-            .keys()
-            .copied()
-            .collect();
-        records
-            .into_iter()
-            .map(|r| self.transfer(r, &fetching))
-            .collect()
-    }
-
-    fn transfer(&self, r: Record, fetching: &HashSet<InfoHash>) -> Transfer {
-        let (kind, folder) = match &r.kind {
-            Kind::Share { folder, .. } => ("share", folder.clone()),
-            Kind::Download { folder } => ("download", folder.clone()),
-        };
-        let mut t = Transfer {
-            hash: r.info_hash,
-            name: r.name.clone(),
-            kind,
-            state: "fetching_metadata",
-            done_bytes: 0,
-            total_bytes: r.size,
-            uploaded_bytes: 0,
-            fetched_bytes: 0,
-            down_bytes_per_sec: 0,
-            up_bytes_per_sec: 0,
-            eta_secs: None,
-            peers: vec![],
-            folder,
-            error: None,
-        };
-        if fetching.contains(&r.info_hash) {
-            return t;
-        }
-        let Some(h) = self.inner.session.get(id20(&r.info_hash).into()) else {
-            return t;
-        };
-        let stats = h.stats();
-        t.done_bytes = stats.progress_bytes;
-        t.total_bytes = stats.total_bytes;
-        t.uploaded_bytes = stats.uploaded_bytes;
-        t.error = stats.error.clone();
-        t.state = match stats.state {
-            librqbit::TorrentStatsState::Initializing { .. } => "checking",
-            librqbit::TorrentStatsState::Paused => "paused",
-            librqbit::TorrentStatsState::Error => "error",
-            librqbit::TorrentStatsState::Live if stats.finished => "seeding",
-            librqbit::TorrentStatsState::Live => "downloading",
-        };
-        if let Some(live) = &stats.live {
-            t.fetched_bytes = live.snapshot.fetched_bytes;
-            t.down_bytes_per_sec = (live.download_speed.mbps * 1024.0 * 1024.0) as u64;
-            t.up_bytes_per_sec = (live.upload_speed.mbps * 1024.0 * 1024.0) as u64;
-            if t.down_bytes_per_sec > 0 && t.total_bytes > t.done_bytes {
-                t.eta_secs = Some((t.total_bytes - t.done_bytes) / t.down_bytes_per_sec);
-            }
-        }
-        if let Some(live) = h.live() {
-            let sources = self.inner.catalog.sources(&r.info_hash);
-            let snapshot = live.per_peer_stats_snapshot(Default::default());
-            t.peers = snapshot
-                .peers
-                .keys()
-                .map(|addr| Peer {
-                    address: addr.clone(),
-                    contact: addr.parse().ok().and_then(|a| contact_of(&sources, a)),
-                })
-                .collect();
-            t.peers.sort_by(|a, b| a.address.cmp(&b.address));
-        }
-        t
-    }
-
-    /// Withdraws shares whose files were deleted or changed since they
-    /// were hashed, so we never serve data that does not match the hash.
-    fn spawn_share_check(&self) {
-        let engine = Arc::downgrade(&self.inner);
-        let stop = self.inner.stop.clone();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let mut tick = tokio::time::interval(SHARE_CHECK_EVERY);
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => {}
-                    }
-                    let Some(inner) = engine.upgrade() else { break };
-                    let e = Engine { inner };
-                    let shares: Vec<(InfoHash, PathBuf, Option<Stamp>)> = {
-                        let state = e.inner.state.lock().unwrap();
-                        state
-                            .torrents
-                            .iter()
-                            .filter_map(|r| match &r.kind {
-                                Kind::Share { path, .. } => {
-                                    Some((r.info_hash, path.clone(), r.stamp))
-                                }
-                                _ => None,
-                            })
-                            .collect()
-                    };
-                    let problems = tokio::task::spawn_blocking(move || {
-                        shares
-                            .into_iter()
-                            .filter_map(|(h, p, s)| share_problem(&p, s).map(|r| (h, r)))
-                            .collect::<Vec<_>>()
-                    })
-                    .await
-                    .unwrap_or_default();
-                    for (hash, reason) in problems {
-                        tracing::warn!(%hash, "{reason}");
-                        let _ = e.remove(&hash, false).await;
-                        e.inner.events.send(Event::ShareBroken { hash, reason });
-                    }
-                }
-            },
-            tracing::debug_span!("share-check"),
-        ));
-    }
-
-    fn spawn_stats(&self) {
-        let engine = Arc::downgrade(&self.inner);
-        let stop = self.inner.stop.clone();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                let mut tick = tokio::time::interval(STATS_EVERY);
-                let mut failed = HashSet::new();
-                loop {
-                    tokio::select! {
-                        _ = stop.cancelled() => break,
-                        _ = tick.tick() => {}
-                    }
-                    let Some(inner) = engine.upgrade() else { break };
-                    let e = Engine { inner };
-                    let transfers = e.transfers();
-                    e.report_ends(&transfers, &mut failed);
-                    if !transfers.is_empty() {
-                        e.inner.events.send(Event::Transfers { transfers });
-                    }
-                }
-            },
-            tracing::debug_span!("transfer-stats"),
-        ));
-    }
-
     /// Changes the session's upload limit (bytes per second; None: none).
     pub fn set_upload_limit(&self, bps: Option<std::num::NonZeroU32>) {
         self.inner.session.ratelimits.set_upload_bps(bps);
-    }
-
-    /// Announces downloads that completed or failed since the last tick.
-    /// (Watched here rather than with librqbit's `wait_until_completed`,
-    /// which never returns for a torrent that was paused and resumed.)
-    fn report_ends(&self, transfers: &[Transfer], failed: &mut HashSet<InfoHash>) {
-        for t in transfers.iter().filter(|t| t.kind == "download") {
-            match t.state {
-                "seeding" => {
-                    if let Some(rec) = self.record(&t.hash).filter(|r| !r.finished) {
-                        self.upsert(Record {
-                            finished: true,
-                            ..rec
-                        });
-                        self.inner.events.send(Event::DownloadFinished {
-                            hash: t.hash,
-                            name: t.name.clone(),
-                        });
-                    }
-                }
-                "error" if failed.insert(t.hash) => {
-                    self.inner.events.send(Event::DownloadFailed {
-                        hash: t.hash,
-                        reason: t.error.clone().unwrap_or_else(|| "unknown error".into()),
-                    });
-                }
-                _ => {}
-            }
-        }
     }
 
     /// Stops every torrent and the listener.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
         self.inner.session.stop().await;
-    }
-}
-
-/// Why a share can no longer be served as hashed, if it cannot.
-fn share_problem(path: &Path, stamp: Option<Stamp>) -> Option<String> {
-    match (Stamp::of(path), stamp) {
-        (None, _) => Some(format!(
-            "{} no longer exists or cannot be read; it is no longer shared",
-            path.display()
-        )),
-        (Some(now), Some(then)) if now != then => Some(format!(
-            "{} changed on disk since it was shared; it is no longer shared (share it again to publish the new content)",
-            path.display()
-        )),
-        _ => None,
     }
 }
 
@@ -988,22 +764,6 @@ fn is_bad_metadata(e: &anyhow::Error) -> bool {
             )
         )
     })
-}
-
-/// The contact resource behind a peer address: the one that published
-/// exactly this address, or else the only one that published its IP (a peer
-/// that connected to us comes from another port).
-fn contact_of(sources: &[crate::shares::Source], addr: SocketAddr) -> Option<String> {
-    let name = |s: &crate::shares::Source| format!("{}/{}", s.jid, s.resource);
-    if let Some(s) = sources.iter().find(|s| s.address == addr) {
-        return Some(name(s));
-    }
-    let mut same_ip = sources
-        .iter()
-        .filter(|s| s.address.ip() == addr.ip())
-        .map(name);
-    let first = same_ip.next()?;
-    same_ip.all(|n| n == first).then_some(first)
 }
 
 enum FetchError {
