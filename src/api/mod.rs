@@ -65,7 +65,7 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("share", &["path"]),
     ("unshare", &["hash"]),
     ("catalog", &[]),
-    ("search", &["text"]),
+    ("search", &["text", "limit"]),
     ("download", &["hash", "to"]),
     ("transfers", &[]),
     ("pause", &["hash"]),
@@ -240,7 +240,15 @@ impl Api {
                     .collect();
                 to_json(&contacts)
             }
-            "search" => to_json(&self.svc.catalog.search(&p.str("text")?)),
+            "search" => {
+                let limit = match p.values.get("limit") {
+                    None | Some(Value::Null) => usize::MAX,
+                    Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| {
+                        ApiError::params("search: limit must be a whole number of hits")
+                    })?,
+                };
+                to_json(&self.svc.catalog.search_first(&p.str("text")?, limit))
+            }
             "pause" => {
                 engine.pause(&p.hash()?).await.map_err(ApiError::failed)?;
                 json!(true)

@@ -16,10 +16,56 @@ use super::types::{InfoHash, ResourceShares, Share, UserShares};
 #[derive(Debug, Default)]
 struct ContactEntry {
     item: UserShares,
-    /// Lower-cased share names, parallel to each resource's `shares`, so a
-    /// search does not lower-case every name again.
-    folded: BTreeMap<String, Vec<String>>,
+    folded: Folded,
     online: BTreeSet<String>,
+}
+
+/// One contact's share names, lower-cased once and laid end to end
+/// (separated by `\n`, which no valid name contains), so a search is one
+/// substring scan per contact instead of one per share.
+#[derive(Debug, Default)]
+struct Folded {
+    text: String,
+    /// Where each name starts in `text`.
+    starts: Vec<usize>,
+    /// Which resource (index into `resources`) and share each name is.
+    at: Vec<(usize, usize)>,
+    resources: Vec<String>,
+}
+
+impl Folded {
+    fn new(item: &UserShares) -> Folded {
+        let mut f = Folded::default();
+        for (ri, (resource, entry)) in item.resources.iter().enumerate() {
+            f.resources.push(resource.clone());
+            for (si, share) in entry.shares.iter().enumerate() {
+                f.starts.push(f.text.len());
+                f.at.push((ri, si));
+                f.text.push_str(&share.name.as_str().to_lowercase());
+                f.text.push('\n');
+            }
+        }
+        f
+    }
+
+    /// (resource, share index) of every name containing the needle.
+    fn matches<'a>(
+        &'a self,
+        finder: &'a memchr::memmem::Finder<'_>,
+    ) -> impl Iterator<Item = (&'a str, usize)> + 'a {
+        let mut last = None;
+        finder
+            .find_iter(self.text.as_bytes())
+            .filter_map(move |pos| {
+                let i = self.starts.partition_point(|&s| s <= pos) - 1;
+                if last == Some(i) {
+                    return None; // the same name matched twice
+                }
+                last = Some(i);
+                let (ri, si) = self.at[i];
+                Some((self.resources[ri].as_str(), si))
+            })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -177,22 +223,41 @@ impl Catalog {
 
     /// Shares whose name contains `text`, ignoring case, across all contacts.
     pub fn search(&self, text: &str) -> Vec<SearchHit> {
+        self.search_first(text, usize::MAX)
+    }
+
+    /// The first `limit` hits of [`search`](Self::search) (what a screen
+    /// shows), without building the rest.
+    pub fn search_first(&self, text: &str, limit: usize) -> Vec<SearchHit> {
         let needle = text.to_lowercase();
         let state = self.read();
         let mut out = Vec::new();
-        for (jid, entry) in &state.contacts {
-            for (resource, shares) in &entry.item.resources {
-                let folded = &entry.folded[resource];
-                for (share, name) in shares.shares.iter().zip(folded) {
-                    if name.contains(&needle) {
-                        out.push(SearchHit {
-                            jid: jid.clone(),
-                            resource: resource.clone(),
-                            online: entry.online.contains(resource),
-                            share: share.clone(),
-                        });
-                    }
+        let hit = |jid: &String, entry: &ContactEntry, resource: &str, share: &Share| SearchHit {
+            jid: jid.clone(),
+            resource: resource.to_string(),
+            online: entry.online.contains(resource),
+            share: share.clone(),
+        };
+        if needle.is_empty() {
+            for (jid, entry) in &state.contacts {
+                for (resource, shares) in &entry.item.resources {
+                    out.extend(shares.shares.iter().map(|s| hit(jid, entry, resource, s)));
                 }
+            }
+            out.truncate(limit);
+            return out;
+        }
+        if needle.contains('\n') {
+            return out; // no name contains a line break
+        }
+        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        for (jid, entry) in &state.contacts {
+            for (resource, si) in entry.folded.matches(&finder) {
+                if out.len() == limit {
+                    return out;
+                }
+                let share = &entry.item.resources[resource].shares[si];
+                out.push(hit(jid, entry, resource, share));
             }
         }
         out
@@ -215,14 +280,7 @@ impl CatalogWriter {
     /// Replaces all we know of `jid`'s shares with `item`. Returns whether
     /// anything changed (the server delivers items more than once).
     pub fn replace(&self, jid: &str, item: UserShares) -> bool {
-        let folded = item
-            .resources
-            .iter()
-            .map(|(r, e)| {
-                let names = e.shares.iter().map(|s| s.name.as_str().to_lowercase());
-                (r.clone(), names.collect())
-            })
-            .collect();
+        let folded = Folded::new(&item);
         let mut state = self.write();
         let unchanged = match state.contacts.get(jid) {
             Some(entry) => entry.item == item,
@@ -413,6 +471,14 @@ mod tests {
         assert_eq!(hits.len(), 2);
         assert_eq!(cat.search("äpfel").len(), 1);
         assert!(cat.search("nothing").is_empty());
+        // A name matching twice is one hit; an empty query lists everything;
+        // a match never spans two names.
+        assert_eq!(cat.search("s").len(), 3);
+        assert_eq!(cat.search("").len(), 3);
+        assert_eq!(cat.search_first("s", 2).len(), 2);
+        assert_eq!(cat.search_first("", 1).len(), 1);
+        assert!(cat.search("photos\nmusic").is_empty());
+        assert!(cat.search("photosmusic").is_empty());
     }
 
     #[test]
