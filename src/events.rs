@@ -34,6 +34,9 @@ pub enum Event {
     },
     /// The server confirmed our publish of the account's merged item.
     OwnItemPublished { item: UserShares },
+    /// Our share list is larger than a server accepts in one item: only
+    /// the first `published` of `total` shares were published.
+    PublishTruncated { published: usize, total: usize },
     /// Publishing our item failed; the reason is the server's.
     PublishFailed { reason: String },
     /// The roster (contacts and subscription states) changed.

@@ -502,3 +502,50 @@ async fn a_wrong_password_is_reported_and_not_retried() {
     ));
     alice.xmpp.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_list_too_large_for_one_item_is_published_as_far_as_it_fits() {
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let mut alice = Peer::login(&server, "alice", "laptop").await;
+    let mut bob = Peer::login(&server, "bob", "desk").await;
+    let shares: Vec<_> = (0..3_000u32)
+        .map(|i| {
+            bitween::shares::Share::from_wire(
+                &format!("{i:040x}"),
+                &format!("a fairly long file name number {i}.flac"),
+                "1234567",
+            )
+            .unwrap()
+        })
+        .collect();
+    alice
+        .xmpp
+        .set_local(ResourceShares {
+            shares: shares.clone(),
+            addresses: vec!["127.0.0.1:6881".parse().unwrap()],
+        })
+        .unwrap();
+    let Event::PublishTruncated { published, total } = alice
+        .wait_for("the truncation notice", |e| {
+            matches!(e, Event::PublishTruncated { .. })
+        })
+        .await
+    else {
+        unreachable!()
+    };
+    assert_eq!(total, 3_000);
+    assert!(published > 1_000 && published < 3_000, "{published}");
+    bob.wait_catalog("alice's first shares", |c| {
+        c.resource(&jid("alice"), "laptop")
+            .is_some_and(|r| r.shares.len() == published)
+    })
+    .await;
+    let seen = bob.catalog.resource(&jid("alice"), "laptop").unwrap();
+    assert_eq!(
+        seen.shares,
+        shares[..published].to_vec(),
+        "the first shares, in order"
+    );
+    alice.xmpp.shutdown().await;
+    bob.xmpp.shutdown().await;
+}

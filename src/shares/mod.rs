@@ -9,4 +9,6 @@ mod xml;
 
 pub use catalog::{Catalog, CatalogWriter, ContactView, ResourceView, SearchHit, Source};
 pub use types::{InfoHash, Invalid, ResourceShares, Share, ShareName, UserShares};
-pub use xml::{parse_user_shares, to_element, to_xml_string, NotOurs, Parsed, Rejection};
+pub use xml::{
+    fit_to, parse_user_shares, to_element, to_xml_string, wire_len, NotOurs, Parsed, Rejection,
+};

@@ -219,6 +219,52 @@ pub fn to_xml_string(item: &UserShares) -> String {
     out + "</user_shares>"
 }
 
+/// What an item weighs on the wire: the XMPP library writes each empty
+/// element as `<x ...></x>`, 12 bytes more per entry than the text form.
+pub fn wire_len(item: &UserShares) -> usize {
+    let entries: usize = item
+        .resources
+        .values()
+        .map(|r| r.shares.len() + r.addresses.len())
+        .sum();
+    to_xml_string(item).len() + 12 * entries
+}
+
+/// Drops shares from the end of `resource`'s entry until the item weighs at
+/// most `budget` bytes on the wire (servers cap stanza sizes; Prosody at
+/// 256 KiB). Returns (kept, total) when it had to drop any.
+pub fn fit_to(item: &mut UserShares, resource: &str, budget: usize) -> Option<(usize, usize)> {
+    let mut len = wire_len(item);
+    if len <= budget {
+        return None;
+    }
+    let entry = item.resources.get_mut(resource)?;
+    let total = entry.shares.len();
+    while len > budget {
+        let Some(share) = entry.shares.pop() else {
+            break;
+        };
+        len -= to_xml_string(&single(share)).len() - EMPTY_RESOURCE_LEN + 12;
+    }
+    Some((entry.shares.len(), total))
+}
+
+/// Length of the text form of an item with one resource named `r` and no
+/// entries: what [`fit_to`] subtracts to weigh one share alone.
+const EMPTY_RESOURCE_LEN: usize = r#"<user_shares xmlns="https://xmpp.kwoh.de/protocol/shares"><resource resource="r"></resource></user_shares>"#.len();
+
+fn single(share: Share) -> UserShares {
+    let mut u = UserShares::default();
+    u.resources.insert(
+        "r".into(),
+        ResourceShares {
+            shares: vec![share],
+            addresses: vec![],
+        },
+    );
+    u
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -354,6 +400,52 @@ mod tests {
             p.rejections[10].reason,
             Invalid::Missing("resource")
         ));
+    }
+
+    #[test]
+    fn fit_to_drops_shares_from_the_end_until_the_item_fits() {
+        let mut item = UserShares::default();
+        let shares: Vec<Share> = (0..50u32)
+            .map(|i| {
+                Share::from_wire(&format!("{i:040x}"), &format!("name {i} & more"), "1").unwrap()
+            })
+            .collect();
+        item.resources.insert(
+            "mine".into(),
+            ResourceShares {
+                shares: shares.clone(),
+                addresses: vec![],
+            },
+        );
+        item.resources.insert(
+            "other".into(),
+            ResourceShares {
+                shares: shares[..5].to_vec(),
+                addresses: vec![],
+            },
+        );
+        let full = wire_len(&item);
+        assert_eq!(fit_to(&mut item.clone(), "mine", full), None);
+        let budget = full - 1000;
+        let (kept, total) = fit_to(&mut item, "mine", budget).unwrap();
+        assert_eq!(total, 50);
+        assert!(kept < 50 && kept > 30, "{kept}");
+        assert!(wire_len(&item) <= budget);
+        assert_eq!(
+            item.resources["mine"].shares,
+            shares[..kept].to_vec(),
+            "a prefix is kept"
+        );
+        assert_eq!(
+            item.resources["other"].shares.len(),
+            5,
+            "other resources are not ours to trim"
+        );
+        // The wire estimate matches what minidom's writer would need, give
+        // or take the self-closing tags.
+        let mut out = Vec::new();
+        to_element(&item).write_to(&mut out).unwrap();
+        assert!(out.len() <= wire_len(&item));
     }
 
     #[test]

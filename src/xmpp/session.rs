@@ -27,9 +27,14 @@ use super::connect::ConnStatus;
 use super::disco::Disco;
 use super::{Command, ConnectionState, Contact};
 use crate::events::{Event, EventBus};
-use crate::shares::{parse_user_shares, to_element, CatalogWriter, ResourceShares, UserShares};
+use crate::shares::{
+    fit_to, parse_user_shares, to_element, CatalogWriter, ResourceShares, UserShares,
+};
 use crate::NS_SHARES;
 
+/// The most our item may weigh: Prosody's default client stanza limit is
+/// 256 KiB, and the IQ around the item needs a few hundred bytes.
+const MAX_ITEM_BYTES: usize = 250_000;
 /// How long a clean shutdown waits for the server to confirm the retraction.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
@@ -397,8 +402,18 @@ impl Session {
         let base = self.base.as_ref().expect("checked above");
         let mut item = base.merged(self.resource(), Some(&self.local));
         item.resources.retain(|r, _| !self.own_gone.contains(r));
+        let trimmed = fit_to(&mut item, self.resource(), MAX_ITEM_BYTES);
         if &item == base {
             return; // the server already holds exactly this
+        }
+        if let Some((published, total)) = trimmed {
+            tracing::warn!(
+                published,
+                total,
+                "the share list is larger than a server accepts in one item; publishing the first {published} shares"
+            );
+            self.events
+                .send(Event::PublishTruncated { published, total });
         }
         self.publish_in_flight = true;
         self.send_publish(item, false).await;
