@@ -71,6 +71,12 @@ async fn contacts_see_published_shares_and_every_change() {
         .unwrap();
     wait_mutual(&mut alice, &jid("bob")).await;
     wait_mutual(&mut bob, &jid("alice")).await;
+    let roster = bob.xmpp.roster().await.unwrap();
+    let alice_at_bob = roster.iter().find(|c| c.jid == jid("alice")).unwrap();
+    assert!(
+        !alice_at_bob.pending_in && !alice_at_bob.pending_out,
+        "{alice_at_bob:?}"
+    );
 
     let first = entry(
         vec![
@@ -127,6 +133,27 @@ async fn contacts_see_published_shares_and_every_change() {
         c.resource(&jid("alice"), "laptop").is_none()
     })
     .await;
+    // Two people who both "add" each other (what bitweenc add-contact does
+    // on each side) end up mutual contacts with nothing left pending.
+    bob.xmpp
+        .add_contact(contact_jid(&jid("carol")).unwrap())
+        .unwrap();
+    carol
+        .wait_for("bob's request", |e| {
+            *e == Event::SubscriptionRequest { jid: jid("bob") }
+        })
+        .await;
+    carol
+        .xmpp
+        .add_contact(contact_jid(&jid("bob")).unwrap())
+        .unwrap();
+    wait_mutual(&mut bob, &jid("carol")).await;
+    wait_mutual(&mut carol, &jid("bob")).await;
+    for (peer, other) in [(&carol, "bob"), (&bob, "carol")] {
+        let roster = peer.xmpp.roster().await.unwrap();
+        let contact = roster.iter().find(|c| c.jid == jid(other)).unwrap();
+        assert!(!contact.pending_in && !contact.pending_out, "{contact:?}");
+    }
     carol.xmpp.shutdown().await;
     bob.xmpp.shutdown().await;
 }

@@ -193,7 +193,20 @@ fn show(cmd: &Cmd, v: &Value) {
     match cmd {
         Cmd::Status => {
             println!("account:     {}", s(&v["jid"]));
-            println!("connection:  {}", v["connection"]);
+            let c = &v["connection"];
+            let connection = if let Some(jid) = c["Online"]["jid"].as_str() {
+                format!("online as {jid}")
+            } else if let Some(reason) = c["Offline"]["reason"].as_str() {
+                let retry = if c["Offline"]["retrying"] == true {
+                    " (retrying)"
+                } else {
+                    ""
+                };
+                format!("offline: {reason}{retry}")
+            } else {
+                "connecting".to_string()
+            };
+            println!("connection:  {connection}");
             println!("bt port:     {}", v["bt_port"]);
             let addrs: Vec<String> = v["addresses"]
                 .as_array()

@@ -643,7 +643,11 @@ impl Session {
                 self.roster.remove(&item.jid);
                 continue;
             }
-            let pending_in = self.roster.get(&item.jid).is_some_and(|c| c.pending_in);
+            // A request from them is only pending while they do not see our
+            // presence yet.
+            let they_see_us = matches!(item.subscription, Subscription::From | Subscription::Both);
+            let pending_in =
+                !they_see_us && self.roster.get(&item.jid).is_some_and(|c| c.pending_in);
             self.roster.insert(
                 item.jid.clone(),
                 Contact {
