@@ -33,6 +33,7 @@ fn item(resource: &str, n: usize, seed: u32) -> UserShares {
                 "203.0.113.7:6881".parse().unwrap(),
                 "[2001:db8::1]:6881".parse().unwrap(),
             ],
+            more: None,
         },
     );
     u

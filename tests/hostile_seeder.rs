@@ -161,6 +161,7 @@ async fn hostile_metadata_is_refused_and_nothing_escapes() {
                     size: 10,
                 }],
                 addresses: vec![seeder],
+                more: None,
             })
             .unwrap();
         let catalog = bob.catalog.clone();

@@ -227,6 +227,7 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
         .set_local(ResourceShares {
             shares: vec![seeded.clone()],
             addresses: vec![format!("127.0.0.1:{}", qbt.port).parse().unwrap()],
+            more: None,
         })
         .unwrap();
     let mut events = bob.events.subscribe();

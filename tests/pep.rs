@@ -47,6 +47,7 @@ fn seen(peer: &Peer, user: &str, resource: &str) -> Option<ResourceShares> {
         .map(|v| ResourceShares {
             shares: v.shares,
             addresses: v.addresses,
+            more: None,
         })
 }
 
@@ -205,6 +206,19 @@ async fn two_resources_of_one_account_merge_and_leave_separately() {
 /// Logs in with a bare tokio-xmpp client and sends one IQ set, for payloads
 /// our own client would never write.
 async fn raw_iq_set(server: &Prosody, user: &str, payload: Element) -> Result<(), String> {
+    raw_iq(server, user, None, IqRequest::Set(payload))
+        .await
+        .map(|_| ())
+}
+
+/// Logs in with a bare tokio-xmpp client and sends one IQ; the answer's
+/// payload.
+async fn raw_iq(
+    server: &Prosody,
+    user: &str,
+    to: Option<tokio_xmpp::jid::Jid>,
+    req: IqRequest,
+) -> Result<Option<Element>, String> {
     use futures::StreamExt;
     let mut client = Client::new_plaintext(
         tokio_xmpp::jid::BareJid::new(&jid(user)).unwrap(),
@@ -220,7 +234,7 @@ async fn raw_iq_set(server: &Prosody, user: &str, payload: Element) -> Result<()
             break;
         }
     }
-    let mut token = client.send_iq(None, IqRequest::Set(payload)).await;
+    let mut token = client.send_iq(to, req).await;
     let result = tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             tokio::select! {
@@ -233,7 +247,7 @@ async fn raw_iq_set(server: &Prosody, user: &str, payload: Element) -> Result<()
     .map_err(|_| format!("no answer to {user}'s IQ within 20 s (see the server log)"))?;
     let _ = client.send_end().await;
     match result {
-        Ok(IqResponse::Result(_)) => Ok(()),
+        Ok(IqResponse::Result(payload)) => Ok(payload),
         Ok(IqResponse::Error(e)) => Err(format!("{:?}", e.defined_condition)),
         Err(e) => Err(e.to_string()),
     }
@@ -531,11 +545,13 @@ async fn a_wrong_password_is_reported_and_not_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_list_too_large_for_one_item_is_published_as_far_as_it_fits() {
+async fn ten_thousand_shares_travel_whole_and_the_original_reads_what_fits() {
     let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
-    let mut alice = Peer::login(&server, "alice", "laptop").await;
+    let laptop = Peer::login(&server, "alice", "laptop").await;
+    let desktop = Peer::login(&server, "alice", "desktop").await;
+    let phone = Peer::login(&server, "alice", "phone").await;
     let mut bob = Peer::login(&server, "bob", "desk").await;
-    let shares: Vec<_> = (0..3_000u32)
+    let many: Vec<_> = (0..10_000u32)
         .map(|i| {
             bitween::shares::Share::from_wire(
                 &format!("{i:040x}"),
@@ -545,34 +561,92 @@ async fn a_list_too_large_for_one_item_is_published_as_far_as_it_fits() {
             .unwrap()
         })
         .collect();
-    alice
+    let addr = vec!["127.0.0.1:6881".parse().unwrap()];
+    laptop
         .xmpp
-        .set_local(ResourceShares {
-            shares: shares.clone(),
-            addresses: vec!["127.0.0.1:6881".parse().unwrap()],
-        })
+        .set_local(entry(many.clone(), &["127.0.0.1:6881"]))
         .unwrap();
-    let Event::PublishTruncated { published, total } = alice
-        .wait_for("the truncation notice", |e| {
-            matches!(e, Event::PublishTruncated { .. })
-        })
-        .await
-    else {
-        unreachable!()
-    };
-    assert_eq!(total, 3_000);
-    assert!(published > 1_000 && published < 3_000, "{published}");
-    bob.wait_catalog("alice's first shares", |c| {
-        c.resource(&jid("alice"), "laptop")
-            .is_some_and(|r| r.shares.len() == published)
-    })
+    desktop
+        .xmpp
+        .set_local(entry(vec![share(1, "small", 1)], &["127.0.0.1:6882"]))
+        .unwrap();
+    phone
+        .xmpp
+        .set_local(entry(vec![], &["127.0.0.1:6883"]))
+        .unwrap();
+    bob.wait_catalog(
+        "all 10,000 of the laptop's shares and the other two resources",
+        |c| {
+            c.resource(&jid("alice"), "laptop")
+                .is_some_and(|r| r.shares == many)
+                && c.resource(&jid("alice"), "desktop").is_some()
+                && c.resource(&jid("alice"), "phone").is_some()
+        },
+    )
     .await;
     let seen = bob.catalog.resource(&jid("alice"), "laptop").unwrap();
-    assert_eq!(
-        seen.shares,
-        shares[..published].to_vec(),
-        "the first shares, in order"
+    assert_eq!(seen.shares, many, "complete, identical and in order");
+    assert_eq!(seen.addresses, addr);
+
+    // What the original implementation reads: the compatible item holds the
+    // first shares that fit and a pointer it ignores.
+    let items = Element::builder("pubsub", "http://jabber.org/protocol/pubsub")
+        .append(
+            Element::builder("items", "http://jabber.org/protocol/pubsub")
+                .attr("node".try_into().unwrap(), NS)
+                .build(),
+        )
+        .build();
+    let answer = raw_iq(
+        &server,
+        "bob",
+        Some(jid("alice").parse().unwrap()),
+        IqRequest::Get(items),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let mut text = Vec::new();
+    answer.write_to(&mut text).unwrap();
+    assert!(
+        text.len() < 262_144,
+        "the item fits a stanza: {} bytes",
+        text.len()
     );
-    alice.xmpp.shutdown().await;
-    bob.xmpp.shutdown().await;
+    let user_shares = answer
+        .get_child("items", "http://jabber.org/protocol/pubsub")
+        .and_then(|i| i.children().next())
+        .and_then(|i| i.children().next())
+        .unwrap();
+    let laptop_el = user_shares
+        .children()
+        .find(|r| r.attr("resource") == Some("laptop"))
+        .unwrap();
+    let in_item = laptop_el
+        .children()
+        .filter(|c| c.name() == "share_item")
+        .count();
+    assert!(
+        in_item > 1_000 && in_item < 10_000,
+        "{in_item} shares in the item"
+    );
+    let more = laptop_el
+        .get_child("more", "urn:bitween:catalog:0")
+        .expect("the pointer");
+    assert_eq!(more.attr("total"), Some("10000"));
+
+    // A change travels too (a new version of the list).
+    let fewer = many[1..].to_vec();
+    laptop
+        .xmpp
+        .set_local(entry(fewer.clone(), &["127.0.0.1:6881"]))
+        .unwrap();
+    bob.wait_catalog("the changed list", |c| {
+        c.resource(&jid("alice"), "laptop")
+            .is_some_and(|r| r.shares == fewer)
+    })
+    .await;
+    for p in [&laptop, &desktop, &phone, &bob] {
+        p.xmpp.shutdown().await;
+    }
 }

@@ -56,6 +56,7 @@ fn resource() -> impl Strategy<Value = ResourceShares> {
             ResourceShares {
                 shares,
                 addresses: unique,
+                more: None,
             }
         })
 }

@@ -37,7 +37,8 @@ pub fn keep_published(
                 let entry = ResourceShares {
                     shares: shares.borrow_and_update().clone(),
                     addresses: addresses.borrow_and_update().addresses.clone(),
-                };
+more: None,
+};
                 let now = (entry.addresses.clone(), entry.shares.clone());
                 if published.as_ref() != Some(&now) {
                     tracing::debug!(addresses = ?entry.addresses, shares = entry.shares.len(), "updating our entry");

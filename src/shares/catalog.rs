@@ -377,6 +377,7 @@ mod tests {
                 ResourceShares {
                     shares: shares.clone(),
                     addresses: vec![addr.parse().unwrap()],
+                    more: None,
                 },
             );
         }

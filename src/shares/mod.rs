@@ -4,6 +4,7 @@
 //! Not here: the transport (see `crate::xmpp`).
 
 mod catalog;
+pub mod chunks;
 mod types;
 mod xml;
 

@@ -43,6 +43,8 @@ pub enum Invalid {
     Resource(String),
     #[error("duplicate {0}")]
     Duplicate(String),
+    #[error("malformed pointer to the rest of the list: {0}")]
+    Pointer(String),
 }
 
 fn has_control(s: &str) -> bool {
@@ -207,6 +209,10 @@ pub fn validate_resource(name: &str) -> Result<(), Invalid> {
 pub struct ResourceShares {
     pub shares: Vec<Share>,
     pub addresses: Vec<SocketAddr>,
+    /// When the list did not fit in the item: where the rest is (our
+    /// extension, see `chunks.rs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub more: Option<super::chunks::More>,
 }
 
 /// A whole account's item: resource name -> its entry.

@@ -11,6 +11,7 @@ use std::collections::HashSet;
 
 use minidom::Element;
 
+use super::chunks::{more_element, more_from_element, NS_CATALOG};
 use super::types::{
     socket_addr_from_wire, validate_resource, Invalid, ResourceShares, Share, UserShares,
 };
@@ -116,13 +117,7 @@ fn parse_resource(el: &Element, resource: &str, rejections: &mut Vec<Rejection>)
     };
     for child in el.children() {
         if child.is("share_item", NS_SHARES) {
-            let share = match (child.attr("hash"), child.attr("name"), child.attr("size")) {
-                (Some(h), Some(n), Some(s)) => Share::from_wire(h, n, s),
-                (None, _, _) => Err(Invalid::Missing("hash")),
-                (_, None, _) => Err(Invalid::Missing("name")),
-                (_, _, None) => Err(Invalid::Missing("size")),
-            };
-            match share {
+            match share_from_element(child) {
                 Ok(share) if !hashes.insert(share.hash) => reject(
                     "share_item",
                     Invalid::Duplicate(format!("share {}", share.hash)),
@@ -143,11 +138,35 @@ fn parse_resource(el: &Element, resource: &str, rejections: &mut Vec<Rejection>)
                 Ok(addr) => entry.addresses.push(addr),
                 Err(reason) => reject("ip_address", reason),
             }
+        } else if child.is("more", NS_CATALOG) {
+            match more_from_element(child) {
+                Ok(more) => entry.more = Some(more),
+                Err(reason) => reject("more", reason),
+            }
         } else {
             tracing::debug!(resource, element = child.name(), ns = %child.ns(), "ignoring unknown element in resource");
         }
     }
     entry
+}
+
+/// Reads one `<share_item/>`.
+pub(crate) fn share_from_element(el: &Element) -> Result<Share, Invalid> {
+    match (el.attr("hash"), el.attr("name"), el.attr("size")) {
+        (Some(h), Some(n), Some(s)) => Share::from_wire(h, n, s),
+        (None, _, _) => Err(Invalid::Missing("hash")),
+        (_, None, _) => Err(Invalid::Missing("name")),
+        (_, _, None) => Err(Invalid::Missing("size")),
+    }
+}
+
+/// Writes one `<share_item/>`.
+pub(crate) fn share_element(s: &Share) -> Element {
+    Element::builder("share_item", NS_SHARES)
+        .attr("hash".try_into().unwrap(), s.hash.to_hex())
+        .attr("name".try_into().unwrap(), s.name.as_str())
+        .attr("size".try_into().unwrap(), s.size.to_string())
+        .build()
 }
 
 /// Writes the payload as the original did: per resource all `share_item`s
@@ -158,13 +177,7 @@ pub fn to_element(item: &UserShares) -> Element {
         .iter()
         .filter(|(name, _)| !name.is_empty())
         .map(|(name, entry)| {
-            let shares = entry.shares.iter().map(|s| {
-                Element::builder("share_item", NS_SHARES)
-                    .attr("hash".try_into().unwrap(), s.hash.to_hex())
-                    .attr("name".try_into().unwrap(), s.name.as_str())
-                    .attr("size".try_into().unwrap(), s.size.to_string())
-                    .build()
-            });
+            let shares = entry.shares.iter().map(share_element);
             let addresses = entry.addresses.iter().map(|a| {
                 Element::builder("ip_address", NS_SHARES)
                     .attr("address".try_into().unwrap(), a.ip().to_string())
@@ -173,7 +186,11 @@ pub fn to_element(item: &UserShares) -> Element {
             });
             Element::builder("resource", NS_SHARES)
                 .attr("resource".try_into().unwrap(), name.as_str())
-                .append_all(shares.chain(addresses))
+                .append_all(
+                    shares
+                        .chain(addresses)
+                        .chain(entry.more.iter().map(more_element)),
+                )
                 .build()
         });
     Element::builder("user_shares", NS_SHARES)
@@ -214,6 +231,14 @@ pub fn to_xml_string(item: &UserShares) -> String {
         for a in &entry.addresses {
             out += &format!("<ip_address address=\"{}\" port=\"{}\"/>", a.ip(), a.port());
         }
+        if let Some(m) = &entry.more {
+            out += &format!(
+                "<more xmlns=\"{NS_CATALOG}\" version=\"{}\" chunks=\"{}\" total=\"{}\"/>",
+                esc(&m.version),
+                m.chunks,
+                m.total
+            );
+        }
         out += "</resource>";
     }
     out + "</user_shares>"
@@ -244,25 +269,28 @@ pub fn fit_to(item: &mut UserShares, resource: &str, budget: usize) -> Option<(u
         let Some(share) = entry.shares.pop() else {
             break;
         };
-        len -= to_xml_string(&single(share)).len() - EMPTY_RESOURCE_LEN + 12;
+        len -= share_wire_len(&share);
     }
     Some((entry.shares.len(), total))
 }
 
-/// Length of the text form of an item with one resource named `r` and no
-/// entries: what [`fit_to`] subtracts to weigh one share alone.
-const EMPTY_RESOURCE_LEN: usize = r#"<user_shares xmlns="https://xmpp.kwoh.de/protocol/shares"><resource resource="r"></resource></user_shares>"#.len();
-
-fn single(share: Share) -> UserShares {
-    let mut u = UserShares::default();
-    u.resources.insert(
-        "r".into(),
-        ResourceShares {
-            shares: vec![share],
-            addresses: vec![],
-        },
-    );
-    u
+/// What one `<share_item/>` weighs on the wire (`<share_item …></share_item>`).
+pub(crate) fn share_wire_len(s: &Share) -> usize {
+    let mut name = String::new();
+    for c in s.name.as_str().chars() {
+        match c {
+            '&' => name.push_str("&amp;"),
+            '<' => name.push_str("&lt;"),
+            '>' => name.push_str("&gt;"),
+            '"' | '\'' => name.push_str("&quot;"),
+            c => name.push(c),
+        }
+    }
+    format!(
+        "<share_item hash='{}' name='{}' size='{}'></share_item>",
+        s.hash, name, s.size
+    )
+    .len()
 }
 
 #[cfg(test)]
@@ -415,6 +443,7 @@ mod tests {
             ResourceShares {
                 shares: shares.clone(),
                 addresses: vec![],
+                more: None,
             },
         );
         item.resources.insert(
@@ -422,6 +451,7 @@ mod tests {
             ResourceShares {
                 shares: shares[..5].to_vec(),
                 addresses: vec![],
+                more: None,
             },
         );
         let full = wire_len(&item);

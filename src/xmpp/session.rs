@@ -6,7 +6,7 @@
 //! stalls. After every (re)connect it sends presence with caps, fetches the
 //! roster and our own item, and publishes the merged item.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -28,7 +28,7 @@ use super::disco::Disco;
 use super::{Command, ConnectionState, Contact};
 use crate::events::{Event, EventBus};
 use crate::shares::{
-    fit_to, parse_user_shares, to_element, CatalogWriter, ResourceShares, UserShares,
+    chunks, fit_to, parse_user_shares, to_element, CatalogWriter, ResourceShares, Share, UserShares,
 };
 use crate::NS_SHARES;
 
@@ -51,6 +51,26 @@ enum Pending {
     },
     /// The publish without our resource, on shutdown.
     Retract,
+    /// One chunk of our own list beyond what fits in the item.
+    ChunkPublish {
+        node: String,
+    },
+    /// Chunk `n` of a contact resource's list (see `shares::chunks`).
+    ChunkFetch {
+        jid: BareJid,
+        resource: String,
+        version: String,
+        n: u16,
+    },
+}
+
+/// A contact resource's list chunks being fetched.
+#[derive(Debug)]
+struct Fetch {
+    version: String,
+    expected: u16,
+    got: BTreeMap<u16, Vec<Share>>,
+    failed: bool,
 }
 
 pub(super) struct Session {
@@ -87,6 +107,14 @@ pub(super) struct Session {
     pushes: u64,
     publish_in_flight: bool,
     publish_again: bool,
+    /// The version of our list whose chunks the server holds.
+    chunks_published: Option<String>,
+    /// The last item each contact published, before expansion.
+    raw_items: HashMap<BareJid, UserShares>,
+    /// Shares beyond the item, per contact resource, for one list version.
+    expansions: HashMap<(BareJid, String), (String, Vec<Share>)>,
+    /// Chunk fetches under way.
+    fetches: HashMap<(BareJid, String), Fetch>,
     /// The retraction of our resource sent on shutdown awaits its answer.
     retract_pending: bool,
     shutdown: Option<(oneshot::Sender<()>, Instant)>,
@@ -142,6 +170,10 @@ impl Session {
             pushes: 0,
             publish_in_flight: false,
             publish_again: false,
+            chunks_published: None,
+            raw_items: HashMap::new(),
+            expansions: HashMap::new(),
+            fetches: HashMap::new(),
             retract_pending: false,
             shutdown: None,
         }
@@ -263,6 +295,7 @@ impl Session {
         tracing::info!(jid = %full, "online");
         self.bound = Some(full.clone());
         self.pending.clear();
+        self.fetches.clear();
         self.roster_loaded = false;
         self.deferred.clear();
         self.base = None;
@@ -402,37 +435,58 @@ impl Session {
         let base = self.base.as_ref().expect("checked above");
         let mut item = base.merged(self.resource(), Some(&self.local));
         item.resources.retain(|r, _| !self.own_gone.contains(r));
-        let trimmed = fit_to(&mut item, self.resource(), MAX_ITEM_BYTES);
+        let resource = self.resource().to_string();
+        let mut chunks = None;
+        // The pointer to the rest needs a little room in the item.
+        if let Some((kept, total)) = fit_to(&mut item, &resource, MAX_ITEM_BYTES - 300) {
+            match chunks::split(&self.local.shares[kept..]) {
+                Some(parts) => {
+                    let version = chunks::version_of(&self.local.shares);
+                    if let Some(entry) = item.resources.get_mut(&resource) {
+                        entry.more = Some(chunks::More {
+                            version: version.clone(),
+                            chunks: parts.len() as u16,
+                            total: total as u32,
+                        });
+                    }
+                    chunks = Some((version, parts));
+                }
+                None => {
+                    tracing::warn!(
+                        kept,
+                        total,
+                        "the share list is too large even for {} chunks; publishing the first {kept} shares",
+                        chunks::MAX_CHUNKS
+                    );
+                    self.events.send(Event::PublishTruncated {
+                        published: kept,
+                        total,
+                    });
+                }
+            }
+        }
         if &item == base {
             return; // the server already holds exactly this
         }
-        if let Some((published, total)) = trimmed {
-            tracing::warn!(
-                published,
-                total,
-                "the share list is larger than a server accepts in one item; publishing the first {published} shares"
-            );
-            self.events
-                .send(Event::PublishTruncated { published, total });
+        if let Some((version, parts)) = chunks {
+            if self.chunks_published.as_ref() != Some(&version) {
+                // Sent before the item, so a contact who sees the pointer
+                // finds the chunks in place.
+                for (i, part) in parts.iter().enumerate() {
+                    let node = chunks::chunk_node(&resource, i as u16 + 1);
+                    let payload = publish_payload(&node, chunks::chunk_element(&version, part));
+                    self.send_iq(None, false, payload, Pending::ChunkPublish { node })
+                        .await;
+                }
+                self.chunks_published = Some(version);
+            }
         }
         self.publish_in_flight = true;
         self.send_publish(item, false).await;
     }
 
     async fn send_publish(&mut self, item: UserShares, retract: bool) {
-        let payload = Element::builder("pubsub", NS_PUBSUB)
-            .append(
-                Element::builder("publish", NS_PUBSUB)
-                    .attr("node".try_into().unwrap(), NS_SHARES)
-                    .append(
-                        Element::builder("item", NS_PUBSUB)
-                            .attr("id".try_into().unwrap(), "current")
-                            .append(to_element(&item))
-                            .build(),
-                    )
-                    .build(),
-            )
-            .build();
+        let payload = publish_payload(NS_SHARES, to_element(&item));
         let what = if retract {
             Pending::Retract
         } else {
@@ -447,11 +501,7 @@ impl Session {
     /// Our account's item arrived (pushed or fetched).
     async fn on_own_item(&mut self, item: UserShares) {
         let others = item.merged(self.resource(), None);
-        if self.catalog.replace(&self.own.to_string(), others) {
-            self.events.send(Event::ContactSharesChanged {
-                jid: self.own.to_string(),
-            });
-        }
+        self.deliver(self.own.clone(), others).await;
         self.base = Some(item);
         // If another resource's publish raced ours and dropped our entry (or
         // we just connected, or it lists a resource gone offline), this
@@ -504,25 +554,32 @@ impl Session {
         }
     }
 
+    /// The request an answer is for, if it comes from whom we asked.
+    fn take_pending(&mut self, id: &str, from: Option<&Jid>) -> Option<Pending> {
+        let expected = match self.pending.get(id)? {
+            Pending::ChunkFetch { jid, .. } => from.is_some_and(|f| f.to_bare() == *jid),
+            _ => self.is_own_or_server(from),
+        };
+        if expected {
+            self.pending.remove(id)
+        } else {
+            None
+        }
+    }
+
     async fn on_iq(&mut self, iq: Iq) {
         match iq {
             Iq::Result {
                 from, id, payload, ..
             } => {
-                if !self.is_own_or_server(from.as_ref()) {
-                    return;
-                }
-                if let Some(p) = self.pending.remove(&id) {
+                if let Some(p) = self.take_pending(&id, from.as_ref()) {
                     self.on_response(p, Ok(payload)).await;
                 }
             }
             Iq::Error {
                 from, id, error, ..
             } => {
-                if !self.is_own_or_server(from.as_ref()) {
-                    return;
-                }
-                if let Some(p) = self.pending.remove(&id) {
+                if let Some(p) = self.take_pending(&id, from.as_ref()) {
                     self.on_response(p, Err(error)).await;
                 }
             }
@@ -595,6 +652,37 @@ impl Session {
                 // item-not-found: we never published; start from nothing.
                 tracing::debug!("no own item yet ({:?})", e.defined_condition);
                 self.on_own_item(UserShares::default()).await;
+            }
+            (Pending::ChunkPublish { node }, answer) => {
+                if let Err(e) = answer {
+                    let reason = format!(
+                        "the server refused part of our share list ({node}): {:?}",
+                        e.defined_condition
+                    );
+                    tracing::warn!("{reason}");
+                    self.chunks_published = None;
+                    self.events.send(Event::PublishFailed { reason });
+                }
+            }
+            (
+                Pending::ChunkFetch {
+                    jid,
+                    resource,
+                    version,
+                    n,
+                },
+                answer,
+            ) => {
+                let shares = answer.ok().flatten().and_then(|payload| {
+                    let chunk = payload
+                        .get_child("items", NS_PUBSUB)?
+                        .children()
+                        .find(|c| c.is("item", NS_PUBSUB))?
+                        .children()
+                        .next()?;
+                    chunks::shares_of_chunk(chunk, &version)
+                });
+                self.on_chunk(jid, resource, version, n, shares).await;
             }
             (Pending::Retract, answer) => {
                 if let Err(e) = answer {
@@ -771,10 +859,113 @@ impl Session {
         if from == self.own {
             self.pushes += 1;
             self.on_own_item(item).await;
-        } else if self.catalog.replace(&from.to_string(), item) {
+        } else {
+            self.deliver(from, item).await;
+        }
+    }
+
+    /// Puts a contact's item into the catalog, with the rest of any list
+    /// that did not fit in it: from the chunks we fetched for that version,
+    /// or fetched now (the catalog is updated again when they arrive).
+    async fn deliver(&mut self, jid: BareJid, raw: UserShares) {
+        let mut expanded = raw.clone();
+        let mut to_fetch = Vec::new();
+        for (resource, entry) in expanded.resources.iter_mut() {
+            let Some(more) = entry.more.clone() else {
+                continue;
+            };
+            let key = (jid.clone(), resource.clone());
+            match self.expansions.get(&key) {
+                Some((version, rest)) if *version == more.version => {
+                    let known: HashSet<_> = entry.shares.iter().map(|s| s.hash).collect();
+                    let room = (more.total as usize).saturating_sub(entry.shares.len());
+                    let extra = rest.iter().filter(|s| !known.contains(&s.hash)).take(room);
+                    entry.shares.extend(extra.cloned());
+                }
+                _ => {
+                    let under_way = self
+                        .fetches
+                        .get(&key)
+                        .is_some_and(|f| f.version == more.version);
+                    if !under_way {
+                        to_fetch.push((resource.clone(), more));
+                    }
+                }
+            }
+        }
+        for (resource, more) in to_fetch {
+            self.fetch_chunks(&jid, &resource, &more).await;
+        }
+        self.raw_items.insert(jid.clone(), raw);
+        if self.catalog.replace(&jid.to_string(), expanded) {
             self.events.send(Event::ContactSharesChanged {
-                jid: from.to_string(),
+                jid: jid.to_string(),
             });
+        }
+    }
+
+    async fn fetch_chunks(&mut self, jid: &BareJid, resource: &str, more: &chunks::More) {
+        tracing::debug!(contact = %jid, resource, chunks = more.chunks, "fetching the rest of a large share list");
+        self.fetches.insert(
+            (jid.clone(), resource.to_string()),
+            Fetch {
+                version: more.version.clone(),
+                expected: more.chunks,
+                got: BTreeMap::new(),
+                failed: false,
+            },
+        );
+        for n in 1..=more.chunks {
+            let payload = Element::builder("pubsub", NS_PUBSUB)
+                .append(
+                    Element::builder("items", NS_PUBSUB)
+                        .attr("node".try_into().unwrap(), chunks::chunk_node(resource, n))
+                        .attr("max_items".try_into().unwrap(), "1")
+                        .build(),
+                )
+                .build();
+            let what = Pending::ChunkFetch {
+                jid: jid.clone(),
+                resource: resource.to_string(),
+                version: more.version.clone(),
+                n,
+            };
+            self.send_iq(Some(jid.clone().into()), true, payload, what)
+                .await;
+        }
+    }
+
+    /// One chunk arrived (or could not be had).
+    async fn on_chunk(
+        &mut self,
+        jid: BareJid,
+        resource: String,
+        version: String,
+        n: u16,
+        shares: Option<Vec<Share>>,
+    ) {
+        let key = (jid.clone(), resource.clone());
+        let Some(fetch) = self.fetches.get_mut(&key).filter(|f| f.version == version) else {
+            return; // a newer list replaced this one meanwhile
+        };
+        match shares {
+            Some(s) => {
+                fetch.got.insert(n, s);
+            }
+            None => fetch.failed = true,
+        }
+        if !fetch.failed && fetch.got.len() < usize::from(fetch.expected) {
+            return;
+        }
+        let fetch = self.fetches.remove(&key).expect("looked up above");
+        if fetch.failed {
+            tracing::warn!(contact = %jid, %resource, "could not fetch the rest of a large share list; showing the part that fit in the item");
+            return;
+        }
+        let rest: Vec<Share> = fetch.got.into_values().flatten().collect();
+        self.expansions.insert(key, (version, rest));
+        if let Some(raw) = self.raw_items.get(&jid).cloned() {
+            Box::pin(self.deliver(jid, raw)).await;
         }
     }
 
@@ -820,6 +1011,23 @@ impl Session {
         }
         None
     }
+}
+
+/// `<pubsub><publish node><item id="current">payload</item></publish></pubsub>`.
+fn publish_payload(node: &str, payload: Element) -> Element {
+    Element::builder("pubsub", NS_PUBSUB)
+        .append(
+            Element::builder("publish", NS_PUBSUB)
+                .attr("node".try_into().unwrap(), node)
+                .append(
+                    Element::builder("item", NS_PUBSUB)
+                        .attr("id".try_into().unwrap(), "current")
+                        .append(payload)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
 }
 
 /// `entry` as a reader of our item will see it (values dropped or changed

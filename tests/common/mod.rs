@@ -397,5 +397,6 @@ pub fn entry(shares: Vec<Share>, addresses: &[&str]) -> ResourceShares {
     ResourceShares {
         shares,
         addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+        more: None,
     }
 }
