@@ -1,0 +1,352 @@
+//! End-to-end benchmarks on loopback with a real Prosody (issue 7): start-up
+//! to online, publish-to-receive latency, a 10,000-share list arriving,
+//! hashing against `sha1sum`, and a 1 GiB transfer against librqbit alone
+//! and `sha1sum`. Prints one line per figure with its target; run with
+//! `scripts/bench.sh`, which also writes BENCHMARKS.md. Figures, not
+//! pass/fail tests: machines are noisy, so compare the ratios.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bitween::events::{Event, EventBus};
+use bitween::service::Service;
+use bitween::shares::{ResourceShares, Share};
+use common::{Peer, Prosody};
+
+fn row(figure: &str, target: &str, value: String, ok: Option<bool>) {
+    let verdict = match ok {
+        Some(true) => "pass",
+        Some(false) => "MISS",
+        None => "-",
+    };
+    println!("| {figure} | {target} | {value} | {verdict} |");
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
+}
+
+fn mibs(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0) / d.as_secs_f64()
+}
+
+fn random_file(path: &Path, bytes: u64) {
+    use rand::RngCore;
+    use std::io::Write;
+    let mut f = std::fs::File::create(path).unwrap();
+    let mut buf = vec![0u8; 4 << 20];
+    let mut rng = rand::rng();
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(buf.len() as u64) as usize;
+        rng.fill_bytes(&mut buf[..n]);
+        f.write_all(&buf[..n]).unwrap();
+        left -= n as u64;
+    }
+    f.sync_all().unwrap();
+}
+
+fn sha1sum(path: &Path) -> Duration {
+    let t = Instant::now();
+    let out = Command::new("sha1sum")
+        .arg(path)
+        .output()
+        .expect("sha1sum runs");
+    assert!(out.status.success());
+    t.elapsed()
+}
+
+async fn start(
+    server: &Prosody,
+    user: &str,
+    dir: &Path,
+) -> (Service, tokio::sync::broadcast::Receiver<Event>) {
+    let bus = EventBus::new();
+    let rx = bus.subscribe();
+    let svc = Service::start_with(common::service_config(server, user, dir, None), bus)
+        .await
+        .unwrap();
+    (svc, rx)
+}
+
+async fn wait(rx: &mut tokio::sync::broadcast::Receiver<Event>, pred: impl Fn(&Event) -> bool) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(600);
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) if pred(&e) => return,
+            Ok(Ok(Event::DownloadFailed { reason, .. })) => panic!("download failed: {reason}"),
+            Ok(_) => {}
+            Err(_) => panic!("benchmark timed out"),
+        }
+    }
+}
+
+fn shares(n: u32, tag: u32) -> Vec<Share> {
+    (0..n)
+        .map(|i| {
+            Share::from_wire(
+                &format!("{tag:08x}{i:032x}"),
+                &format!("track {i} of the collection {tag}.flac"),
+                "4000000",
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+/// Start-up: `bitweend` process start until its API reports it online.
+fn startup(server: &Prosody, dir: &Path) -> Duration {
+    let data = dir.join("startup");
+    let t = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+        .args([
+            "--jid",
+            "carol@localhost",
+            "--server",
+            &server.server(),
+            "--insecure-plaintext",
+        ])
+        .args([
+            "--no-public-ip",
+            "--no-upnp",
+            "--no-natpmp",
+            "--address",
+            "127.0.0.1",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--download-dir")
+        .arg(dir.join("startup-dl"))
+        .env("BITWEEN_PASSWORD", common::PASSWORD)
+        .env("RUST_LOG", "bitween=info")
+        .stderr(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The daemon logs "online" to stdout through tracing; read until then.
+    use std::io::BufRead;
+    let out = std::io::BufReader::new(child.stdout.take().unwrap());
+    for line in out.lines() {
+        if line.unwrap().contains("online") {
+            break;
+        }
+    }
+    let elapsed = t.elapsed();
+    let _ = child.kill();
+    let _ = child.wait();
+    elapsed
+}
+
+#[tokio::main]
+async fn main() {
+    if cfg!(debug_assertions) {
+        println!("unoptimized build: skipped; run scripts/bench.sh for figures");
+        return;
+    }
+    let gib: u64 = std::env::var("BITWEEN_BENCH_BYTES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1 << 30);
+    let server = Prosody::start(&["alice", "bob", "carol"], &[("alice", "bob")]);
+    let tmp =
+        tempfile::tempdir_in(std::env::var("BITWEEN_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .unwrap();
+    println!("| figure | target | value | |");
+    println!("| --- | --- | --- | --- |");
+
+    // 6. Start-up to online (median of 5).
+    let mut starts: Vec<Duration> = (0..5).map(|_| startup(&server, tmp.path())).collect();
+    starts.sort();
+    let s = starts[2];
+    row(
+        "bitweend start to online (median of 5)",
+        "< 500 ms",
+        ms(s),
+        Some(s < Duration::from_millis(500)),
+    );
+
+    // 2b. Publish-to-receive on the local server (p50 of 20 changes).
+    let alice_peer = Peer::login(&server, "alice", "lat").await;
+    let mut bob_peer = Peer::login(&server, "bob", "lat").await;
+    let mut lat = Vec::new();
+    for i in 0..20u32 {
+        let list = shares(3, 1_000 + i);
+        let t = Instant::now();
+        alice_peer
+            .xmpp
+            .set_local(ResourceShares {
+                shares: list.clone(),
+                addresses: vec!["127.0.0.1:1".parse().unwrap()],
+                more: None,
+            })
+            .unwrap();
+        bob_peer
+            .wait_catalog("the change", |c| {
+                c.resource("alice@localhost", "lat")
+                    .is_some_and(|r| r.shares == list)
+            })
+            .await;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    let p50 = lat[lat.len() / 2];
+    row(
+        "publish to receive, p50 of 20",
+        "< 100 ms",
+        ms(p50),
+        Some(p50 < Duration::from_millis(100)),
+    );
+
+    // 3. 10,000 shares (with chunks) until the contact has all of them.
+    let big = shares(10_000, 7);
+    let t = Instant::now();
+    alice_peer
+        .xmpp
+        .set_local(ResourceShares {
+            shares: big.clone(),
+            addresses: vec!["127.0.0.1:1".parse().unwrap()],
+            more: None,
+        })
+        .unwrap();
+    bob_peer
+        .wait_catalog("10,000 shares", |c| {
+            c.resource("alice@localhost", "lat")
+                .is_some_and(|r| r.shares == big)
+        })
+        .await;
+    let d = t.elapsed();
+    row(
+        "10,000 shares at the contact after publish",
+        "< 2 s",
+        ms(d),
+        Some(d < Duration::from_secs(2)),
+    );
+    alice_peer.xmpp.shutdown().await;
+    bob_peer.xmpp.shutdown().await;
+
+    // 2a and 1. Hashing and transfer of a large random file.
+    let file_dir = tmp.path().join("files");
+    std::fs::create_dir_all(&file_dir).unwrap();
+    let file = file_dir.join("big.bin");
+    random_file(&file, gib);
+    let _ = sha1sum(&file); // warm the page cache
+    let floor = sha1sum(&file);
+    let (alice, _arx) = start(&server, "alice", &tmp.path().join("alice")).await;
+    let (bob, mut brx) = start(&server, "bob", &tmp.path().join("bob")).await;
+    let t = Instant::now();
+    let share = alice.engine.share(&file).await.unwrap();
+    let hashing = t.elapsed();
+    row(
+        &format!("hash {} MiB in place (sha1sum: {})", gib >> 20, ms(floor)),
+        "<= sha1sum",
+        format!(
+            "{} ({:.2}x sha1sum)",
+            ms(hashing),
+            hashing.as_secs_f64() / floor.as_secs_f64()
+        ),
+        Some(hashing <= floor.mul_f64(1.05)),
+    );
+    let catalog = bob.catalog.clone();
+    while !catalog.sources(&share.hash).iter().any(|s| s.online) {
+        let _ = brx.recv().await;
+    }
+    let t = Instant::now();
+    bob.engine.download(share.hash, None).await.unwrap();
+    wait(
+        &mut brx,
+        |e| matches!(e, Event::DownloadFinished { hash, .. } if *hash == share.hash),
+    )
+    .await;
+    let app = t.elapsed();
+    bob.shutdown().await;
+    alice.shutdown().await;
+
+    let engine_alone = librqbit_alone(&file, &tmp.path().join("rq")).await;
+    let ratio = app.as_secs_f64() / engine_alone.as_secs_f64();
+    row(
+        &format!("download {} MiB: librqbit alone", gib >> 20),
+        "-",
+        format!(
+            "{:.0} MiB/s ({})",
+            mibs(gib, engine_alone),
+            ms(engine_alone)
+        ),
+        None,
+    );
+    row(
+        &format!("download {} MiB: Bitween", gib >> 20),
+        "<= 1.15x librqbit alone",
+        format!("{:.0} MiB/s ({}, {ratio:.2}x)", mibs(gib, app), ms(app)),
+        Some(ratio <= 1.15),
+    );
+    row(
+        &format!("sha1sum {} MiB (verification floor)", gib >> 20),
+        "-",
+        format!("{:.0} MiB/s", mibs(gib, floor)),
+        None,
+    );
+}
+
+/// The same transfer by two librqbit sessions with our session settings
+/// and nothing else: the engine's own speed.
+async fn librqbit_alone(file: &Path, dir: &Path) -> Duration {
+    use librqbit::{
+        AddTorrent, AddTorrentOptions, CreateTorrentOptions, ListenerMode, ListenerOptions,
+        Session, SessionOptions,
+    };
+    let opts = |port: u16| SessionOptions {
+        dht: None,
+        disable_trackers: true,
+        disable_local_service_discovery: true,
+        listen: Some(ListenerOptions {
+            mode: ListenerMode::TcpAndUtp,
+            listen_addr: (std::net::Ipv6Addr::UNSPECIFIED, port).into(),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let seeder: Arc<Session> = Session::new_with_opts(dir.join("seed"), opts(0))
+        .await
+        .unwrap();
+    let leecher: Arc<Session> = Session::new_with_opts(dir.join("leech"), opts(0))
+        .await
+        .unwrap();
+    let (created, _handle) = seeder
+        .create_and_serve_torrent(
+            file,
+            CreateTorrentOptions {
+                name: None,
+                trackers: vec![],
+                piece_length: None,
+            },
+        )
+        .await
+        .unwrap();
+    let port = seeder.listen_addr().unwrap().port();
+    // By magnet, like the app: the metadata comes from the peer too.
+    let magnet = format!("magnet:?xt=urn:btih:{}", created.info_hash().as_string());
+    let t = Instant::now();
+    let handle = leecher
+        .add_torrent(
+            AddTorrent::from_url(magnet),
+            Some(AddTorrentOptions {
+                initial_peers: Some(vec![format!("127.0.0.1:{port}").parse().unwrap()]),
+                output_folder: Some(dir.join("out").to_string_lossy().into_owned()),
+                ..Default::default()
+            }),
+        )
+        .await
+        .unwrap()
+        .into_handle()
+        .unwrap();
+    handle.wait_until_completed().await.unwrap();
+    let d = t.elapsed();
+    seeder.stop().await;
+    leecher.stop().await;
+    d
+}
