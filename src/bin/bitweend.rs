@@ -223,6 +223,8 @@ async fn main() -> ExitCode {
             tracing_subscriber::EnvFilter::try_from_default_env()
                 .unwrap_or_else(|_| "bitween=info".into()),
         )
+        // Colours only on a terminal, not in log files and pipes.
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stdout()))
         .init();
     let password = match apply_config_file(&mut args)
         .and_then(|()| {

@@ -39,6 +39,9 @@ use crate::NS_SHARES;
 pub const NS_CATALOG: &str = "urn:bitween:catalog:0";
 /// The most chunks we publish or fetch.
 pub const MAX_CHUNKS: u16 = 100;
+/// The most shares we hold for one contact resource, whatever its pointer
+/// claims (a bound on what a hostile contact can make us keep).
+pub const MAX_SHARES: usize = 100_000;
 /// The most bytes one chunk weighs on the wire.
 pub const CHUNK_BYTES: usize = 200_000;
 

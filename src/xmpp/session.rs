@@ -878,7 +878,9 @@ impl Session {
             match self.expansions.get(&key) {
                 Some((version, rest)) if *version == more.version => {
                     let known: HashSet<_> = entry.shares.iter().map(|s| s.hash).collect();
-                    let room = (more.total as usize).saturating_sub(entry.shares.len());
+                    let room = (more.total as usize)
+                        .min(chunks::MAX_SHARES)
+                        .saturating_sub(entry.shares.len());
                     let extra = rest.iter().filter(|s| !known.contains(&s.hash)).take(room);
                     entry.shares.extend(extra.cloned());
                 }
