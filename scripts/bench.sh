@@ -35,12 +35,14 @@ cargo bench --locked --bench system | tee "$out.system"
   librqbit's own check when the share starts seeding; the second pass
   mostly hits the page cache, which is why it lands near `sha1sum`.
   Skipping it needs librqbit to accept pieces as verified (fastresume).
-- **Transfer**: Bitween fetches the metadata first in a separate
-  connection (to check every file name before anything is written), then
-  starts the download; librqbit alone does both on one connection, and
-  our torrents also announce to the in-app tracker every 3 s. On loopback
-  such fixed costs are a visible share of a 3-second transfer. Not
-  profiled yet: that is the next step before changing anything.
+- **Transfer** figures are single transfers, and noisy: over four runs of
+  this script on this machine, librqbit alone took 3.0 to 5.5 s for the
+  same 1 GiB and Bitween 2.8 to 3.9 s, so the ratio swung between 0.5x
+  and 1.26x. Bitween fetches the metadata on a separate connection first
+  (to check every file name before anything is written) and announces to
+  its in-app tracker every 3 s; completion used to be noticed on the
+  1-second stats tick and is now reported the moment librqbit finishes.
+  Medians over several transfers are the next step before tuning.
 - **Not measured yet**: memory (bitweend idle holding a 500 x 1,000
   catalog and 100 own shares) and the desktop app's RSS.
 NOTES

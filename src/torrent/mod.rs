@@ -90,6 +90,8 @@ struct Inner {
     port: u16,
     /// Downloads still fetching their metadata, and how to stop them.
     fetching: Mutex<HashMap<InfoHash, CancellationToken>>,
+    /// Completion watchers of running downloads, and how to stop them.
+    watchers: Mutex<HashMap<InfoHash, CancellationToken>>,
     stop: CancellationToken,
 }
 
@@ -164,6 +166,7 @@ impl Engine {
                 download_dir: config.download_dir.clone(),
                 port,
                 fetching: Mutex::new(HashMap::new()),
+                watchers: Mutex::new(HashMap::new()),
                 stop,
             }),
         };
@@ -414,6 +417,9 @@ impl Engine {
         if let Some(token) = self.inner.fetching.lock().unwrap().remove(hash) {
             token.cancel();
         }
+        if let Some(token) = self.inner.watchers.lock().unwrap().remove(hash) {
+            token.cancel();
+        }
         if self.inner.session.get(id20(hash).into()).is_some() {
             self.inner
                 .session
@@ -603,7 +609,56 @@ impl Engine {
         self.inner.fetching.lock().unwrap().remove(&hash);
         // The downloader becomes a source as soon as it has the metadata.
         self.changed();
+        self.watch_completion(hash, handle);
         Ok(())
+    }
+
+    /// Announces the download's completion the moment it happens (the
+    /// stats tick is the backstop). librqbit's `wait_until_completed` holds
+    /// the live state it started with, which a pause replaces, so pausing
+    /// stops this watcher and resuming starts a new one.
+    fn watch_completion(&self, hash: InfoHash, handle: ManagedTorrentHandle) {
+        let stop = self.inner.stop.child_token();
+        if let Some(old) = self
+            .inner
+            .watchers
+            .lock()
+            .unwrap()
+            .insert(hash, stop.clone())
+        {
+            old.cancel();
+        }
+        let engine = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                r = handle.wait_until_completed() => {
+                    if let (Ok(()), Some(inner)) = (r, engine.upgrade()) {
+                        Engine { inner }.announce_finished(&hash);
+                    }
+                }
+            }
+        });
+    }
+
+    /// Marks a download finished and says so, once.
+    pub(crate) fn announce_finished(&self, hash: &InfoHash) {
+        let name = {
+            let mut state = self.inner.state.lock().unwrap();
+            let Some(r) = state.torrents.iter_mut().find(|r| r.info_hash == *hash) else {
+                return;
+            };
+            if r.finished || !matches!(r.kind, Kind::Download { .. }) {
+                return;
+            }
+            r.finished = true;
+            r.name.clone()
+        };
+        self.save();
+        self.inner.watchers.lock().unwrap().remove(hash);
+        self.inner
+            .events
+            .send(Event::DownloadFinished { hash: *hash, name });
     }
 
     /// Re-adds a saved torrent after a restart: shares seed again (their
@@ -651,6 +706,8 @@ impl Engine {
                 if let Some(handle) = added.into_handle() {
                     if let Kind::Share { path, .. } = &record.kind {
                         self.verify_share(hash, path.clone(), handle);
+                    } else if !record.finished && !record.paused {
+                        self.watch_completion(hash, handle);
                     }
                 }
             }
@@ -702,6 +759,9 @@ impl Engine {
         if !h.is_paused() {
             self.inner.session.pause(&h).await.map_err(err)?;
         }
+        if let Some(w) = self.inner.watchers.lock().unwrap().remove(hash) {
+            w.cancel();
+        }
         if let Some(r) = self.record(hash) {
             self.upsert(Record { paused: true, ..r });
         }
@@ -712,6 +772,9 @@ impl Engine {
         let h = self.handle(hash)?;
         if h.is_paused() {
             self.inner.session.unpause(&h).await.map_err(err)?;
+        }
+        if self.record(hash).is_some_and(|r| !r.finished) {
+            self.watch_completion(*hash, h);
         }
         if let Some(r) = self.record(hash) {
             self.upsert(Record { paused: false, ..r });

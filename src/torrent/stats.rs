@@ -203,18 +203,7 @@ impl Engine {
     fn report_ends(&self, transfers: &[Transfer], failed: &mut HashSet<InfoHash>) {
         for t in transfers.iter().filter(|t| t.kind == "download") {
             match t.state {
-                "seeding" => {
-                    if let Some(rec) = self.record(&t.hash).filter(|r| !r.finished) {
-                        self.upsert(Record {
-                            finished: true,
-                            ..rec
-                        });
-                        self.inner.events.send(Event::DownloadFinished {
-                            hash: t.hash,
-                            name: t.name.clone(),
-                        });
-                    }
-                }
+                "seeding" => self.announce_finished(&t.hash),
                 "error" if failed.insert(t.hash) => {
                     self.inner.events.send(Event::DownloadFailed {
                         hash: t.hash,
