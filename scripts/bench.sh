@@ -35,14 +35,15 @@ cargo bench --locked --bench system | tee "$out.system"
   librqbit's own check when the share starts seeding; the second pass
   mostly hits the page cache, which is why it lands near `sha1sum`.
   Skipping it needs librqbit to accept pieces as verified (fastresume).
-- **Transfer** figures are single transfers, and noisy: over four runs of
-  this script on this machine, librqbit alone took 3.0 to 5.5 s for the
-  same 1 GiB and Bitween 2.8 to 3.9 s, so the ratio swung between 0.5x
-  and 1.26x. Bitween fetches the metadata on a separate connection first
-  (to check every file name before anything is written) and announces to
-  its in-app tracker every 3 s; completion used to be noticed on the
-  1-second stats tick and is now reported the moment librqbit finishes.
-  Medians over several transfers are the next step before tuning.
+- **Transfer** figures are single transfers, and noisy: over three
+  quiet runs of this script on this machine, librqbit alone took 3.0 to
+  5.3 s for the same 1 GiB and Bitween 3.8 to 3.9 s, so the ratio swung
+  between 0.73x and 1.26x. Bitween fetches the metadata on a separate
+  connection first (to check every file name before anything is written)
+  and announces to its in-app tracker every 3 s. Reporting completion the
+  moment librqbit finishes (instead of on the 1-second stats tick) did
+  not change its time. Medians over several transfers, then a profile,
+  are the next step.
 - **Not measured yet**: memory (bitweend idle holding a 500 x 1,000
   catalog and 100 own shares) and the desktop app's RSS.
 NOTES
