@@ -20,10 +20,10 @@ use bitween::addresses::{
     OwnAddresses, Ports, PublicIpLookup, Rule, Verdict,
 };
 use bitween::events::{Event, EventBus};
-use common::{share, Peer, Prosody, DOMAIN};
+use common::{next_event, share, Peer, Prosody, DOMAIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 const PUBLIC_A: &str = "81.2.69.160";
@@ -160,23 +160,6 @@ fn sa(s: &str) -> SocketAddr {
 
 fn alice_jid() -> String {
     format!("alice@{DOMAIN}")
-}
-
-/// Waits up to 20 s for an event on `rx` matching `pred`.
-async fn next_event(
-    rx: &mut broadcast::Receiver<Event>,
-    what: &str,
-    pred: impl Fn(&Event) -> bool,
-) -> Event {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(e)) if pred(&e) => return e,
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => panic!("event bus: {e} while waiting for {what}"),
-            Err(_) => panic!("timed out after 20 s waiting for {what}"),
-        }
-    }
 }
 
 /// Whether `event` is our own item published with `laptop` at exactly

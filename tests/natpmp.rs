@@ -15,9 +15,9 @@ use std::time::Duration;
 
 use bitween::addresses::{keep_published, AddressConfig, AddressWatcher, PortMapping, Ports};
 use bitween::events::{Event, EventBus};
-use common::{share, Peer, Prosody, DOMAIN};
+use common::{next_event, share, Peer, Prosody, DOMAIN};
 use tokio::net::UdpSocket;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 const LISTEN: u16 = 6881;
@@ -239,23 +239,6 @@ fn alice_jid() -> String {
 fn published_with(event: &Event, addresses: &[SocketAddr]) -> bool {
     matches!(event, Event::OwnItemPublished { item }
         if item.resources.get("laptop").is_some_and(|r| r.addresses == addresses))
-}
-
-/// Waits up to 20 s for an event on `rx` matching `pred`.
-async fn next_event(
-    rx: &mut broadcast::Receiver<Event>,
-    what: &str,
-    pred: impl Fn(&Event) -> bool,
-) -> Event {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        match tokio::time::timeout_at(deadline, rx.recv()).await {
-            Ok(Ok(e)) if pred(&e) => return e,
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => panic!("event bus: {e} while waiting for {what}"),
-            Err(_) => panic!("timed out after 20 s waiting for {what}"),
-        }
-    }
 }
 
 fn addresses_are(event: &Event, addresses: &[SocketAddr]) -> bool {

@@ -335,18 +335,7 @@ impl Peer {
         limit: Duration,
         pred: impl Fn(&Event) -> bool,
     ) -> Event {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Ok(e)) if pred(&e) => return e,
-                Ok(Ok(_)) => continue,
-                Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
-                    panic!("test fell behind by {n} events waiting for {what}")
-                }
-                Ok(Err(broadcast::error::RecvError::Closed)) => panic!("event bus closed"),
-                Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
-            }
-        }
+        next_event_within(&mut self.events, what, limit, pred).await
     }
 
     /// Waits until the catalog satisfies `check`, re-checking on every
@@ -380,6 +369,37 @@ impl Peer {
                     )
                 }
             }
+        }
+    }
+}
+
+/// Waits up to 20 s for an event on `rx` matching `pred`.
+pub async fn next_event(
+    rx: &mut broadcast::Receiver<Event>,
+    what: &str,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
+    next_event_within(rx, what, Duration::from_secs(20), pred).await
+}
+
+/// Waits up to `limit` for an event on `rx` matching `pred`; a test that
+/// falls behind the bus or times out fails naming what it waited for.
+pub async fn next_event_within(
+    rx: &mut broadcast::Receiver<Event>,
+    what: &str,
+    limit: Duration,
+    pred: impl Fn(&Event) -> bool,
+) -> Event {
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Ok(e)) if pred(&e) => return e,
+            Ok(Ok(_)) => continue,
+            Ok(Err(broadcast::error::RecvError::Lagged(n))) => {
+                panic!("test fell behind by {n} events waiting for {what}")
+            }
+            Ok(Err(broadcast::error::RecvError::Closed)) => panic!("event bus closed"),
+            Err(_) => panic!("timed out after {limit:?} waiting for {what}"),
         }
     }
 }
