@@ -65,9 +65,9 @@ struct Args {
     /// BitTorrent port to the same external port).
     #[arg(long)]
     no_upnp: bool,
-    /// Where the JSON-RPC API listens (POST /api, GET /events); port 0
-    /// picks one. The address and a fresh token are written to the data
-    /// dir (api-address, api-token).
+    /// Where the JSON-RPC API listens (POST /api, GET /events); default
+    /// 127.0.0.1:0, port 0 picking one. The address and a fresh token are
+    /// written to the data dir (api-address, api-token).
     #[arg(long)]
     api: Option<SocketAddr>,
     /// Allow --api on an address other than loopback (anyone who can reach
