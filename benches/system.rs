@@ -234,6 +234,15 @@ async fn main() {
     alice_peer.xmpp.shutdown().await;
     bob_peer.xmpp.shutdown().await;
 
+    // 5. Memory of an idle daemon holding a large catalog.
+    let (peak, now) = memory(tmp.path()).await;
+    row(
+        "bitweend idle, 100 own shares, 500,000 shares from 50 contacts: peak RSS",
+        "< 80 MB",
+        format!("{peak:.0} MiB (now {now:.0} MiB)"),
+        Some(peak * 1.048_576 < 80.0),
+    );
+
     // 2a and 1. Hashing and transfer of a large random file.
     let file_dir = tmp.path().join("files");
     std::fs::create_dir_all(&file_dir).unwrap();
@@ -356,4 +365,105 @@ async fn librqbit_alone(file: &Path, dir: &Path) -> Duration {
     seeder.stop().await;
     leecher.stop().await;
     d
+}
+
+/// Memory: a `bitweend` process sharing 100 files and holding a catalog of
+/// 500,000 shares (50 contacts x 10,000, the lists travelling in chunks),
+/// idle. Returns its peak and current RSS in MiB.
+async fn memory(dir: &Path) -> (f64, f64) {
+    let users: Vec<String> = (0..50).map(|i| format!("c{i}")).collect();
+    let mut all: Vec<&str> = users.iter().map(String::as_str).collect();
+    all.push("dave");
+    let pairs: Vec<(&str, &str)> = users.iter().map(|u| ("dave", u.as_str())).collect();
+    let server = Prosody::start(&all, &pairs);
+    let files = dir.join("own");
+    std::fs::create_dir_all(&files).unwrap();
+    let mut args = vec![];
+    for i in 0..100 {
+        let f = files.join(format!("file{i}.txt"));
+        std::fs::write(&f, format!("own file {i}\n").repeat(100)).unwrap();
+        args.push("--share".to_string());
+        args.push(f.display().to_string());
+    }
+    let data = dir.join("dave");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+        .args([
+            "--jid",
+            "dave@localhost",
+            "--server",
+            &server.server(),
+            "--insecure-plaintext",
+        ])
+        .args([
+            "--no-public-ip",
+            "--no-upnp",
+            "--no-natpmp",
+            "--address",
+            "127.0.0.1",
+        ])
+        .arg("--data-dir")
+        .arg(&data)
+        .arg("--download-dir")
+        .arg(dir.join("dave-dl"))
+        .args(&args)
+        .env("BITWEEN_PASSWORD", common::PASSWORD)
+        .env("RUST_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut peers = Vec::new();
+    for (i, u) in users.iter().enumerate() {
+        let p = Peer::login(&server, u, "pc").await;
+        p.xmpp
+            .set_local(ResourceShares {
+                shares: shares(10_000, 50_000 + i as u32),
+                addresses: vec!["127.0.0.1:1".parse().unwrap()],
+                more: None,
+            })
+            .unwrap();
+        peers.push(p);
+    }
+    // Wait until dave's catalog holds all of it (asking its API).
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let out = Command::new(env!("CARGO_BIN_EXE_bitweenc"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--json", "status"])
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+        let own = Command::new(env!("CARGO_BIN_EXE_bitweenc"))
+            .arg("--data-dir")
+            .arg(&data)
+            .args(["--json", "shares"])
+            .output()
+            .unwrap();
+        let own: serde_json::Value = serde_json::from_slice(&own.stdout).unwrap_or_default();
+        if v["catalog"]["shares"] == 500_000 && own.as_array().is_some_and(|a| a.len() == 100) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "dave's catalog never filled: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await; // idle
+    let status = std::fs::read_to_string(format!("/proc/{}/status", child.id())).unwrap();
+    let kib = |key: &str| -> f64 {
+        status
+            .lines()
+            .find(|l| l.starts_with(key))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|n| n.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let (peak, now) = (kib("VmHWM:") / 1024.0, kib("VmRSS:") / 1024.0);
+    let _ = child.kill();
+    let _ = child.wait();
+    for p in &peers {
+        p.xmpp.shutdown().await;
+    }
+    (peak, now)
 }

@@ -35,17 +35,26 @@ cargo bench --locked --bench system | tee "$out.system"
   librqbit's own check when the share starts seeding; the second pass
   mostly hits the page cache, which is why it lands near `sha1sum`.
   Skipping it needs librqbit to accept pieces as verified (fastresume).
-- **Transfer** figures are single transfers, and noisy: over three
+- **Transfer** figures are single transfers, and noisy: over four
   quiet runs of this script on this machine, librqbit alone took 3.0 to
-  5.3 s for the same 1 GiB and Bitween 3.8 to 3.9 s, so the ratio swung
-  between 0.73x and 1.26x. Bitween fetches the metadata on a separate
+  6.2 s for the same 1 GiB and Bitween 3.4 to 3.9 s, so the ratio swung
+  between 0.55x and 1.26x. Bitween fetches the metadata on a separate
   connection first (to check every file name before anything is written)
   and announces to its in-app tracker every 3 s. Reporting completion the
   moment librqbit finishes (instead of on the 1-second stats tick) did
   not change its time. Medians over several transfers, then a profile,
   are the next step.
-- **Not measured yet**: memory (bitweend idle holding a 500 x 1,000
-  catalog and 100 own shares) and the desktop app's RSS.
+- **Memory** misses its target by a wide margin (about 800 bytes per
+  catalog share). What holds it, from the code: each share is kept as a
+  struct with its own heap-allocated name, again lower-cased for search,
+  again in the per-hash index (with a copy of the contact's JID per hash),
+  and a second time for shares that arrived in chunks (the session keeps
+  them to rebuild the entry when the item is delivered again). Sharing
+  one allocation per share between the catalog and the session, and
+  interning JIDs in the index, are the first fixes; not done yet. The
+  catalog here is 50 contacts x 10,000 shares rather than 500 x 1,000
+  (the same 500,000 shares, fewer accounts to create).
+- **Not measured yet**: the desktop app's RSS (there is no desktop app yet).
 NOTES
   echo
   echo "Reproduce: \`scripts/bench.sh\`."

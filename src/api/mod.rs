@@ -222,11 +222,13 @@ impl Api {
             "xmpp.get_shares" => self.get_shares(),
             "status" => {
                 let own = self.svc.own_addresses();
+                let (contacts, shares) = self.svc.catalog.totals();
                 json!({
                     "jid": self.svc.xmpp.jid(),
                     "connection": self.svc.xmpp.state(),
                     "bt_port": engine.listen_port(),
                     "addresses": own.addresses,
+                    "catalog": { "contacts": contacts, "shares": shares },
                 })
             }
             "shares" => to_json(&engine.local_shares()),

@@ -222,6 +222,10 @@ fn show(cmd: &Cmd, v: &Value) {
                     addrs.join(", ")
                 }
             );
+            println!(
+                "catalog:     {} shares from {} contacts",
+                v["catalog"]["shares"], v["catalog"]["contacts"]
+            );
         }
         Cmd::Shares => {
             let mut rows = vec![vec!["HASH".into(), "SIZE".into(), "NAME".into()]];

@@ -203,6 +203,18 @@ impl Catalog {
         out
     }
 
+    /// How many contacts we know of, and how many shares they list in all.
+    pub fn totals(&self) -> (usize, usize) {
+        let state = self.read();
+        let shares = state
+            .contacts
+            .values()
+            .flat_map(|c| c.item.resources.values())
+            .map(|r| r.shares.len())
+            .sum();
+        (state.contacts.len(), shares)
+    }
+
     /// Every info hash some contact lists.
     pub fn hashes(&self) -> Vec<InfoHash> {
         self.read().by_hash.keys().copied().collect()
