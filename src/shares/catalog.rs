@@ -15,6 +15,8 @@ use super::types::{InfoHash, ResourceShares, Share, UserShares};
 
 #[derive(Debug, Default)]
 struct ContactEntry {
+    /// The contact's bare JID, shared with the per-hash index.
+    jid: Arc<str>,
     item: UserShares,
     folded: Folded,
     online: BTreeSet<String>,
@@ -72,7 +74,9 @@ impl Folded {
 struct State {
     contacts: BTreeMap<String, ContactEntry>,
     /// info hash -> contacts whose item lists it.
-    by_hash: HashMap<InfoHash, BTreeSet<String>>,
+    /// (Contacts named by a JID shared with their entry: one small vector
+    /// per hash rather than a set with its own copy of every JID.)
+    by_hash: HashMap<InfoHash, Vec<Arc<str>>>,
 }
 
 /// A read handle on the catalog; cheap to clone, safe to share.
@@ -187,12 +191,12 @@ impl Catalog {
         };
         let mut out = Vec::new();
         for jid in jids {
-            let entry = &state.contacts[jid];
+            let entry = &state.contacts[&**jid];
             for (resource, shares) in &entry.item.resources {
                 if shares.shares.iter().any(|s| &s.hash == hash) {
                     let online = entry.online.contains(resource);
                     out.extend(shares.addresses.iter().map(|address| Source {
-                        jid: jid.clone(),
+                        jid: jid.to_string(),
                         resource: resource.clone(),
                         address: *address,
                         online,
@@ -223,8 +227,8 @@ impl Catalog {
     /// The share entry (name, size) a contact published for `hash`.
     pub fn share(&self, hash: &InfoHash) -> Option<Share> {
         let state = self.read();
-        let jid = state.by_hash.get(hash)?.iter().next()?;
-        state.contacts[jid]
+        let jid = state.by_hash.get(hash)?.first()?;
+        state.contacts[&**jid]
             .item
             .resources
             .values()
@@ -301,23 +305,36 @@ impl CatalogWriter {
         if unchanged {
             return false;
         }
-        let entry = state.contacts.entry(jid.to_string()).or_default();
+        let entry = state
+            .contacts
+            .entry(jid.to_string())
+            .or_insert_with(|| ContactEntry {
+                jid: Arc::from(jid),
+                ..Default::default()
+            });
+        let key = entry.jid.clone();
         let old = std::mem::replace(&mut entry.item, item);
         entry.folded = folded;
         let new_hashes: BTreeSet<InfoHash> = hashes(&entry.item).collect();
         let remove_contact = entry.item.resources.is_empty() && entry.online.is_empty();
         for h in hashes(&old) {
             if !new_hashes.contains(&h) {
-                if let Some(set) = state.by_hash.get_mut(&h) {
-                    set.remove(jid);
-                    if set.is_empty() {
+                if let Some(jids) = state.by_hash.get_mut(&h) {
+                    jids.retain(|j| **j != *jid);
+                    if jids.is_empty() {
                         state.by_hash.remove(&h);
                     }
                 }
             }
         }
         for h in new_hashes {
-            state.by_hash.entry(h).or_default().insert(jid.to_string());
+            let jids = state
+                .by_hash
+                .entry(h)
+                .or_insert_with(|| Vec::with_capacity(1));
+            if !jids.iter().any(|j| **j == *jid) {
+                jids.push(key.clone());
+            }
         }
         if remove_contact {
             state.contacts.remove(jid);
@@ -330,7 +347,13 @@ impl CatalogWriter {
     pub fn set_online(&self, jid: &str, resource: &str, online: bool) -> bool {
         let mut state = self.write();
         if online {
-            let entry = state.contacts.entry(jid.to_string()).or_default();
+            let entry = state
+                .contacts
+                .entry(jid.to_string())
+                .or_insert_with(|| ContactEntry {
+                    jid: Arc::from(jid),
+                    ..Default::default()
+                });
             entry.online.insert(resource.to_string())
         } else {
             let Some(entry) = state.contacts.get_mut(jid) else {
@@ -492,6 +515,16 @@ mod tests {
         assert_eq!(cat.search_first("", 1).len(), 1);
         assert!(cat.search("photos\nmusic").is_empty());
         assert!(cat.search("photosmusic").is_empty());
+    }
+
+    #[test]
+    fn a_contact_seen_online_before_its_item_is_found_by_hash() {
+        let (cat, w) = Catalog::new();
+        w.set_online("dora@x", "pc", true);
+        w.replace("dora@x", item(&[("pc", vec![share(9, "n")], "10.0.0.9:9")]));
+        let s = cat.sources(&InfoHash([9; 20]));
+        assert_eq!((s[0].jid.as_str(), s[0].online), ("dora@x", true));
+        assert_eq!(cat.share(&InfoHash([9; 20])).unwrap().name.as_str(), "n");
     }
 
     #[test]
