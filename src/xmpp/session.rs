@@ -961,7 +961,22 @@ impl Session {
         }
         let fetch = self.fetches.remove(&key).expect("looked up above");
         if fetch.failed {
-            tracing::warn!(contact = %jid, %resource, "could not fetch the rest of a large share list; showing the part that fit in the item");
+            // If the contact published a newer list meanwhile, its chunks
+            // replaced the ones we asked for: fetch the current ones.
+            let current = self
+                .raw_items
+                .get(&jid)
+                .and_then(|raw| raw.resources.get(&resource))
+                .and_then(|entry| entry.more.as_ref())
+                .map(|more| more.version.clone());
+            match (current, self.raw_items.get(&jid).cloned()) {
+                (Some(v), Some(raw)) if v != version => {
+                    Box::pin(self.deliver(jid, raw)).await;
+                }
+                _ => {
+                    tracing::warn!(contact = %jid, %resource, "could not fetch the rest of a large share list; showing the part that fit in the item");
+                }
+            }
             return;
         }
         let rest: Vec<Share> = fetch.got.into_values().flatten().collect();
