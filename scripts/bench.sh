@@ -44,16 +44,16 @@ cargo bench --locked --bench system | tee "$out.system"
   moment librqbit finishes (instead of on the 1-second stats tick) did
   not change its time. Medians over several transfers, then a profile,
   are the next step.
-- **Memory** misses its target by a wide margin (about 800 bytes per
-  catalog share). What holds it, from the code: each share is kept as a
-  struct with its own heap-allocated name, again lower-cased for search,
-  again in the per-hash index (with a copy of the contact's JID per hash),
-  and a second time for shares that arrived in chunks (the session keeps
-  them to rebuild the entry when the item is delivered again). Sharing
-  one allocation per share between the catalog and the session, and
-  interning JIDs in the index, are the first fixes; not done yet. The
-  catalog here is 50 contacts x 10,000 shares rather than 500 x 1,000
-  (the same 500,000 shares, fewer accounts to create).
+- **Memory** misses its target by a wide margin (about 550 bytes per
+  catalog share; 800 before the per-hash index stopped keeping a set and
+  a JID copy per share). What holds the rest, from the code: each share
+  is a struct with its own heap-allocated name, kept again lower-cased
+  for search, and a second time for shares that arrived in chunks (the
+  session keeps them to rebuild the entry when the item is delivered
+  again). Storing names in one arena per contact and keeping chunked
+  shares once are the next fixes. The catalog here is 50 contacts x
+  10,000 shares rather than 500 x 1,000 (the same 500,000 shares, fewer
+  accounts to create).
 - **Not measured yet**: the desktop app's RSS (there is no desktop app yet).
 NOTES
   echo
