@@ -153,6 +153,18 @@ impl OwnAddresses {
     }
 }
 
+/// The wait after `failures` failures in a row (1 = the first): `first`,
+/// doubling each time, at most `max`. Shared by the public-IP lookup and
+/// the NAT-PMP mapper.
+pub(crate) fn backoff(
+    first: std::time::Duration,
+    max: std::time::Duration,
+    failures: u32,
+) -> std::time::Duration {
+    let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
+    first.saturating_mul(factor).min(max)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -547,11 +547,7 @@ impl MapperTask {
     }
 
     fn backoff(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-        self.config
-            .retry_first
-            .saturating_mul(factor)
-            .min(self.config.retry_max)
+        super::backoff(self.config.retry_first, self.config.retry_max, failures)
     }
 
     /// Publishes `mapping` (or its absence) if it differs from what is held.

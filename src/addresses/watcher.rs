@@ -254,11 +254,7 @@ impl Task {
     }
 
     fn backoff(&self, failures: u32) -> Duration {
-        let factor = 2u32.saturating_pow(failures.saturating_sub(1).min(16));
-        self.config
-            .retry_first
-            .saturating_mul(factor)
-            .min(self.config.retry_max)
+        super::backoff(self.config.retry_first, self.config.retry_max, failures)
     }
 
     async fn run(mut self, mut stop: oneshot::Receiver<()>) {

@@ -305,13 +305,7 @@ impl CatalogWriter {
         if unchanged {
             return false;
         }
-        let entry = state
-            .contacts
-            .entry(jid.to_string())
-            .or_insert_with(|| ContactEntry {
-                jid: Arc::from(jid),
-                ..Default::default()
-            });
+        let entry = entry_for(&mut state, jid);
         let key = entry.jid.clone();
         let old = std::mem::replace(&mut entry.item, item);
         entry.folded = folded;
@@ -347,14 +341,9 @@ impl CatalogWriter {
     pub fn set_online(&self, jid: &str, resource: &str, online: bool) -> bool {
         let mut state = self.write();
         if online {
-            let entry = state
-                .contacts
-                .entry(jid.to_string())
-                .or_insert_with(|| ContactEntry {
-                    jid: Arc::from(jid),
-                    ..Default::default()
-                });
-            entry.online.insert(resource.to_string())
+            entry_for(&mut state, jid)
+                .online
+                .insert(resource.to_string())
         } else {
             let Some(entry) = state.contacts.get_mut(jid) else {
                 return false;
@@ -383,6 +372,17 @@ impl CatalogWriter {
         });
         was_online
     }
+}
+
+/// `jid`'s entry, created empty (with its shared JID) if it is new.
+fn entry_for<'a>(state: &'a mut State, jid: &str) -> &'a mut ContactEntry {
+    state
+        .contacts
+        .entry(jid.to_string())
+        .or_insert_with(|| ContactEntry {
+            jid: Arc::from(jid),
+            ..Default::default()
+        })
 }
 
 fn hashes(item: &UserShares) -> impl Iterator<Item = InfoHash> + '_ {
