@@ -43,6 +43,11 @@ pub enum Event {
     RosterChanged,
     /// Someone asks to become our contact; answer with accept or decline.
     SubscriptionRequest { jid: String },
+    /// Hashing of a new share started: `size` bytes under `path` are read
+    /// once before the share is published.
+    Hashing { path: String, size: u64 },
+    /// Hashing of `path` ended; `error` says why it failed, if it did.
+    HashingDone { path: String, error: Option<String> },
     /// What this resource shares changed (a share added or removed, a
     /// download got its metadata): the published item needs an update.
     LocalSharesChanged,

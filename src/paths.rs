@@ -20,9 +20,14 @@ pub fn data_dir() -> PathBuf {
     xdg("XDG_DATA_HOME", ".local/share").join("bitween")
 }
 
+/// `$XDG_CONFIG_HOME/bitween` (`~/.config/bitween`).
+pub fn config_dir() -> PathBuf {
+    xdg("XDG_CONFIG_HOME", ".config").join("bitween")
+}
+
 /// `$XDG_CONFIG_HOME/bitween/bitweend.json` (`~/.config/...`).
 pub fn config_file() -> PathBuf {
-    xdg("XDG_CONFIG_HOME", ".config").join("bitween/bitweend.json")
+    config_dir().join("bitweend.json")
 }
 
 /// `$XDG_DOWNLOAD_DIR/Bitween` (`~/Downloads/Bitween`).

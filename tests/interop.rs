@@ -200,6 +200,7 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
             download_dir: maker_dir.join("dl"),
             listen_port: 0,
             upload_limit: None,
+            download_limit: None,
             upnp: false,
         },
         Catalog::default(),

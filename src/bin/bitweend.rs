@@ -261,6 +261,7 @@ async fn main() -> ExitCode {
                 .unwrap_or_else(EngineConfig::default_download_dir),
             listen_port: args.bt_port.unwrap_or(0),
             upload_limit: args.upload_limit,
+            download_limit: None,
             upnp: !args.no_upnp,
         },
         addresses: AddressConfig {

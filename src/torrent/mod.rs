@@ -53,6 +53,8 @@ pub struct EngineConfig {
     pub listen_port: u16,
     /// Upload limit in bytes per second for the whole session (None: none).
     pub upload_limit: Option<std::num::NonZeroU32>,
+    /// Download limit in bytes per second for the whole session.
+    pub download_limit: Option<std::num::NonZeroU32>,
     /// Ask the router for a port mapping over UPnP IGD (librqbit's
     /// forwarder; `bitweend` turns it on unless `--no-upnp`). librqbit maps
     /// TCP with the external port equal to the listen port and does not
@@ -207,7 +209,7 @@ impl Engine {
             trackers: [tracker_url.parse().expect("our tracker URL parses")].into(),
             ratelimits: librqbit::limits::LimitsConfig {
                 upload_bps: config.upload_limit,
-                download_bps: None,
+                download_bps: config.download_limit,
             },
             ..Default::default()
         };
@@ -353,7 +355,12 @@ impl Engine {
         let share_name = ShareName::new(&name)
             .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
         tracing::info!(path = %path.display(), "hashing");
-        let (created, handle) = self
+        let shown = path.display().to_string();
+        self.inner.events.send(Event::Hashing {
+            path: shown.clone(),
+            size: disk_size(&path),
+        });
+        let created = self
             .inner
             .session
             .create_and_serve_torrent(
@@ -365,7 +372,12 @@ impl Engine {
                 },
             )
             .await
-            .map_err(|e| EngineError::Engine(format!("cannot share {}: {e}", path.display())))?;
+            .map_err(|e| EngineError::Engine(format!("cannot share {}: {e}", path.display())));
+        self.inner.events.send(Event::HashingDone {
+            path: shown,
+            error: created.as_ref().err().map(|e| e.to_string()),
+        });
+        let (created, handle) = created?;
         let hash = InfoHash(created.info_hash().0);
         let bytes = created.as_bytes().map_err(err)?;
         self.inner.store.save_torrent(&hash, &bytes).map_err(err)?;
@@ -799,6 +811,11 @@ impl Engine {
         self.inner.session.ratelimits.set_upload_bps(bps);
     }
 
+    /// Changes the session's download limit (bytes per second; None: none).
+    pub fn set_download_limit(&self, bps: Option<std::num::NonZeroU32>) {
+        self.inner.session.ratelimits.set_download_bps(bps);
+    }
+
     /// Stops every torrent and the listener.
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
@@ -844,4 +861,19 @@ fn url_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
+}
+
+/// Bytes in the files under `path` (a file or a folder), for progress
+/// display; unreadable entries count as empty.
+fn disk_size(path: &Path) -> u64 {
+    let Ok(meta) = std::fs::symlink_metadata(path) else {
+        return 0;
+    };
+    if meta.is_dir() {
+        std::fs::read_dir(path)
+            .map(|entries| entries.flatten().map(|e| disk_size(&e.path())).sum())
+            .unwrap_or(0)
+    } else {
+        meta.len()
+    }
 }

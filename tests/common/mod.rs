@@ -272,6 +272,7 @@ pub fn service_config(
             download_dir: dir.join("downloads"),
             listen_port: 0,
             upload_limit: upload_limit.and_then(std::num::NonZeroU32::new),
+            download_limit: None,
             upnp: false,
         },
         addresses: loopback_addresses(),

@@ -1,0 +1,65 @@
+//! The password file used when no OS keyring is available (the user agreed
+//! to it on the account screen): `$XDG_CONFIG_HOME/bitween/password`,
+//! created readable and writable by the user only.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+/// `$XDG_CONFIG_HOME/bitween/password`.
+pub fn default_path() -> PathBuf {
+    crate::paths::config_dir().join("password")
+}
+
+/// Writes the password with mode 0600 (atomically).
+pub fn store(path: &Path, password: &str) -> std::io::Result<()> {
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut f = options.open(&tmp)?;
+    f.write_all(password.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// The stored password, if there is one.
+pub fn load(path: &Path) -> std::io::Result<Option<String>> {
+    match std::fs::read_to_string(path) {
+        Ok(p) => Ok(Some(p)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes the file; a missing file is fine.
+pub fn forget(path: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn only_the_user_can_read_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("a/password");
+        super::store(&path, "s3cret").unwrap();
+        assert_eq!(super::load(&path).unwrap().as_deref(), Some("s3cret"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        super::forget(&path).unwrap();
+        super::forget(&path).unwrap();
+        assert_eq!(super::load(&path).unwrap(), None);
+    }
+}

@@ -1,0 +1,279 @@
+//! The desktop app's settings (`$XDG_CONFIG_HOME/bitween/desktop.json`):
+//! the account (never its password), the download folder, the BitTorrent
+//! port, which addresses to publish, rate limits and window behaviour; and
+//! how they become the backend's [`ServiceConfig`].
+//!
+//! The file is written atomically; a file that cannot be read is reported
+//! (and kept) rather than silently replaced by defaults.
+
+use std::net::IpAddr;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::addresses::AddressConfig;
+use crate::service::ServiceConfig;
+use crate::torrent::EngineConfig;
+use crate::xmpp::XmppConfig;
+
+/// The XMPP account the app logs in with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Account {
+    pub jid: String,
+    /// `host:port`, when the JID's domain does not lead to the server.
+    #[serde(default)]
+    pub server: Option<String>,
+}
+
+/// Everything the user can set, with the defaults of a fresh install.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DesktopSettings {
+    pub account: Option<Account>,
+    /// Where the password is kept: `keyring` or `file`.
+    pub secret_store: Option<String>,
+    pub download_dir: PathBuf,
+    /// 0 picks a free port on the first start and keeps it.
+    pub bt_port: u16,
+    /// Look up and publish our public IPv4 address.
+    pub ipv4: bool,
+    /// Publish our global IPv6 addresses.
+    pub ipv6: bool,
+    /// Publish our LAN addresses (contacts on the same network).
+    pub lan: bool,
+    /// Ask the router for a port mapping (UPnP and NAT-PMP).
+    pub upnp: bool,
+    pub start_at_login: bool,
+    pub start_hidden: bool,
+    /// KiB/s; `None` is unlimited.
+    pub upload_limit_kib: Option<u32>,
+    pub download_limit_kib: Option<u32>,
+    /// The "still running in the tray" hint was shown once.
+    pub close_hint_shown: bool,
+    /// Advanced (not in the settings screen): addresses always published,
+    /// and the what-is-my-IP services to ask instead of the defaults.
+    pub addresses: Vec<IpAddr>,
+    pub ip_services: Vec<String>,
+}
+
+impl Default for DesktopSettings {
+    fn default() -> Self {
+        DesktopSettings {
+            account: None,
+            secret_store: None,
+            download_dir: crate::paths::download_dir(),
+            bt_port: 0,
+            ipv4: true,
+            ipv6: true,
+            lan: true,
+            upnp: true,
+            start_at_login: false,
+            start_hidden: false,
+            upload_limit_kib: None,
+            download_limit_kib: None,
+            close_hint_shown: false,
+            addresses: Vec::new(),
+            ip_services: Vec::new(),
+        }
+    }
+}
+
+/// A settings file that could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    #[error("cannot read the settings file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("the settings file {0} is not valid: {1} (fix or delete it)")]
+    Invalid(PathBuf, serde_json::Error),
+    #[error("cannot write the settings file {0}: {1}")]
+    Write(PathBuf, std::io::Error),
+    #[error("{0}")]
+    Value(String),
+}
+
+fn kib(limit: Option<u32>) -> Option<NonZeroU32> {
+    limit.and_then(|k| NonZeroU32::new(k.saturating_mul(1024)))
+}
+
+/// Whether `server` (`host:port`) names this machine, where logging in
+/// without TLS exposes nothing to the network.
+pub fn is_loopback_server(server: &str) -> bool {
+    let host = match server.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => server,
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+impl DesktopSettings {
+    /// `$XDG_CONFIG_HOME/bitween/desktop.json`.
+    pub fn default_path() -> PathBuf {
+        crate::paths::config_dir().join("desktop.json")
+    }
+
+    /// Reads the file; a missing file gives the defaults.
+    pub fn load(path: &Path) -> Result<DesktopSettings, SettingsError> {
+        match std::fs::read(path) {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map_err(|e| SettingsError::Invalid(path.to_path_buf(), e)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(DesktopSettings::default()),
+            Err(e) => Err(SettingsError::Read(path.to_path_buf(), e)),
+        }
+    }
+
+    /// Writes the file atomically (a crash leaves the old or the new one).
+    pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
+        let write = || -> std::io::Result<()> {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            let tmp = path.with_extension("json.tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
+            std::fs::rename(&tmp, path)
+        };
+        write().map_err(|e| SettingsError::Write(path.to_path_buf(), e))
+    }
+
+    /// Refuses values the backend cannot use, naming the setting.
+    pub fn validate(&self) -> Result<(), SettingsError> {
+        if !self.download_dir.is_absolute() {
+            return Err(SettingsError::Value(format!(
+                "the download folder {} is not an absolute path",
+                self.download_dir.display()
+            )));
+        }
+        if self.bt_port != 0 && self.bt_port < 1024 {
+            return Err(SettingsError::Value(format!(
+                "BitTorrent port {} is reserved for system services: choose 1024-65535, or 0 for any free port",
+                self.bt_port
+            )));
+        }
+        if self.upload_limit_kib == Some(0) || self.download_limit_kib == Some(0) {
+            return Err(SettingsError::Value(
+                "a rate limit of 0 KiB/s would stop all transfers: leave it empty for no limit"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The backend configuration for logging in to `account` with
+    /// `password`; state goes to `data_dir`.
+    pub fn service_config(
+        &self,
+        account: &Account,
+        password: String,
+        data_dir: PathBuf,
+    ) -> ServiceConfig {
+        let defaults = AddressConfig::default();
+        ServiceConfig {
+            xmpp: XmppConfig {
+                jid: account.jid.trim().to_string(),
+                password,
+                resource: None,
+                insecure_plaintext: account.server.as_deref().is_some_and(is_loopback_server),
+                server: account.server.clone().filter(|s| !s.trim().is_empty()),
+            },
+            engine: EngineConfig {
+                data_dir,
+                download_dir: self.download_dir.clone(),
+                listen_port: self.bt_port,
+                upload_limit: kib(self.upload_limit_kib),
+                download_limit: kib(self.download_limit_kib),
+                upnp: self.upnp,
+            },
+            addresses: AddressConfig {
+                public_ipv4: self.ipv4,
+                ipv6: self.ipv6,
+                lan: self.lan,
+                natpmp: self.upnp,
+                static_addresses: self.addresses.clone(),
+                services: if self.ip_services.is_empty() {
+                    defaults.services.clone()
+                } else {
+                    self.ip_services.clone()
+                },
+                ..defaults
+            },
+        }
+    }
+
+    /// Whether moving from `self` to `new` needs the backend restarted
+    /// (everything but window behaviour and the upload limit does).
+    pub fn needs_restart(&self, new: &DesktopSettings) -> bool {
+        let strip = |s: &DesktopSettings| DesktopSettings {
+            start_at_login: false,
+            start_hidden: false,
+            close_hint_shown: false,
+            upload_limit_kib: None,
+            download_limit_kib: None,
+            ..s.clone()
+        };
+        strip(self) != strip(new)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_servers() {
+        assert!(is_loopback_server("127.0.0.1:5222"));
+        assert!(is_loopback_server("[::1]:5222"));
+        assert!(is_loopback_server("localhost:5222"));
+        assert!(!is_loopback_server("xmpp.example.org:5222"));
+        assert!(!is_loopback_server("192.0.2.1:5222"));
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("desktop.json");
+        std::fs::write(&path, r#"{"bt_prot": 7000}"#).unwrap();
+        let e = DesktopSettings::load(&path).unwrap_err().to_string();
+        assert!(e.contains("bt_prot"), "{e}");
+        let s = DesktopSettings {
+            bt_port: 80,
+            ..Default::default()
+        };
+        assert!(s.validate().unwrap_err().to_string().contains("1024"));
+        let s = DesktopSettings {
+            download_dir: "relative".into(),
+            ..Default::default()
+        };
+        assert!(s.validate().is_err());
+    }
+
+    #[test]
+    fn round_trip_and_restart_rule() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sub/desktop.json");
+        let s = DesktopSettings {
+            account: Some(Account {
+                jid: "alice@example.org".into(),
+                server: None,
+            }),
+            upload_limit_kib: Some(100),
+            ..Default::default()
+        };
+        s.save(&path).unwrap();
+        assert_eq!(DesktopSettings::load(&path).unwrap(), s);
+        let hidden = DesktopSettings {
+            start_hidden: true,
+            upload_limit_kib: Some(5),
+            ..s.clone()
+        };
+        assert!(!s.needs_restart(&hidden));
+        let moved = DesktopSettings {
+            bt_port: 7000,
+            ..s.clone()
+        };
+        assert!(s.needs_restart(&moved));
+        let c = s.service_config(s.account.as_ref().unwrap(), "pw".into(), "/d".into());
+        assert_eq!(c.engine.upload_limit.unwrap().get(), 100 * 1024);
+        assert!(!c.xmpp.insecure_plaintext);
+    }
+}
