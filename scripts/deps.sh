@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building Bitween needs on Debian or Ubuntu, and only what is
-# missing: a C toolchain and a Rust toolchain, plus the Debian packages named
-# in $EXTRA_PACKAGES (test.sh asks for Prosody and qbittorrent-nox). Sourced
-# by run.sh and test.sh.
+# missing: a C toolchain and a Rust toolchain; with DESKTOP=1 the libraries
+# of the desktop app (WebKitGTK, the tray's AppIndicator, D-Bus for the
+# keyring, xdg-utils to open files); plus the Debian packages named in
+# $EXTRA_PACKAGES (test.sh asks for Prosody, qbittorrent-nox, Xvfb,
+# WebKitWebDriver and Chromium). Sourced by run.sh and test.sh.
 set -euo pipefail
 
 as_root() {
@@ -11,7 +13,11 @@ as_root() {
 
 # Debian packages: build tools for crates with C parts, curl, and the extras.
 need=()
-for pkg in build-essential pkg-config ca-certificates curl ${EXTRA_PACKAGES:-}; do
+desktop_packages=""
+if [ "${DESKTOP:-0}" = 1 ]; then
+  desktop_packages="libwebkit2gtk-4.1-dev libayatana-appindicator3-dev libdbus-1-dev xdg-utils"
+fi
+for pkg in build-essential pkg-config ca-certificates curl $desktop_packages ${EXTRA_PACKAGES:-}; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

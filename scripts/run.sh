@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Builds and runs the Bitween backend (bitweend) with the flags given, after
-# installing what is missing. Example:
-#   BITWEEN_PASSWORD=... scripts/run.sh --jid you@example.org
+# Builds and runs Bitween after installing what is missing.
+#   scripts/run.sh                      the desktop app (first run: the account screen)
+#   scripts/run.sh --hidden             the desktop app, started in the tray
+#   scripts/run.sh bitweend --jid ...   the headless daemon instead (bitweend's flags)
+#   scripts/run.sh --jid ...            the same (as before the desktop app existed)
+# The desktop app is built optimised (the first build takes about 15 minutes
+# on two cores; later ones are quick).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-source scripts/deps.sh
-if [ $# -eq 0 ]; then
-  cargo run --quiet --locked --bin bitweend -- --help
-  exit 0
+daemon=0
+if [ "${1:-}" = bitweend ]; then
+  daemon=1
+  shift
+elif [ "${1:-}" = --jid ] || [[ "${1:-}" == --jid=* ]] || [ "${1:-}" = --help ]; then
+  daemon=1
 fi
-exec cargo run --quiet --locked --bin bitweend -- "$@"
+if [ $daemon = 1 ]; then
+  source scripts/deps.sh
+  exec cargo run --quiet --locked --bin bitweend -- "$@"
+fi
+DESKTOP=1 source scripts/deps.sh
+exec cargo run --quiet --locked --release -p bitween-desktop --features custom-protocol -- "$@"

@@ -1,0 +1,38 @@
+//! "Start at login": an XDG autostart entry
+//! (`$XDG_CONFIG_HOME/autostart/bitween.desktop`) that starts the app
+//! hidden in the tray.
+
+use std::path::PathBuf;
+
+fn entry_path() -> PathBuf {
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config")
+        });
+    config.join("autostart/bitween.desktop")
+}
+
+/// Creates or removes the entry.
+pub fn set(enabled: bool) -> Result<(), String> {
+    let path = entry_path();
+    if !enabled {
+        return match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(format!("cannot remove {}: {e}", path.display()))
+            }
+            _ => Ok(()),
+        };
+    }
+    let exe = std::env::current_exe()
+        .map_err(|e| format!("cannot find the app's own executable: {e}"))?;
+    let text = format!(
+        "[Desktop Entry]\nType=Application\nName=Bitween\nComment=Share files with your XMPP contacts\nExec=\"{}\" --hidden\nIcon=bitween\nTerminal=false\nX-GNOME-Autostart-enabled=true\n",
+        exe.display()
+    );
+    let write = || -> std::io::Result<()> {
+        std::fs::create_dir_all(path.parent().unwrap_or(&path))?;
+        std::fs::write(&path, text)
+    };
+    write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}

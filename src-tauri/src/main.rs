@@ -1,0 +1,90 @@
+//! Bitween's desktop app: a thin Tauri 2 shell over the `bitween` core.
+//! It owns the window, the tray, notifications and the OS keyring; every
+//! operation is the core's (`Api::call`, `desktop::*`), and every backend
+//! event is forwarded to the frontend (`ui/`) as `bitween-event`.
+//!
+//! Flags: `--hidden` starts in the tray without showing the window.
+
+#![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
+
+mod autostart;
+mod commands;
+mod forward;
+mod keyring_store;
+mod shell;
+mod tray;
+
+use tauri::{Manager, WindowEvent};
+
+use shell::Shell;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "bitween=info,bitween_desktop=info".into()),
+        )
+        .init();
+    let hidden_flag = std::env::args().any(|a| a == "--hidden");
+    let shell = match Shell::load() {
+        Ok(s) => s,
+        Err(e) => {
+            // Nothing is lost: the settings file is left as it is.
+            eprintln!("bitween: {e}");
+            std::process::exit(2);
+        }
+    };
+    tauri::Builder::default()
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .manage(shell)
+        .invoke_handler(tauri::generate_handler![
+            commands::api,
+            commands::app_state,
+            commands::login,
+            commands::logout,
+            commands::get_settings,
+            commands::save_settings,
+            commands::pick_and_share,
+            commands::share_paths,
+            commands::open_path,
+        ])
+        .on_window_event(|window, event| {
+            if let WindowEvent::CloseRequested { api, .. } = event {
+                // Closing hides to the tray; Quit is in the tray menu.
+                api.prevent_close();
+                let _ = window.hide();
+                shell::on_hidden_to_tray(window.app_handle());
+            }
+        })
+        .setup(move |app| {
+            let handle = app.handle().clone();
+            tray::create(&handle)?;
+            forward::spawn(handle.clone());
+            let shell = handle.state::<Shell>();
+            let show = !(hidden_flag || shell.starts_hidden());
+            if show {
+                if let Some(w) = handle.get_webview_window("main") {
+                    w.show()?;
+                    w.set_focus()?;
+                }
+            }
+            tauri::async_runtime::spawn(async move {
+                handle.state::<Shell>().auto_login().await;
+            });
+            Ok(())
+        })
+        .build(tauri::generate_context!())
+        .expect("the desktop app could not start (is a display available?)")
+        .run(|app, event| {
+            if let tauri::RunEvent::ExitRequested { api, code, .. } = event {
+                // Closing the last window is not quitting; only Quit (code
+                // set) is.
+                if code.is_none() {
+                    api.prevent_exit();
+                } else {
+                    let _ = app;
+                }
+            }
+        });
+}
