@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building Bitween needs on Debian or Ubuntu, and only what is
 # missing: a C toolchain and a Rust toolchain, plus the Debian packages named
-# in $EXTRA_PACKAGES (test.sh asks for Prosody and qbittorrent-nox). Sourced
-# by run.sh and test.sh.
+# in $EXTRA_PACKAGES (test.sh asks for Prosody, qbittorrent-nox, chromium and
+# chromium-driver). Sourced by run.sh and test.sh.
 set -euo pipefail
 
 as_root() {
