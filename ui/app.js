@@ -390,7 +390,7 @@
     }
     node.append(el('button', { type: 'button', class: 'ghost dismiss', 'aria-label': 'Dismiss this message', onclick: close }, iconSpan('x')));
     box.append(node);
-    while (box.children.length > 5) box.firstElementChild.remove();
+    while (box.children.length > 4) box.firstElementChild.remove();
     const ms = opts.timeout || (kind === 'error' || kind === 'warn' ? 14000 : 6000);
     const arm = (t) => {
       clearTimeout(timer);
@@ -481,7 +481,7 @@
   function offerFileOption(reason) {
     $('#login-file-option').hidden = false;
     $('#login-keyring-msg').textContent =
-      `No system keyring is available (${reason}), so the password cannot be kept there. ` +
+      `Your password cannot be kept in a system keyring here (${reason.replace(/^no keyring available:\s*/i, '')}). ` +
       'You can keep it in a file that only your user can read instead.';
     $('#login-secret-hint').textContent = 'No keyring on this system: see below.';
   }
@@ -698,7 +698,7 @@
     if (c.kind === 'online') text = `Online as ${c.jid}`;
     else if (c.kind === 'connecting') text = 'Offline: connecting to your server…';
     else text = `Offline: ${c.reason || 'not connected'}${c.retrying ? ' (retrying)' : ''}`;
-    node.textContent = text;
+    if (node.textContent !== text) node.textContent = text; // (it is a live region)
     node.title = text;
     node.className = `conn ${c.kind}`;
   }
