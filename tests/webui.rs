@@ -26,7 +26,7 @@ use anyhow::{ensure, Result};
 use bitweend::Daemon;
 use common::{Prosody, DOMAIN};
 use serde_json::json;
-use webdriver::{chrome_capabilities, DriverProcess, Session};
+use webdriver::{chrome_capabilities, DriverProcess, Session, ELEMENT};
 
 const WAIT: Duration = Duration::from_secs(30);
 
@@ -89,8 +89,33 @@ async fn open_view(browser: &Session, view: &str) -> Result<()> {
         .map(|_| ())
 }
 
-/// Every screen at 800x600: screenshot, and no sideways overflow; then
-/// each in the dark theme.
+/// Every visible control (button, input) has a name a screen reader can
+/// say: its text, a label, or an aria-label.
+async fn assert_controls_labelled(browser: &Session, screen: &str) -> Result<()> {
+    let v = browser
+        .execute(
+            r#"const bad = [];
+               for (const e of document.querySelectorAll('button, input, select, textarea, progress')) {
+                 if (!e.offsetParent) continue;
+                 const name = (e.getAttribute('aria-label') || '').trim()
+                   || (e.labels && [...e.labels].map(l => l.textContent).join(' ').trim())
+                   || (e.tagName === 'BUTTON' && e.textContent.trim())
+                   || (e.getAttribute('aria-labelledby') || '').trim();
+                 if (!name) bad.push(e.outerHTML.slice(0, 120));
+               }
+               return bad;"#,
+            json!([]),
+        )
+        .await?;
+    ensure!(
+        v.as_array().is_some_and(|a| a.is_empty()),
+        "controls without a name on the {screen} screen: {v}"
+    );
+    Ok(())
+}
+
+/// Every screen at 800x600: screenshot, no sideways overflow, every
+/// control named; then each in the dark theme.
 async fn check_small_window(browser: &Session) -> Result<()> {
     dismiss_toasts(browser).await?;
     browser.set_viewport_size(800, 600).await?;
@@ -98,6 +123,7 @@ async fn check_small_window(browser: &Session) -> Result<()> {
         open_view(browser, view).await?;
         tokio::time::sleep(Duration::from_millis(200)).await;
         assert_no_overflow(browser, view).await?;
+        assert_controls_labelled(browser, view).await?;
         shot(browser, &format!("{view}-800x600")).await?;
     }
     browser.set_window_size(1000, 700).await?;
@@ -238,23 +264,7 @@ async fn the_web_ui_finds_downloads_and_shares() -> Result<()> {
 
     let driver = DriverProcess::chromedriver(common::free_port()).await?;
     let profile = tempfile::tempdir()?;
-    let profile_arg = format!("--user-data-dir={}", profile.path().display());
-    let browser = Session::new(
-        &driver.url,
-        chrome_capabilities(
-            Some("/usr/bin/chromium"),
-            &[
-                "--headless=new",
-                "--no-sandbox",
-                "--window-size=1000,700",
-                "--disable-gpu",
-                "--disable-dev-shm-usage",
-                "--no-first-run",
-                &profile_arg,
-            ],
-        ),
-    )
-    .await?;
+    let browser = open_browser(&driver, profile.path()).await?;
     let outcome = drive(&browser, &url, &alice, &bob, &hash, &later_hash, &content).await;
     if outcome.is_err() {
         let _ = shot(&browser, "failure").await;
@@ -465,6 +475,24 @@ async fn drive(
 
     check_small_window(browser).await?;
 
+    // The keyboard alone: a nav button takes Enter.
+    let nav = browser.find("[data-nav=\"transfers\"]").await?;
+    browser
+        .execute("arguments[0].focus();", json!([{ELEMENT: nav.id}]))
+        .await?;
+    nav.send_keys("\u{E007}").await?;
+    browser.wait_for("#view-transfers", WAIT).await?;
+
+    // bob shares something new: one message says so.
+    let third = alice.data.with_file_name("third.txt");
+    std::fs::write(&third, b"three")?;
+    bob.json(&["share", third.to_str().unwrap()]);
+    browser
+        .wait_text("#toast", "the news", WAIT, |t| {
+            t.contains(&format!("{bob_jid} shared a new file: third.txt"))
+        })
+        .await?;
+
     // bob's daemon dies (no sign-out): alice sees him offline, his files
     // are marked offline, and asking for one says it will wait for him.
     bob_kill(bob);
@@ -527,4 +555,330 @@ fn bob_kill(bob: &Daemon) {
     let _ = std::process::Command::new("kill")
         .args(["-9", &bob.child.id().to_string()])
         .status();
+}
+
+/// A browser session on chromedriver, headless, 1000x700.
+async fn open_browser(driver: &DriverProcess, profile: &std::path::Path) -> Result<Session> {
+    let profile_arg = format!("--user-data-dir={}", profile.display());
+    Session::new(
+        &driver.url,
+        chrome_capabilities(
+            Some("/usr/bin/chromium"),
+            &[
+                "--headless=new",
+                "--no-sandbox",
+                "--window-size=1000,700",
+                "--disable-gpu",
+                "--disable-dev-shm-usage",
+                "--no-first-run",
+                &profile_arg,
+            ],
+        ),
+    )
+    .await
+}
+
+/// The desktop app's screens, in Chromium with a stand-in for the Tauri
+/// shell (tests/webui/stub_shell.js, injected before the page's own
+/// script): the same page takes its desktop paths (account screen with
+/// its errors and the keyring fallback, native drop, hashing, open
+/// buttons, the settings form, sign-out) against the shell's command
+/// contract, with a real bitweend behind `api` and the events.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_desktop_screens_against_a_stub_shell() -> Result<()> {
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let tmp = tempfile::tempdir()?;
+    let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
+    let file = tmp.path().join("song.flac");
+    let content = random_bytes(200_000);
+    std::fs::write(&file, &content)?;
+    let hash = bob.json(&["share", file.to_str().unwrap()])[0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
+    let (api_addr, token) = alice.api();
+
+    let driver = DriverProcess::chromedriver(common::free_port()).await?;
+    let profile = tempfile::tempdir()?;
+    let browser = open_browser(&driver, profile.path()).await?;
+    let stub = include_str!("webui/stub_shell.js").replace("__TOKEN__", &token);
+    browser
+        .chromium_cdp(
+            "Page.addScriptToEvaluateOnNewDocument",
+            json!({ "source": stub }),
+        )
+        .await?;
+    let dropped = tmp.path().join("dropped photo.jpg");
+    std::fs::write(&dropped, random_bytes(50_000))?;
+    let outcome = drive_desktop(&browser, &api_addr, &hash, &dropped, &alice).await;
+    if outcome.is_err() {
+        let _ = shot(&browser, "desktop-failure").await;
+    }
+    let _ = browser.delete().await;
+    outcome?;
+    drop(bob);
+    Ok(())
+}
+
+async fn calls_to(browser: &Session, command: &str) -> Result<Vec<serde_json::Value>> {
+    let v = browser
+        .execute(
+            "return window.__TAURI__.__test.calls.filter(c => c[0] === arguments[0]).map(c => c[1]);",
+            json!([command]),
+        )
+        .await?;
+    Ok(v.as_array().cloned().unwrap_or_default())
+}
+
+async fn emit(browser: &Session, name: &str, payload: serde_json::Value) -> Result<()> {
+    browser
+        .execute(
+            "window.__TAURI__.__test.emit(arguments[0], arguments[1]);",
+            json!([name, payload]),
+        )
+        .await?;
+    Ok(())
+}
+
+async fn drive_desktop(
+    browser: &Session,
+    api_addr: &str,
+    hash: &str,
+    dropped: &std::path::Path,
+    alice: &Daemon,
+) -> Result<()> {
+    let jid = format!("alice@{DOMAIN}");
+    browser.goto(&format!("http://{api_addr}/")).await?;
+
+    // First run: the account screen. A wrong password says so.
+    browser.wait_for("#login-jid", WAIT).await?;
+    ensure!(
+        !browser.find("#login-use-file").await?.displayed().await?,
+        "the file option shows although the keyring was not refused"
+    );
+    assert_controls_labelled(browser, "account").await?;
+    shot(browser, "desktop-login").await?;
+    browser.find("#login-jid").await?.send_keys(&jid).await?;
+    browser
+        .find("#login-password")
+        .await?
+        .send_keys("wrong")
+        .await?;
+    // The download folder comes filled in from the shell's settings.
+    let dir = browser.find("#login-download-dir").await?;
+    ensure!(dir.property("value").await? == json!("/home/alice/Downloads/Bitween"));
+    dir.clear().await?;
+    dir.send_keys("/home/alice/Bitween").await?;
+    browser.click("#login-submit").await?;
+    browser
+        .wait_text("#login-error", "the wrong password", WAIT, |t| {
+            t.contains("Wrong password")
+        })
+        .await?;
+    // The right one, but no keyring: the page offers the file, and the
+    // retry with it signs in.
+    let password = browser.find("#login-password").await?;
+    password.clear().await?;
+    password.send_keys(common::PASSWORD).await?;
+    browser.click("#login-submit").await?;
+    browser
+        .wait_text("#login-error", "the keyring problem", WAIT, |t| {
+            t.contains("No keyring available")
+        })
+        .await?;
+    browser
+        .wait_for("#login-use-file", WAIT)
+        .await?
+        .click()
+        .await?;
+    shot(browser, "desktop-login-keyring").await?;
+    browser.click("#login-submit").await?;
+    browser.wait_for("#app", WAIT).await?;
+    let logins = calls_to(browser, "login").await?;
+    let last = logins.last().unwrap();
+    ensure!(
+        last["jid"] == jid.as_str()
+            && last["useFile"] == true
+            && last["downloadDir"] == "/home/alice/Bitween"
+            && last["server"].is_null(),
+        "login arguments: {last}"
+    );
+    browser
+        .wait_text("#status-connection", "Online", WAIT, |t| {
+            t.starts_with("Online")
+        })
+        .await?;
+
+    // My shares: the drop zone, no path field; a native drop shares.
+    browser.wait_for("#drop-zone", WAIT).await?;
+    assert_controls_labelled(browser, "desktop shares").await?;
+    ensure!(!browser.find("#share-form").await?.displayed().await?);
+    emit(
+        browser,
+        "tauri://drag-enter",
+        json!({"paths": [], "position": {"x": 5, "y": 5}}),
+    )
+    .await?;
+    let zone = browser.find("#drop-zone").await?;
+    ensure!(
+        zone.attr("class")
+            .await?
+            .unwrap_or_default()
+            .contains("dragging"),
+        "the drop zone is not highlighted while dragging"
+    );
+    emit(
+        browser,
+        "tauri://drag-drop",
+        json!({"paths": [dropped.to_str().unwrap()], "position": {"x": 5, "y": 5}}),
+    )
+    .await?;
+    browser
+        .wait_text("#shares-list", "the dropped file", WAIT, |t| {
+            t.contains("dropped photo.jpg")
+        })
+        .await?;
+    ensure!(
+        !zone
+            .attr("class")
+            .await?
+            .unwrap_or_default()
+            .contains("dragging"),
+        "the drop zone stays highlighted after the drop"
+    );
+    let shared = calls_to(browser, "share_paths").await?;
+    ensure!(
+        shared[0]["paths"][0] == dropped.to_str().unwrap(),
+        "{shared:?}"
+    );
+    // Hashing of a large file shows while it lasts; its failure is told.
+    emit(
+        browser,
+        "bitween-event",
+        json!({"type": "Hashing", "path": "/data/big.iso", "size": 5_000_000_000u64}),
+    )
+    .await?;
+    browser
+        .wait_text("#hashing-list", "the hashing file", WAIT, |t| {
+            t.contains("big.iso") && t.contains("4.7 GiB")
+        })
+        .await?;
+    shot(browser, "desktop-shares").await?;
+    emit(
+        browser,
+        "bitween-event",
+        json!({"type": "HashingDone", "path": "/data/big.iso", "error": "disk full"}),
+    )
+    .await?;
+    browser.wait_gone("#hashing-list", WAIT).await?;
+    browser
+        .wait_text("#toast", "the hashing error", WAIT, |t| {
+            t.contains("Cannot share big.iso: disk full")
+        })
+        .await?;
+    // Unknown and shell-only events do no harm.
+    emit(
+        browser,
+        "bitween-event",
+        json!({"type": "SomethingNew", "x": 1}),
+    )
+    .await?;
+    emit(
+        browser,
+        "bitween-event",
+        json!({"type": "DemoActivity", "text": "carol shared 3 photos"}),
+    )
+    .await?;
+    browser
+        .wait_text("#toast", "the demo activity", WAIT, |t| {
+            t.contains("carol shared 3 photos")
+        })
+        .await?;
+
+    // Download bob's file; the finished transfer offers open file/folder.
+    dismiss_toasts(browser).await?;
+    open_view(browser, "contacts").await?;
+    let bob_row = format!("[data-jid=\"bob@{DOMAIN}\"]");
+    browser
+        .wait_text(&format!("{bob_row} .share-count"), "1 share", WAIT, |t| {
+            t == "1 share"
+        })
+        .await?;
+    browser.click(&format!("{bob_row} .expand")).await?;
+    let button = format!("{bob_row} [data-hash=\"{hash}\"] button.download");
+    browser.wait_for(&button, WAIT).await?.click().await?;
+    open_view(browser, "transfers").await?;
+    let row = format!("[data-transfer=\"{hash}\"]");
+    browser
+        .wait_text(&format!("{row} .state"), "Done", WAIT, |t| t == "Done")
+        .await?;
+    browser.click(&format!("{row} .open-file")).await?;
+    browser.click(&format!("{row} .open-folder")).await?;
+    let opened = calls_to(browser, "open_path").await?;
+    ensure!(
+        opened
+            == vec![
+                json!({"hash": hash, "folder": false}),
+                json!({"hash": hash, "folder": true})
+            ],
+        "open_path calls: {opened:?}"
+    );
+    let got = std::fs::read(alice.data.with_file_name("downloads").join("song.flac"))?;
+    ensure!(got.len() == 200_000, "the download is incomplete");
+
+    // Settings: the form, its validation, and what is saved.
+    open_view(browser, "settings").await?;
+    let port = browser.wait_for("#set-bt-port", WAIT).await?;
+    ensure!(port.property("value").await? == json!("0"));
+    port.clear().await?;
+    port.send_keys("70000").await?;
+    dismiss_toasts(browser).await?;
+    browser.click("#settings-save").await?;
+    browser
+        .wait_text("#settings-error", "the bad port", WAIT, |t| {
+            t.contains("0 to 65535")
+        })
+        .await?;
+    port.clear().await?;
+    port.send_keys("6881").await?;
+    browser
+        .find("#set-upload-limit")
+        .await?
+        .send_keys("512")
+        .await?;
+    browser.click("#set-upnp").await?;
+    dismiss_toasts(browser).await?;
+    browser.click("#settings-save").await?;
+    browser
+        .wait_text("#toast", "the confirmation", WAIT, |t| {
+            t.contains("Settings saved")
+        })
+        .await?;
+    let saved = calls_to(browser, "save_settings").await?;
+    let s = &saved.last().unwrap()["settings"];
+    ensure!(
+        s["bt_port"] == 6881
+            && s["upload_limit_kib"] == 512
+            && s["download_limit_kib"].is_null()
+            && s["upnp"] == false
+            && s["ipv6"] == true,
+        "saved settings: {s}"
+    );
+    let account = browser.text("#account-facts").await?;
+    ensure!(
+        account.contains(&jid) && account.contains("a file readable only by you"),
+        "{account}"
+    );
+    assert_controls_labelled(browser, "desktop settings").await?;
+    shot(browser, "desktop-settings").await?;
+
+    // Sign out asks first, then shows the account screen again.
+    browser.click("#logout").await?;
+    browser.wait_for("#confirm", WAIT).await?;
+    shot(browser, "desktop-confirm").await?;
+    browser.click("#confirm-ok").await?;
+    browser.wait_for("#login-jid", WAIT).await?;
+    ensure!(calls_to(browser, "logout").await?.len() == 1);
+    Ok(())
 }

@@ -18,8 +18,9 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::{json, Value};
 
-/// The key under which W3C WebDriver returns an element reference.
-const ELEMENT_KEY: &str = "element-6066-11e4-a52e-4f735466cecf";
+/// The key under which W3C WebDriver returns an element reference (and
+/// takes one as a script argument: `json!({ELEMENT: e.id})`).
+pub const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A WebDriver error as the driver reported it (`error` is the W3C code,
 /// e.g. "no such element").
@@ -159,7 +160,7 @@ async fn command(
 }
 
 fn element_id(v: &Value) -> Option<String> {
-    v.get(ELEMENT_KEY).and_then(Value::as_str).map(String::from)
+    v.get(ELEMENT).and_then(Value::as_str).map(String::from)
 }
 
 impl Session {
