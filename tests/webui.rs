@@ -7,11 +7,18 @@
 //! alice sees she is online, finds bob and his file (size included), finds
 //! it by search, downloads it with one click and watches the transfer
 //! finish (the file is byte-identical), shares a path of her own (bob's
-//! catalog gets it), and, once bob's daemon is gone, sees him offline and
-//! is told so when she asks for another of his files.
+//! catalog gets it), copies its magnet link and removes it, pauses and
+//! resumes, accepts carol's contact request and asks dave, is told when bob
+//! shares something new, and, once bob's daemon is gone, sees him offline
+//! and is told so when she asks for another of his files; then her own
+//! daemon stops and the page says so.
 //!
-//! Screenshots of every screen (1000x700, and 800x600 where nothing may
-//! overflow) go to `<cargo target dir>/screenshots/web-<screen>.png`.
+//! A second test runs the page's desktop paths against a stand-in for the
+//! Tauri shell (`tests/webui/stub_shell.js`).
+//!
+//! Screenshots of every screen (1000x700; 800x600, where nothing may
+//! overflow sideways; dark theme) go to
+//! `<cargo target dir>/screenshots/web-<screen>.png`.
 
 #[path = "common/bitweend.rs"]
 mod bitweend;
@@ -232,7 +239,7 @@ async fn the_web_ui_finds_downloads_and_shares() -> Result<()> {
     // A client that dies shows offline after a second, not after ten
     // minutes of stream-management hibernation.
     let server = Prosody::start_with(
-        &["alice", "bob"],
+        &["alice", "bob", "carol", "dave"],
         &[("alice", "bob")],
         "smacks_hibernation_time = 1",
     );
@@ -265,7 +272,15 @@ async fn the_web_ui_finds_downloads_and_shares() -> Result<()> {
     let driver = DriverProcess::chromedriver(common::free_port()).await?;
     let profile = tempfile::tempdir()?;
     let browser = open_browser(&driver, profile.path()).await?;
-    let outcome = drive(&browser, &url, &alice, &bob, &hash, &later_hash, &content).await;
+    let outcome = drive(
+        &browser,
+        &server,
+        &url,
+        (&alice, &bob),
+        (&hash, &later_hash),
+        &content,
+    )
+    .await;
     if outcome.is_err() {
         let _ = shot(&browser, "failure").await;
     }
@@ -281,11 +296,10 @@ async fn the_web_ui_finds_downloads_and_shares() -> Result<()> {
 
 async fn drive(
     browser: &Session,
+    server: &Prosody,
     url: &str,
-    alice: &Daemon,
-    bob: &Daemon,
-    hash: &str,
-    later_hash: &str,
+    (alice, bob): (&Daemon, &Daemon),
+    (hash, later_hash): (&str, &str),
     content: &[u8],
 ) -> Result<()> {
     let bob_jid = format!("bob@{DOMAIN}");
@@ -464,6 +478,91 @@ async fn drive(
     field.clear().await?;
     shot(browser, "shares").await?;
 
+    // Its magnet link can be copied; removing it asks first.
+    browser
+        .click(&format!("[data-share=\"{mine_hash}\"] .copy-magnet"))
+        .await?;
+    browser
+        .wait_text("#toast", "the magnet link", WAIT, |t| {
+            t.contains("Magnet link of notes for bob.txt copied")
+                || t.contains(&format!(
+                    "magnet:?xt=urn:btih:{mine_hash}&dn=notes%20for%20bob.txt&xl=18000"
+                ))
+        })
+        .await?;
+    dismiss_toasts(browser).await?;
+    browser
+        .click(&format!("[data-share=\"{mine_hash}\"] .unshare"))
+        .await?;
+    browser.wait_for("#confirm", WAIT).await?;
+    browser.click("#confirm-ok").await?;
+    browser
+        .wait_gone(&format!("[data-share=\"{mine_hash}\"]"), WAIT)
+        .await?;
+    ensure!(
+        !alice
+            .json(&["shares"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["hash"] == mine_hash.as_str()),
+        "the share is still there after Remove"
+    );
+
+    // A finished download pauses and resumes.
+    open_view(browser, "transfers").await?;
+    dismiss_toasts(browser).await?;
+    browser.click(&format!("{row} .pause")).await?;
+    browser
+        .wait_text(&format!("{row} .state"), "Paused", WAIT, |t| t == "Paused")
+        .await?;
+    browser.click(&format!("{row} .resume")).await?;
+    browser
+        .wait_text(&format!("{row} .state"), "Done", WAIT, |t| t == "Done")
+        .await?;
+
+    // carol asks to become alice's contact: alice accepts from the page.
+    // alice asks dave, who has not answered yet.
+    let carol = common::Peer::login(server, "carol", "pc").await;
+    carol
+        .xmpp
+        .add_contact(bitween::xmpp::contact_jid(&format!("alice@{DOMAIN}")).unwrap())
+        .unwrap();
+    open_view(browser, "contacts").await?;
+    let request = format!("[data-request=\"carol@{DOMAIN}\"]");
+    browser.wait_for(&request, WAIT).await?;
+    ensure!(
+        browser.text("#badge-contacts").await? == "1",
+        "no badge for the request"
+    );
+    dismiss_toasts(browser).await?;
+    browser.click(&format!("{request} .accept")).await?;
+    browser.wait_gone(&request, WAIT).await?;
+    browser
+        .wait_for(&format!("[data-jid=\"carol@{DOMAIN}\"]"), WAIT)
+        .await?;
+    let add = browser.find("#add-contact-jid").await?;
+    add.send_keys("not an address").await?;
+    browser.click("#add-contact-submit").await?;
+    browser
+        .wait_text("#add-contact-error", "the format", WAIT, |t| {
+            t.contains("friend@example.org")
+        })
+        .await?;
+    add.clear().await?;
+    add.send_keys(&format!("dave@{DOMAIN}")).await?;
+    browser.click("#add-contact-submit").await?;
+    browser
+        .wait_text(
+            &format!("[data-jid=\"dave@{DOMAIN}\"] .subscription"),
+            "the pending request",
+            WAIT,
+            |t| t.contains("waiting for them to accept"),
+        )
+        .await?;
+    shot(browser, "contacts-requests").await?;
+    carol.xmpp.shutdown().await;
+
     // Settings are read-only here and say where to change them.
     open_view(browser, "settings").await?;
     let note = browser.text("#settings-readonly").await?;
@@ -547,6 +646,14 @@ async fn drive(
         )
         .await?;
     shot(browser, "transfers-waiting").await?;
+
+    // alice's own daemon stops: the page says it lost it.
+    assert!(alice.cli(&["exit"]).status.success());
+    browser
+        .wait_text("#status-connection", "the lost daemon", WAIT, |t| {
+            t.starts_with("Offline: lost the connection to bitweend")
+        })
+        .await?;
     Ok(())
 }
 

@@ -370,7 +370,8 @@
       // A newer message about the same thing replaces the older one.
       for (const old of $$('.toast', box)) if (old.dataset.key === opts.key) old.remove();
     }
-    const node = el('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : 'status', 'data-key': opts.key || null });
+    // (The container is a polite live region; errors interrupt.)
+    const node = el('div', { class: `toast ${kind}`, role: kind === 'error' ? 'alert' : null, 'data-key': opts.key || null });
     let timer = null;
     const close = () => {
       clearTimeout(timer);
