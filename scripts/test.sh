@@ -5,8 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # Prosody is the tests' XMPP server; qbittorrent-nox the independent
-# BitTorrent client of the interop test.
-EXTRA_PACKAGES="prosody qbittorrent-nox" source scripts/deps.sh
+# BitTorrent client of the interop test; chromium and chromium-driver the
+# headless browser of the web UI test.
+EXTRA_PACKAGES="prosody qbittorrent-nox chromium chromium-driver" source scripts/deps.sh
 
 cargo fmt --all -- --check
 cargo clippy --all-targets --locked -- -D warnings

@@ -3,127 +3,16 @@
 //! JSON, unknown methods, bad paths), each with its JSON-RPC error and
 //! nothing changed.
 
+#[path = "common/bitweend.rs"]
+mod bitweend;
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use bitweend::Daemon;
 use common::{Prosody, DOMAIN, PASSWORD};
 use serde_json::{json, Value};
-
-struct Daemon {
-    child: Child,
-    data: PathBuf,
-}
-
-impl Daemon {
-    fn start(server: &Prosody, user: &str, dir: &Path) -> Daemon {
-        Self::start_with(server, user, dir, &[])
-    }
-
-    fn start_with(server: &Prosody, user: &str, dir: &Path, extra: &[&str]) -> Daemon {
-        let data = dir.join("data");
-        let _ = std::fs::remove_file(data.join("api-token"));
-        let child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
-            .args(extra)
-            .args([
-                "--jid",
-                &format!("{user}@{DOMAIN}"),
-                "--server",
-                &server.server(),
-            ])
-            .args([
-                "--insecure-plaintext",
-                "--resource",
-                "pc",
-                "--no-public-ip",
-                "--no-upnp",
-                "--no-natpmp",
-            ])
-            .args(["--address", "127.0.0.1"])
-            .arg("--data-dir")
-            .arg(&data)
-            .arg("--download-dir")
-            .arg(dir.join("downloads"))
-            .env("BITWEEN_PASSWORD", PASSWORD)
-            .env("RUST_LOG", "bitween=debug")
-            .stdout(Stdio::null())
-            .spawn()
-            .expect("bitweend starts");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !data.join("api-token").exists() {
-            assert!(Instant::now() < deadline, "bitweend wrote no api-token");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Daemon { child, data }
-    }
-
-    fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bitweenc"))
-            .arg("--data-dir")
-            .arg(&self.data)
-            .args(args)
-            .output()
-            .unwrap()
-    }
-
-    fn json(&self, args: &[&str]) -> Value {
-        let mut all = vec!["--json"];
-        all.extend_from_slice(args);
-        let out = self.cli(&all);
-        assert!(
-            out.status.success(),
-            "bitweenc {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        serde_json::from_slice(&out.stdout).unwrap()
-    }
-
-    fn api(&self) -> (String, String) {
-        let addr = std::fs::read_to_string(self.data.join("api-address")).unwrap();
-        let token = std::fs::read_to_string(self.data.join("api-token")).unwrap();
-        (addr, token)
-    }
-
-    /// One JSON-RPC call through curl, with the token.
-    fn rpc(&self, method: &str, params: Value) -> Value {
-        let (addr, token) = self.api();
-        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-        let out = Command::new("curl")
-            .args(["-sf", &format!("http://{addr}/api"), "-H"])
-            .arg(format!("Authorization: Bearer {token}"))
-            .args(["--data-binary", &body.to_string()])
-            .output()
-            .unwrap();
-        serde_json::from_slice::<Value>(&out.stdout).unwrap()["result"].clone()
-    }
-
-    /// SIGTERM, then the exit status within 5 s.
-    fn terminate(mut self) -> std::process::ExitStatus {
-        let _ = Command::new("kill")
-            .arg(self.child.id().to_string())
-            .status();
-        let deadline = Instant::now() + Duration::from_secs(5);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "bitweend did not exit within 5 s of SIGTERM"
-            );
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 #[test]
 fn two_daemons_share_and_download_through_the_cli() {

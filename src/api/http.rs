@@ -1,18 +1,22 @@
-//! JSON-RPC 2.0 over HTTP (`POST /api`, as the original) and the event
-//! stream (`GET /events`, server-sent events), for `bitweend`.
+//! JSON-RPC 2.0 over HTTP (`POST /api`, as the original), the event
+//! stream (`GET /events`, server-sent events) and the web UI (`GET /`, the
+//! files of `ui/`, built into the binary), for `bitweend`.
 //!
-//! Every request needs the token (`Authorization: Bearer …`; the event
+//! Every API request needs the token (`Authorization: Bearer …`; the event
 //! stream also takes `?token=` because a browser's EventSource cannot set
 //! headers). The Host header must name the bound address or localhost (no
 //! DNS rebinding), a browser page of another origin is refused, and no CORS
-//! headers are ever sent.
+//! headers are ever sent. The UI's files need no token (the page asks for
+//! it, or takes it from the address's `#token=` fragment, which browsers
+//! never send) but pass the same Host check, and carry a strict
+//! Content-Security-Policy.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -57,6 +61,8 @@ pub async fn serve(
     let app = Router::new()
         .route("/api", post(rpc))
         .route("/events", get(events))
+        .route("/", get(ui_file))
+        .route("/{file}", get(ui_file))
         .with_state(ctx);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -94,8 +100,9 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// Host, Origin and token checks shared by both endpoints.
-fn check(ctx: &Ctx, headers: &HeaderMap, query_token: Option<&str>) -> Result<(), Box<Response>> {
+/// The Host check: the request names this API's address (no DNS
+/// rebinding).
+fn check_host(ctx: &Ctx, headers: &HeaderMap) -> Result<(), Box<Response>> {
     let host = headers
         .get(header::HOST)
         .and_then(|h| h.to_str().ok())
@@ -107,6 +114,12 @@ fn check(ctx: &Ctx, headers: &HeaderMap, query_token: Option<&str>) -> Result<()
             &format!("Host {host:?} is not this API's address; connect to 127.0.0.1 or localhost"),
         ));
     }
+    Ok(())
+}
+
+/// Host, Origin and token checks shared by both API endpoints.
+fn check(ctx: &Ctx, headers: &HeaderMap, query_token: Option<&str>) -> Result<(), Box<Response>> {
+    check_host(ctx, headers)?;
     if let Some(origin) = headers.get(header::ORIGIN) {
         let origin = origin.to_str().unwrap_or("");
         let own = ctx
@@ -215,6 +228,91 @@ async fn events(
         .into_response()
 }
 
+/// The web UI's files (the same ones the desktop app loads), built in so the
+/// binary is self-contained: (path, content type, body).
+const UI_FILES: &[(&str, &str, &[u8])] = &[
+    (
+        "/index.html",
+        "text/html; charset=utf-8",
+        include_bytes!("../../ui/index.html"),
+    ),
+    (
+        "/app.js",
+        "text/javascript; charset=utf-8",
+        include_bytes!("../../ui/app.js"),
+    ),
+    (
+        "/style.css",
+        "text/css; charset=utf-8",
+        include_bytes!("../../ui/style.css"),
+    ),
+    (
+        "/logo.svg",
+        "image/svg+xml",
+        include_bytes!("../../ui/logo.svg"),
+    ),
+];
+
+/// What the UI's pages may load and run: only this server's own files (no
+/// inline scripts or styles, nothing from elsewhere).
+pub const UI_CSP: &str = "default-src 'self'; connect-src 'self'; img-src 'self' data:; \
+                          style-src 'self'; script-src 'self'";
+
+/// `GET /` and the UI's files; anything else is 404.
+async fn ui_file(State(ctx): State<Ctx>, headers: HeaderMap, uri: Uri) -> Response {
+    if let Err(r) = check_host(&ctx, &headers) {
+        return *r;
+    }
+    let path = match uri.path() {
+        "/" => "/index.html",
+        p => p,
+    };
+    let Some((_, content_type, body)) = UI_FILES.iter().find(|(p, _, _)| *p == path) else {
+        return (
+            StatusCode::NOT_FOUND,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            format!("no such file: {path}"),
+        )
+            .into_response();
+    };
+    let mut response = (StatusCode::OK, *body).into_response();
+    let h = response.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(UI_CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    // Never inside another site's frame; no address (nor token) leaks in a
+    // Referer; a new binary's files are used at once.
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// The address to open in a browser: the UI, with the token in the
+/// fragment (never sent to the server, read by the page and then removed
+/// from the address bar). An unspecified bind address is reached through
+/// loopback.
+pub fn browser_url(addr: SocketAddr, token: &str) -> String {
+    let mut addr = addr;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(if addr.is_ipv4() {
+            std::net::Ipv4Addr::LOCALHOST.into()
+        } else {
+            std::net::Ipv6Addr::LOCALHOST.into()
+        });
+    }
+    format!("http://{addr}/#token={token}")
+}
+
 /// Where `bitweend` writes the API's address and token in its data dir.
 pub fn address_file(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("api-address")
@@ -244,4 +342,48 @@ pub fn write_discovery(
     f.sync_all()?;
     std::fs::rename(&tmp, token_file(data_dir))?;
     std::fs::write(address_file(data_dir), addr.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_browser_url_carries_the_token_in_the_fragment() {
+        let t = "00ff";
+        assert_eq!(
+            browser_url("127.0.0.1:8080".parse().unwrap(), t),
+            "http://127.0.0.1:8080/#token=00ff"
+        );
+        assert_eq!(
+            browser_url("0.0.0.0:8080".parse().unwrap(), t),
+            "http://127.0.0.1:8080/#token=00ff"
+        );
+        assert_eq!(
+            browser_url("[::]:8080".parse().unwrap(), t),
+            "http://[::1]:8080/#token=00ff"
+        );
+    }
+
+    #[test]
+    fn the_ui_files_are_built_in_and_load_nothing_inline() {
+        let index = UI_FILES.iter().find(|f| f.0 == "/index.html").unwrap();
+        let html = std::str::from_utf8(index.2).unwrap();
+        // The CSP allows no inline script or style: everything is a file.
+        assert!(html.contains(r#"<script src="app.js" defer></script>"#));
+        assert!(
+            !html.contains("<script>") && !html.contains("<style") && !html.contains(" style=")
+        );
+        for (path, _, body) in UI_FILES {
+            assert!(!body.is_empty(), "{path} is empty");
+            // Nothing from elsewhere (XML namespaces are names, not loads).
+            let text = String::from_utf8_lossy(body).replace("http://www.w3.org/", "");
+            assert!(
+                !text.contains("http://")
+                    && !text.contains("https://")
+                    && !text.contains("@import"),
+                "{path} refers to another site"
+            );
+        }
+    }
 }

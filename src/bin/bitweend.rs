@@ -321,6 +321,9 @@ async fn main() -> ExitCode {
         token_file = %http::token_file(&data_dir).display(),
         "JSON-RPC API listening"
     );
+    // The web UI, with the token in the fragment (never sent to a server);
+    // on stdout only, not in the log.
+    println!("bitween web UI: {}", http::browser_url(api_addr, &token));
     tokio::spawn(http::serve(
         Api::new(service.clone(), exit.clone()),
         listener,

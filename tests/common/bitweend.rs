@@ -1,0 +1,161 @@
+//! Test support: `bitweend` as a child process on a test's Prosody (loopback
+//! addresses only, no port mapping, no what-is-my-IP lookups), driven
+//! through `bitweenc` or JSON-RPC. Include it with
+//! `#[path = "common/bitweend.rs"] mod bitweend;` beside `mod common;`.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output};
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::common::{Prosody, DOMAIN, PASSWORD};
+
+/// Where a daemon whose data dir is `data` writes its standard output.
+fn stdout_file(data: &Path) -> PathBuf {
+    data.with_file_name("bitweend.out")
+}
+
+/// A `bitweend` child process of a test; killed (SIGKILL) when dropped.
+pub struct Daemon {
+    pub child: Child,
+    /// Its data dir (API address and token, torrents.json).
+    pub data: PathBuf,
+}
+
+impl Daemon {
+    pub fn start(server: &Prosody, user: &str, dir: &Path) -> Daemon {
+        Self::start_with(server, user, dir, &[])
+    }
+
+    /// Starts `user`'s daemon with its folders under `dir` (data, downloads;
+    /// its standard output goes to `dir/bitweend.out`), loopback only, and
+    /// waits until its API is up.
+    pub fn start_with(server: &Prosody, user: &str, dir: &Path, extra: &[&str]) -> Daemon {
+        let data = dir.join("data");
+        std::fs::create_dir_all(dir).expect("the daemon's folder");
+        let _ = std::fs::remove_file(data.join("api-token"));
+        let child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+            .args(extra)
+            .args([
+                "--jid",
+                &format!("{user}@{DOMAIN}"),
+                "--server",
+                &server.server(),
+            ])
+            .args([
+                "--insecure-plaintext",
+                "--resource",
+                "pc",
+                "--no-public-ip",
+                "--no-upnp",
+                "--no-natpmp",
+            ])
+            .args(["--address", "127.0.0.1"])
+            .arg("--data-dir")
+            .arg(&data)
+            .arg("--download-dir")
+            .arg(dir.join("downloads"))
+            .env("BITWEEN_PASSWORD", PASSWORD)
+            .env("RUST_LOG", "bitween=debug")
+            .stdout(std::fs::File::create(stdout_file(&data)).expect("bitweend's output file"))
+            .spawn()
+            .expect("bitweend starts");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !data.join("api-token").exists() {
+            assert!(Instant::now() < deadline, "bitweend wrote no api-token");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Daemon { child, data }
+    }
+
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_bitweenc"))
+            .arg("--data-dir")
+            .arg(&self.data)
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut all = vec!["--json"];
+        all.extend_from_slice(args);
+        let out = self.cli(&all);
+        assert!(
+            out.status.success(),
+            "bitweenc {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    pub fn api(&self) -> (String, String) {
+        let addr = std::fs::read_to_string(self.data.join("api-address")).unwrap();
+        let token = std::fs::read_to_string(self.data.join("api-token")).unwrap();
+        (addr, token)
+    }
+
+    /// One JSON-RPC call through curl, with the token.
+    pub fn rpc(&self, method: &str, params: Value) -> Value {
+        let (addr, token) = self.api();
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let out = Command::new("curl")
+            .args(["-sf", &format!("http://{addr}/api"), "-H"])
+            .arg(format!("Authorization: Bearer {token}"))
+            .args(["--data-binary", &body.to_string()])
+            .output()
+            .unwrap();
+        serde_json::from_slice::<Value>(&out.stdout).unwrap()["result"].clone()
+    }
+
+    /// The web UI's address (with the token) that bitweend printed at start.
+    pub fn web_ui_url(&self) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let out = std::fs::read_to_string(stdout_file(&self.data)).unwrap_or_default();
+            if let Some(url) = out.lines().find_map(|l| l.strip_prefix("bitween web UI: ")) {
+                return url.trim().to_string();
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bitweend printed no web UI address; its output: {out}"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGKILL: gone at once, without signing out (as a crash or a power
+    /// cut), so contacts keep its published item and see it offline.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then the exit status within 5 s.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "bitweend did not exit within 5 s of SIGTERM"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
