@@ -122,13 +122,7 @@ pub async fn login(
     let use_file = use_file.unwrap_or(false);
     if !use_file {
         if let Err(e) = keyring_store::probe(&jid) {
-            return Err(fail(
-                "no_keyring",
-                format!(
-                    "{e}. Tick “Keep the password in a file readable only by me” to store it in {} instead.",
-                    shell.password_path.display()
-                ),
-            ));
+            return Err(fail("no_keyring", e));
         }
     }
     let mut settings = shell.settings();

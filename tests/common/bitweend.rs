@@ -13,6 +13,27 @@ use serde_json::{json, Value};
 
 use crate::common::{Prosody, DOMAIN, PASSWORD};
 
+/// A binary of the root package: Cargo names it to the root package's own
+/// tests; the desktop crate's tests find it beside their own executable in
+/// the shared target dir (`cargo build --bin bitweend --bin bitweenc` first).
+fn exe(name: &str, own: Option<&str>) -> PathBuf {
+    if let Some(path) = own {
+        return PathBuf::from(path);
+    }
+    let me = std::env::current_exe().expect("the test's own path");
+    let path = me
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("the target dir")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is missing: run `cargo build --bin {name}` first",
+        path.display()
+    );
+    path
+}
+
 /// Where a daemon whose data dir is `data` writes its standard output.
 fn stdout_file(data: &Path) -> PathBuf {
     data.with_file_name("bitweend.out")
@@ -37,7 +58,7 @@ impl Daemon {
         let data = dir.join("data");
         std::fs::create_dir_all(dir).expect("the daemon's folder");
         let _ = std::fs::remove_file(data.join("api-token"));
-        let child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+        let child = Command::new(exe("bitweend", option_env!("CARGO_BIN_EXE_bitweend")))
             .args(extra)
             .args([
                 "--jid",
@@ -72,7 +93,7 @@ impl Daemon {
     }
 
     pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_bitweenc"))
+        Command::new(exe("bitweenc", option_env!("CARGO_BIN_EXE_bitweenc")))
             .arg("--data-dir")
             .arg(&self.data)
             .args(args)

@@ -84,6 +84,12 @@ impl DriverProcess {
         }
     }
 
+    /// The driver's process id (the leader of its process group, when the
+    /// command was started in a group of its own).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// chromedriver on `port` (the Debian package's /usr/bin/chromedriver).
     pub async fn chromedriver(port: u16) -> Result<DriverProcess> {
         let mut cmd = Command::new("chromedriver");
@@ -447,13 +453,28 @@ impl Element {
 
     /// The rendered text (what a user sees).
     pub async fn text(&self) -> Result<String> {
-        Ok(self
+        let text: String = self
             .session
             .get(&self.path("/text"))
             .await?
             .as_str()
             .unwrap_or_default()
-            .into())
+            .into();
+        if !text.is_empty() {
+            return Ok(text);
+        }
+        // WebKitWebDriver counts elements near the bottom of the window
+        // (the status bar) as not displayed and answers "" for them; the
+        // page's own rendering says better: a box with a size is shown.
+        let v = self
+            .session
+            .execute(
+                "const e = arguments[0]; const r = e.getBoundingClientRect();
+                 return r.width > 0 && r.height > 0 ? e.innerText : '';",
+                json!([{ ELEMENT: self.id }]),
+            )
+            .await?;
+        Ok(v.as_str().unwrap_or_default().trim().to_string())
     }
 
     /// An attribute as written in the document (`None` when absent).

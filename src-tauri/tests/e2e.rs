@@ -1,0 +1,346 @@
+//! The desktop app end to end, in its real webview: the built `bitween`
+//! binary under Xvfb, driven through tauri-driver and WebKitWebDriver with
+//! the project's own WebDriver client, against a real Prosody and a real
+//! `bitweend` as bob.
+//!
+//! The account screen reports a missing keyring, a wrong password and a
+//! server that is down; alice logs in; bob's file appears under bob with
+//! its size, one click downloads it, the transfer completes and the file is
+//! bob's byte for byte; a file shared through the drop handler's command
+//! reaches bob; bob vanishing shows him offline, and a download of his
+//! other file says so. A screenshot of each screen is saved to
+//! `<target dir>/screenshots/desktop-*.png`.
+//!
+//! Needs `cargo build --bin bitweend --bin bitweenc` (scripts/test.sh
+//! builds them before) and the Debian packages xvfb and webkit2gtk-driver
+//! plus `tauri-driver` (scripts/test.sh installs them).
+
+#[path = "../../tests/common/bitweend.rs"]
+mod bitweend;
+#[path = "../../tests/common/mod.rs"]
+mod common;
+#[path = "../../tests/common/webdriver.rs"]
+mod webdriver;
+
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Context, Result};
+use bitweend::Daemon;
+use common::{Prosody, DOMAIN, PASSWORD};
+use serde_json::{json, Value};
+use webdriver::{DriverProcess, Session};
+
+const WAIT: Duration = Duration::from_secs(30);
+
+fn screenshot_dir() -> PathBuf {
+    std::env::current_exe()
+        .unwrap()
+        .parent()
+        .and_then(|deps| deps.parent())
+        .and_then(|profile| profile.parent())
+        .expect("the target dir")
+        .join("screenshots")
+}
+
+async fn shot(app: &Session, name: &str) -> Result<()> {
+    // Let the webview paint what the last step changed: WebKit's snapshot
+    // otherwise may show the frame before.
+    app.execute(
+        "return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 300))));",
+        json!([]),
+    )
+    .await?;
+    let path = screenshot_dir().join(format!("desktop-{name}.png"));
+    app.save_screenshot(&path).await?;
+    eprintln!("screenshot: {}", path.display());
+    Ok(())
+}
+
+/// Xvfb, tauri-driver, WebKitWebDriver and the app, in one process group
+/// that is killed as a whole when dropped.
+struct Desktop {
+    driver: Option<DriverProcess>,
+    group: u32,
+}
+
+impl Drop for Desktop {
+    fn drop(&mut self) {
+        drop(self.driver.take());
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.group)])
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// Starts tauri-driver under its own Xvfb with the app's folders in `home`.
+async fn start_desktop(home: &Path) -> Result<Desktop> {
+    let port = common::free_port();
+    let mut cmd = Command::new("xvfb-run");
+    cmd.args(["-a", "-s", "-screen 0 1280x800x24", "tauri-driver"])
+        .args(["--port", &port.to_string()])
+        .args(["--native-port", &common::free_port().to_string()])
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        // Software GL: under Xvfb, WebKitGTK otherwise paints nothing (and
+        // with compositing disabled, screenshots never return).
+        .env("LIBGL_ALWAYS_SOFTWARE", "1")
+        .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
+        // No session bus, hence no keyring: the account screen must say so.
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env("RUST_LOG", "bitween=debug,bitween_desktop=debug")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(home.join("desktop.log"))?)
+        .process_group(0);
+    let driver = DriverProcess::spawn(cmd, port)
+        .await
+        .context("tauri-driver under xvfb-run (packages xvfb, webkit2gtk-driver; cargo install tauri-driver)")?;
+    // The group's id is its leader's pid: the xvfb-run shell.
+    let group = driver.pid();
+    Ok(Desktop {
+        driver: Some(driver),
+        group,
+    })
+}
+
+fn random_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
+    // Short hibernation: a killed bob is seen offline within seconds.
+    let mut server = Prosody::start_with(
+        &["alice", "bob"],
+        &[("alice", "bob")],
+        "smacks_hibernation_time = 1",
+    );
+    let tmp = tempfile::tempdir()?;
+    let home = tmp.path().join("home");
+    let downloads = tmp.path().join("downloads");
+    // The app publishes 127.0.0.1 only and asks no what-is-my-IP service.
+    let config = home.join("config/bitween");
+    std::fs::create_dir_all(&config)?;
+    std::fs::write(
+        config.join("desktop.json"),
+        json!({
+            "download_dir": downloads,
+            "ipv4": false, "ipv6": false, "lan": false, "upnp": false,
+            "addresses": ["127.0.0.1"],
+        })
+        .to_string(),
+    )?;
+
+    // bob shares a 1 MiB random file, and a second one for later.
+    let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
+    let content = random_bytes(1 << 20);
+    let file = tmp.path().join("holiday 2026.mkv");
+    std::fs::write(&file, &content)?;
+    let hash = bob.json(&["share", file.to_str().unwrap()])[0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let later = tmp.path().join("later.iso");
+    std::fs::write(&later, random_bytes(300_000))?;
+    let later_hash = bob.json(&["share", later.to_str().unwrap()])[0]["hash"]
+        .as_str()
+        .unwrap()
+        .to_string();
+
+    let desktop = start_desktop(&home).await?;
+    let url = desktop.driver.as_ref().unwrap().url.clone();
+    let app = Session::new(
+        &url,
+        json!({"tauri:options": {"application": env!("CARGO_BIN_EXE_bitween")}}),
+    )
+    .await?;
+    let outcome = drive(
+        &app,
+        &mut server,
+        &home,
+        bob,
+        (&hash, &later_hash),
+        &tmp.path().join("dropped.bin"),
+    )
+    .await;
+    if outcome.is_err() {
+        let _ = shot(&app, "failure").await;
+        eprintln!(
+            "the app's log:\n{}",
+            std::fs::read_to_string(home.join("desktop.log")).unwrap_or_default()
+        );
+    }
+    let _ = app.delete().await;
+    drop(desktop);
+    outcome?;
+
+    let got = std::fs::read(downloads.join("holiday 2026.mkv"))?;
+    ensure!(got == content, "the downloaded file differs from bob's");
+    Ok(())
+}
+
+async fn open_view(app: &Session, view: &str) -> Result<()> {
+    for button in app.find_all("#toast .dismiss").await? {
+        let _ = button.click().await;
+    }
+    app.click(&format!("[data-nav=\"{view}\"]")).await?;
+    app.wait_for(&format!("#view-{view}"), WAIT).await.map(|_| ())
+}
+
+async fn submit_login(app: &Session, server: &str, password: &str) -> Result<()> {
+    for (field, value) in [
+        ("#login-jid", format!("alice@{DOMAIN}")),
+        ("#login-password", password.to_string()),
+        ("#login-server", server.to_string()),
+    ] {
+        let e = app.find(field).await?;
+        e.clear().await?;
+        e.send_keys(&value).await?;
+    }
+    app.click("#login-submit").await
+}
+
+async fn drive(
+    app: &Session,
+    server: &mut Prosody,
+    home: &Path,
+    bob: Daemon,
+    (hash, later_hash): (&str, &str),
+    dropped: &Path,
+) -> Result<()> {
+    // First run: the account screen.
+    app.wait_for("#login-jid", WAIT).await?;
+    shot(app, "account").await?;
+    let address = server.server();
+
+    // No keyring here: the screen says so and offers the file.
+    submit_login(app, &address, "not the password").await?;
+    app.wait_text("#login-error", "no keyring", WAIT, |t| {
+        t.to_lowercase().contains("no usable keyring")
+    })
+    .await?;
+    app.click("#login-use-file").await?;
+
+    // A wrong password.
+    submit_login(app, &address, "not the password").await?;
+    app.wait_text("#login-error", "the wrong password", WAIT, |t| {
+        t.contains("check the JID and password")
+    })
+    .await?;
+    shot(app, "account-error").await?;
+
+    // The server down.
+    server.stop();
+    submit_login(app, &address, PASSWORD).await?;
+    app.wait_text("#login-error", "the server down", WAIT, |t| {
+        t.contains("is the server running")
+    })
+    .await?;
+    server.start_again();
+
+    // The right password: the main window, online.
+    submit_login(app, &address, PASSWORD).await?;
+    app.wait_text("#status-connection", "Online", WAIT, |t| {
+        t.starts_with("Online")
+    })
+    .await?;
+    let password_file = home.join("config/bitween/password");
+    ensure!(
+        std::fs::read_to_string(&password_file)? == PASSWORD,
+        "the password was not kept in {}",
+        password_file.display()
+    );
+    let mode = std::fs::metadata(&password_file)?.permissions();
+    ensure!(
+        std::os::unix::fs::PermissionsExt::mode(&mode) & 0o077 == 0,
+        "the password file is readable by others"
+    );
+
+    // bob, online, with his file and its size; one click downloads it.
+    open_view(app, "contacts").await?;
+    let bob_row = format!("[data-jid=\"bob@{DOMAIN}\"]");
+    app.wait_text(&format!("{bob_row} .presence"), "online", WAIT, |t| {
+        t == "online"
+    })
+    .await?;
+    app.click(&format!("{bob_row} .expand")).await?;
+    let share_row = format!("{bob_row} [data-hash=\"{hash}\"]");
+    app.wait_text(&format!("{share_row} .name"), "the name", WAIT, |t| {
+        t == "holiday 2026.mkv"
+    })
+    .await?;
+    ensure!(app.text(&format!("{share_row} .size")).await? == "1.0 MiB");
+    shot(app, "contacts").await?;
+    app.click(&format!("{share_row} button.download")).await?;
+
+    // The transfer shows progress and completes.
+    open_view(app, "transfers").await?;
+    let row = format!("[data-transfer=\"{hash}\"]");
+    app.wait_text(&format!("{row} .state"), "Done", WAIT, |t| t == "Done")
+        .await?;
+    let bar = app.find(&format!("{row} progress")).await?;
+    ensure!(bar.attr("max").await?.as_deref() == Some("1048576"));
+    ensure!(bar.property("value").await?.as_f64() == Some(1048576.0));
+    shot(app, "transfers").await?;
+
+    // A file shared through the drop handler's command reaches bob.
+    std::fs::write(dropped, random_bytes(50_000))?;
+    let out = app
+        .execute(
+            "return window.__TAURI__.core.invoke('share_paths', {paths: [arguments[0]]});",
+            json!([dropped.to_str().unwrap()]),
+        )
+        .await?;
+    let dropped_hash = out[0]["share"]["hash"]
+        .as_str()
+        .with_context(|| format!("share_paths gave {out}"))?
+        .to_string();
+    open_view(app, "shares").await?;
+    app.wait_for(&format!("[data-share=\"{dropped_hash}\"]"), WAIT)
+        .await?;
+    shot(app, "shares").await?;
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let catalog: Value = bob.rpc("xmpp.get_hashes", json!([]));
+        if catalog.get(&dropped_hash).is_some() {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "bob never saw the dropped file; his catalog: {catalog}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    open_view(app, "settings").await?;
+    app.wait_until("the settings filled in", WAIT, || async {
+        let v = app.find("#set-download-dir").await?.property("value").await?;
+        let v = v.as_str().unwrap_or_default().to_string();
+        Ok((v.ends_with("downloads").then_some(()), format!("download folder {v:?}")))
+    })
+    .await?;
+    shot(app, "settings").await?;
+
+    // bob vanishes: shown offline, and a download of his other file says so.
+    bob.kill();
+    open_view(app, "contacts").await?;
+    app.wait_text(&format!("{bob_row} .presence"), "offline", WAIT, |t| {
+        t == "offline"
+    })
+    .await?;
+    let later_row = format!("{bob_row} [data-hash=\"{later_hash}\"]");
+    if app.find_all(&later_row).await?.is_empty() {
+        app.click(&format!("{bob_row} .expand")).await?;
+    }
+    app.click(&format!("{later_row} button.download")).await?;
+    app.wait_text("#toast", "the offline message", WAIT, |t| {
+        t.contains("is offline")
+    })
+    .await?;
+    shot(app, "contact-offline").await?;
+    Ok(())
+}
