@@ -305,6 +305,13 @@ async fn drive(
     let bob_jid = format!("bob@{DOMAIN}");
     browser.goto(url).await?;
     browser.wait_for("#app", WAIT).await?;
+    ensure!(
+        browser
+            .execute("return document.compatMode;", json!([]))
+            .await?
+            == "CSS1Compat",
+        "the page renders in quirks mode"
+    );
     // The token left the address bar (it stays in the tab's session).
     let now = browser.current_url().await?;
     ensure!(
@@ -678,6 +685,15 @@ async fn open_browser(driver: &DriverProcess, profile: &std::path::Path) -> Resu
                 "--disable-gpu",
                 "--disable-dev-shm-usage",
                 "--no-first-run",
+                // Tests never reach the internet: none of Chromium's own
+                // background traffic either.
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--disable-default-apps",
+                "--disable-domain-reliability",
+                "--no-pings",
+                "--disable-features=Translate,OptimizationHints,MediaRouter",
                 &profile_arg,
             ],
         ),
@@ -933,6 +949,32 @@ async fn drive_desktop(
     );
     let got = std::fs::read(alice.data.with_file_name("downloads").join("song.flac"))?;
     ensure!(got.len() == 200_000, "the download is incomplete");
+
+    // A download that failed for good shows with its reason, until removed.
+    let failed = "ab".repeat(20);
+    emit(
+        browser,
+        "bitween-event",
+        json!({"type": "DownloadFailed", "hash": failed, "reason": "its metadata names a file outside the folder"}),
+    )
+    .await?;
+    let failed_row = format!("[data-transfer=\"{failed}\"]");
+    browser
+        .wait_text(&format!("{failed_row} .state"), "Failed", WAIT, |t| {
+            t == "Failed"
+        })
+        .await?;
+    let reason = browser.text(&format!("{failed_row} .reason")).await?;
+    ensure!(reason.contains("outside the folder"), "{reason}");
+    browser
+        .wait_text("#toast", "the failure", WAIT, |t| {
+            t.contains("failed: its metadata names a file outside the folder")
+        })
+        .await?;
+    shot(browser, "desktop-transfers").await?;
+    dismiss_toasts(browser).await?;
+    browser.click(&format!("{failed_row} .cancel")).await?;
+    browser.wait_gone(&failed_row, WAIT).await?;
 
     // Settings: the form, its validation, and what is saved.
     open_view(browser, "settings").await?;

@@ -45,7 +45,9 @@ pub fn is_missing(e: &anyhow::Error) -> bool {
 }
 
 /// A driver process (chromedriver, tauri-driver, ...) on a loopback port,
-/// killed when dropped.
+/// in a process group of its own: dropping it kills the group, so the
+/// browser it started goes too, even when a test panics before ending its
+/// session.
 pub struct DriverProcess {
     child: Child,
     pub url: String,
@@ -55,8 +57,10 @@ impl DriverProcess {
     /// Starts `command` (which must listen on `port`) and waits until its
     /// `/status` says it is ready.
     pub async fn spawn(mut command: Command, port: u16) -> Result<DriverProcess> {
+        use std::os::unix::process::CommandExt;
         let child = command
             .stdin(Stdio::null())
+            .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start the WebDriver server {command:?}"))?;
         let mut driver = DriverProcess {
@@ -102,6 +106,10 @@ impl DriverProcess {
 
 impl Drop for DriverProcess {
     fn drop(&mut self) {
+        // The group's id is the driver's pid (process_group(0)).
+        let _ = Command::new("kill")
+            .args(["-KILL", "--", &format!("-{}", self.child.id())])
+            .status();
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
