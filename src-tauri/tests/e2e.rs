@@ -188,7 +188,9 @@ async fn open_view(app: &Session, view: &str) -> Result<()> {
         let _ = button.click().await;
     }
     app.click(&format!("[data-nav=\"{view}\"]")).await?;
-    app.wait_for(&format!("#view-{view}"), WAIT).await.map(|_| ())
+    app.wait_for(&format!("#view-{view}"), WAIT)
+        .await
+        .map(|_| ())
 }
 
 async fn submit_login(app: &Session, server: &str, password: &str) -> Result<()> {
@@ -318,9 +320,16 @@ async fn drive(
 
     open_view(app, "settings").await?;
     app.wait_until("the settings filled in", WAIT, || async {
-        let v = app.find("#set-download-dir").await?.property("value").await?;
+        let v = app
+            .find("#set-download-dir")
+            .await?
+            .property("value")
+            .await?;
         let v = v.as_str().unwrap_or_default().to_string();
-        Ok((v.ends_with("downloads").then_some(()), format!("download folder {v:?}")))
+        Ok((
+            v.ends_with("downloads").then_some(()),
+            format!("download folder {v:?}"),
+        ))
     })
     .await?;
     shot(app, "settings").await?;
