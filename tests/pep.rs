@@ -13,8 +13,9 @@ use bitween::xmpp::{contact_jid, ConnectionState};
 use common::{entry, share, Peer, Prosody, DOMAIN, PASSWORD};
 use minidom::Element;
 use tokio_xmpp::connect::DnsConfig;
+use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::xmlstream::Timeouts;
-use tokio_xmpp::{Client, IqRequest, IqResponse};
+use tokio_xmpp::{Client, IqRequest};
 
 const NS: &str = "https://xmpp.kwoh.de/protocol/shares";
 
@@ -212,12 +213,37 @@ async fn raw_iq_set(server: &Prosody, user: &str, payload: Element) -> Result<()
 }
 
 /// Logs in with a bare tokio-xmpp client and sends one IQ; the answer's
-/// payload.
+/// payload. Every IQ sent here is idempotent (a publish of item "current",
+/// or a get), so a lost answer is retried with a fresh client: under load,
+/// tokio-xmpp's `Client` now and then never yields an answer its stream
+/// received and acknowledged (Prosody's log shows the result sent and the
+/// client's `<a h=…>` counting it).
 async fn raw_iq(
     server: &Prosody,
     user: &str,
     to: Option<tokio_xmpp::jid::Jid>,
     req: IqRequest,
+) -> Result<Option<Element>, String> {
+    let mut last = String::new();
+    for _attempt in 0..3 {
+        let req = match &req {
+            IqRequest::Get(p) => IqRequest::Get(p.clone()),
+            IqRequest::Set(p) => IqRequest::Set(p.clone()),
+        };
+        match raw_iq_once(server, user, to.clone(), req, Duration::from_secs(7)).await {
+            Err(e) if e.starts_with("no answer") => last = e,
+            other => return other,
+        }
+    }
+    Err(last)
+}
+
+async fn raw_iq_once(
+    server: &Prosody,
+    user: &str,
+    to: Option<tokio_xmpp::jid::Jid>,
+    req: IqRequest,
+    wait: Duration,
 ) -> Result<Option<Element>, String> {
     use futures::StreamExt;
     let mut client = Client::new_plaintext(
@@ -234,22 +260,47 @@ async fn raw_iq(
             break;
         }
     }
-    let mut token = client.send_iq(to, req).await;
-    let result = tokio::time::timeout(Duration::from_secs(20), async {
+    // The answer is matched by its id here rather than by tokio-xmpp's IQ
+    // tracker, which under load sometimes let a result pass unmatched (the
+    // server's log showed the result sent; the token never completed).
+    let id = format!("raw-{}", rand::random::<u64>());
+    let iq = match req {
+        IqRequest::Get(payload) => Iq::Get {
+            from: None,
+            to,
+            id: id.clone(),
+            payload,
+        },
+        IqRequest::Set(payload) => Iq::Set {
+            from: None,
+            to,
+            id: id.clone(),
+            payload,
+        },
+    };
+    client
+        .send_stanza(iq.into())
+        .await
+        .map_err(|e| format!("raw client: cannot send the IQ: {e}"))?;
+    let result = tokio::time::timeout(wait, async {
         loop {
-            tokio::select! {
-                r = &mut token => break r,
-                _ = client.next() => {},
+            match client.next().await {
+                Some(tokio_xmpp::Event::Stanza(tokio_xmpp::Stanza::Iq(iq))) if iq.id() == id => {
+                    break Some(iq)
+                }
+                Some(_) => {}
+                None => break None,
             }
         }
     })
     .await
-    .map_err(|_| format!("no answer to {user}'s IQ within 20 s (see the server log)"))?;
+    .map_err(|_| format!("no answer to {user}'s IQ within {wait:?} (see the server log)"))?;
     let _ = client.send_end().await;
     match result {
-        Ok(IqResponse::Result(payload)) => Ok(payload),
-        Ok(IqResponse::Error(e)) => Err(format!("{:?}", e.defined_condition)),
-        Err(e) => Err(e.to_string()),
+        Some(Iq::Result { payload, .. }) => Ok(payload),
+        Some(Iq::Error { error, .. }) => Err(format!("{:?}", error.defined_condition)),
+        Some(other) => Err(format!("an IQ request instead of an answer: {other:?}")),
+        None => Err("raw client: the stream ended before the answer".into()),
     }
 }
 
