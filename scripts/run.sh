@@ -4,8 +4,9 @@
 #   scripts/run.sh --hidden             the desktop app, started in the tray
 #   scripts/run.sh bitweend --jid ...   the headless daemon instead (bitweend's flags)
 #   scripts/run.sh --jid ...            the same (as before the desktop app existed)
-# The desktop app is built optimised (the first build takes about 15 minutes
-# on two cores; later ones are quick).
+# This is a debug build, which shares its build cache with scripts/test.sh
+# (hashing uses assembly SHA-1 even so); scripts/bundle.sh makes the
+# optimised, installable app.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 daemon=0
@@ -20,4 +21,4 @@ if [ $daemon = 1 ]; then
   exec cargo run --quiet --locked --bin bitweend -- "$@"
 fi
 DESKTOP=1 source scripts/deps.sh
-exec cargo run --quiet --locked --release -p bitween-desktop --features custom-protocol -- "$@"
+exec cargo run --quiet --locked -p bitween-desktop -- "$@"
