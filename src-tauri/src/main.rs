@@ -10,6 +10,7 @@
 mod autostart;
 mod commands;
 mod forward;
+mod instance;
 mod keyring_store;
 mod shell;
 mod tray;
@@ -32,6 +33,13 @@ fn main() {
             // Nothing is lost: the settings file is left as it is.
             eprintln!("bitween: {e}");
             std::process::exit(2);
+        }
+    };
+    let listener = match instance::claim(&shell.data_dir) {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("bitween: {e}");
+            return;
         }
     };
     tauri::Builder::default()
@@ -61,6 +69,7 @@ fn main() {
             let handle = app.handle().clone();
             tray::create(&handle)?;
             forward::spawn(handle.clone());
+            instance::serve(handle.clone(), listener);
             let shell = handle.state::<Shell>();
             let show = !(hidden_flag || shell.starts_hidden());
             if show {

@@ -351,5 +351,19 @@ async fn drive(
     })
     .await?;
     shot(app, "contact-offline").await?;
+
+    // A second start brings up the running app instead of a second engine.
+    let second = Command::new(env!("CARGO_BIN_EXE_bitween"))
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env_remove("DISPLAY")
+        .output()?;
+    let said = String::from_utf8_lossy(&second.stderr);
+    ensure!(
+        second.status.success() && said.contains("already running"),
+        "a second instance said {said:?} ({})",
+        second.status
+    );
     Ok(())
 }
