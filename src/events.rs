@@ -107,7 +107,7 @@ impl EventBus {
         self.tx.subscribe()
     }
 
-    pub(crate) fn send(&self, event: Event) {
+    pub fn send(&self, event: Event) {
         tracing::debug!(?event, "event");
         // No subscriber is not an error: the backend runs without a UI.
         let _ = self.tx.send(event);

@@ -467,6 +467,13 @@
     showOnly('#screen-login');
     const st = S.appState || {};
     if (st.keyring_error) offerFileOption(st.keyring_error);
+    // The saved account could not start (its password is gone from the
+    // keyring, say): ask again, with what we know filled in.
+    if (st.account && st.connection_error && !st.running) {
+      $('#login-jid').value = st.account.jid || '';
+      $('#login-server').value = st.account.server || '';
+      showError($('#login-error'), st.connection_error);
+    }
     const dir = $('#login-download-dir');
     if (!dir.value) {
       try {
@@ -1871,7 +1878,7 @@
         $('#boot').textContent = `Bitween could not start: ${e.message}`;
         return;
       }
-      if (!S.appState.account) showLogin();
+      if (!S.appState.account || (S.appState.connection_error && !S.appState.running)) showLogin();
       else showApp();
       return;
     }

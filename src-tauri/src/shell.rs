@@ -99,7 +99,14 @@ impl Shell {
         };
         if let Err(e) = result {
             tracing::warn!("cannot start from the saved account: {e}");
-            *self.start_error.lock().unwrap() = Some(e);
+            *self.start_error.lock().unwrap() = Some(e.clone());
+            // A window already showing learns it from the status bar.
+            self.backend
+                .events()
+                .send(bitween::events::Event::Disconnected {
+                    reason: e,
+                    retrying: false,
+                });
         }
     }
 
