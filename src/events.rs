@@ -80,6 +80,9 @@ pub enum Event {
         reason: String,
         retry_in_ms: u64,
     },
+    /// Demo mode only: what the demo peer did, in words for the user
+    /// ("demo-bob downloaded x").
+    DemoActivity { text: String },
 }
 
 /// The sending side; clone it to hand out subscriptions.
