@@ -15,14 +15,15 @@ use tauri::{AppHandle, State};
 use tauri_plugin_dialog::DialogExt;
 
 use crate::keyring_store;
-use crate::shell::Shell;
+use crate::shell::{Shell, DEMO_REFUSAL};
 
 /// A failed command, as the frontend sees it.
 #[derive(Debug, Serialize)]
 pub struct CmdError {
     pub code: i64,
     /// `not_logged_in`, `config`, `refused`, `unreachable`, `no_pep`,
-    /// `no_keyring`, `settings`, `failed`, or the API's error.
+    /// `no_keyring`, `settings`, `failed`, `demo` (refused in demo mode, or
+    /// the demo failed), or the API's error.
     pub kind: &'static str,
     pub message: String,
 }
@@ -77,31 +78,72 @@ pub async fn api(
     Ok(api.call(&method, params.unwrap_or(Value::Null)).await?)
 }
 
-/// What the frontend needs to choose its screen.
+/// What the frontend needs to choose its screen. In demo mode `account` is
+/// demo-alice (once the demo runs) and `real_account` the saved one.
 #[tauri::command]
 pub async fn app_state(shell: State<'_, Shell>) -> Result<Value, CmdError> {
     let settings = shell.settings();
     let running = shell.backend.api().await.is_some();
+    let demo = shell.in_demo();
     let keyring_error = match &settings.account {
-        Some(a) if settings.secret_store.as_deref() != Some("file") => {
+        Some(a) if !demo && settings.secret_store.as_deref() != Some("file") => {
             keyring_store::probe(&a.jid).err()
         }
         _ => None,
     };
+    let account = if demo {
+        shell.demo_info().map(|d| {
+            json!({
+                "jid": d.jid,
+                "server": d.server,
+                "download_dir": d.download_dir,
+            })
+        })
+    } else {
+        settings.account.as_ref().map(|a| {
+            json!({
+                "jid": a.jid,
+                "server": a.server,
+                "download_dir": settings.download_dir,
+            })
+        })
+    };
     Ok(json!({
         "mode": "desktop",
-        "account": settings.account.as_ref().map(|a| json!({
-            "jid": a.jid,
-            "server": a.server,
-            "download_dir": settings.download_dir,
-        })),
+        "account": account,
         "running": running,
-        "connection_error": shell.start_error.lock().unwrap().clone(),
-        "secret_store": settings.secret_store,
+        "connection_error": if demo { None } else { shell.start_error.lock().unwrap().clone() },
+        "secret_store": if demo { None } else { settings.secret_store.clone() },
         "keyring_error": keyring_error,
-        "demo": false,
+        "demo": demo,
+        "real_account": settings.account.as_ref().map(|a| a.jid.clone()),
+        "demo_peer": shell.demo_info().map(|d| d.peer),
         "default_download_dir": DesktopSettings::default().download_dir,
     }))
+}
+
+/// "Try a demo" (and `--demo`, through the window): starts a private
+/// server with demo-alice and demo-bob on this computer and logs in as
+/// demo-alice; returns once she is online. Nothing is saved.
+#[tauri::command]
+pub async fn start_demo(shell: State<'_, Shell>) -> Result<Value, CmdError> {
+    shell.start_demo().await.map_err(|e| fail("demo", e))?;
+    Ok(json!(true))
+}
+
+/// "Leave demo": stops the demo (its server, demo-bob, its folder) and
+/// returns to the saved account, if there is one.
+#[tauri::command]
+pub async fn leave_demo(shell: State<'_, Shell>) -> Result<Value, CmdError> {
+    shell.leave_demo().await;
+    Ok(json!(true))
+}
+
+fn refuse_in_demo(shell: &Shell) -> Result<(), CmdError> {
+    if shell.in_demo() {
+        return Err(fail("demo", DEMO_REFUSAL));
+    }
+    Ok(())
 }
 
 /// Logs in with a new account; saves it (and the password) only once the
@@ -115,6 +157,7 @@ pub async fn login(
     download_dir: Option<String>,
     use_file: Option<bool>,
 ) -> Result<Value, CmdError> {
+    refuse_in_demo(&shell)?;
     let jid = jid.trim().to_string();
     if jid.is_empty() || password.is_empty() {
         return Err(fail("config", "enter your JID (user@domain) and password"));
@@ -167,6 +210,7 @@ pub async fn login(
 /// Shares and downloads stay on disk.
 #[tauri::command]
 pub async fn logout(shell: State<'_, Shell>) -> Result<Value, CmdError> {
+    refuse_in_demo(&shell)?;
     shell.backend.stop().await;
     let mut settings = shell.settings();
     if let Some(a) = settings.account.take() {
@@ -210,8 +254,24 @@ fn editable(s: &DesktopSettings) -> EditableSettings {
     }
 }
 
+/// The settings in force; in demo mode the demo's (its download folder,
+/// loopback only), which cannot be changed.
 #[tauri::command]
 pub async fn get_settings(shell: State<'_, Shell>) -> Result<EditableSettings, CmdError> {
+    if let Some(demo) = shell.demo_info() {
+        return Ok(EditableSettings {
+            download_dir: demo.download_dir,
+            bt_port: 0,
+            ipv4: false,
+            ipv6: false,
+            lan: false,
+            upnp: false,
+            start_at_login: false,
+            start_hidden: false,
+            upload_limit_kib: None,
+            download_limit_kib: None,
+        });
+    }
     Ok(editable(&shell.settings()))
 }
 
@@ -222,6 +282,7 @@ pub async fn save_settings(
     shell: State<'_, Shell>,
     settings: EditableSettings,
 ) -> Result<EditableSettings, CmdError> {
+    refuse_in_demo(&shell)?;
     let old = shell.settings();
     let new = DesktopSettings {
         download_dir: settings.download_dir,

@@ -3,7 +3,12 @@
 //! operation is the core's (`Api::call`, `desktop::*`), and every backend
 //! event is forwarded to the frontend (`ui/`) as `bitween-event`.
 //!
-//! Flags: `--hidden` starts in the tray without showing the window.
+//! Flags: `--hidden` starts in the tray without showing the window;
+//! `--demo` starts in demo mode (a private server and a demo contact on
+//! this computer, nothing saved; see `bitween::desktop::demo`).
+//!
+//! Quit (tray), `Api.exit`, SIGTERM and SIGINT all stop the backend and the
+//! demo, if one runs, before the app exits; a second signal exits at once.
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
@@ -27,6 +32,7 @@ fn main() {
         )
         .init();
     let hidden_flag = std::env::args().any(|a| a == "--hidden");
+    let demo_flag = std::env::args().any(|a| a == "--demo");
     let shell = match Shell::load() {
         Ok(s) => s,
         Err(e) => {
@@ -42,6 +48,11 @@ fn main() {
             return;
         }
     };
+    if demo_flag {
+        // The window starts it when it loads (as its "Try a demo" button
+        // does), and shows how it goes.
+        shell.request_demo();
+    }
     tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
@@ -51,6 +62,8 @@ fn main() {
             commands::app_state,
             commands::login,
             commands::logout,
+            commands::start_demo,
+            commands::leave_demo,
             commands::get_settings,
             commands::save_settings,
             commands::pick_and_share,
@@ -70,8 +83,14 @@ fn main() {
             tray::create(&handle)?;
             forward::spawn(handle.clone());
             instance::serve(handle.clone(), listener);
+            spawn_signal_handler(handle.clone());
+            // Demo folders of apps that were killed: their servers died
+            // with them, their folders are removed here.
+            tauri::async_runtime::spawn_blocking(|| {
+                bitween::desktop::demo::remove_stale(&std::env::temp_dir())
+            });
             let shell = handle.state::<Shell>();
-            let show = !(hidden_flag || shell.starts_hidden());
+            let show = demo_flag || !(hidden_flag || shell.starts_hidden());
             if show {
                 if let Some(w) = handle.get_webview_window("main") {
                     w.show()?;
@@ -79,6 +98,7 @@ fn main() {
                 }
             }
             tauri::async_runtime::spawn(async move {
+                // (Not in demo mode: the saved account waits for its end.)
                 handle.state::<Shell>().auto_login().await;
             });
             Ok(())
@@ -96,4 +116,30 @@ fn main() {
                 }
             }
         });
+}
+
+/// SIGTERM and SIGINT (Ctrl-C) quit like the tray's Quit: the backend signs
+/// out and the demo, if one runs, is stopped and removed. A second signal
+/// while that runs exits at once.
+fn spawn_signal_handler(app: tauri::AppHandle) {
+    use tokio::signal::unix::{signal, SignalKind};
+    tauri::async_runtime::spawn(async move {
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            tracing::warn!("cannot watch for SIGTERM");
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => tracing::info!("SIGTERM: quitting"),
+            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: quitting"),
+        }
+        tauri::async_runtime::spawn(async move {
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
+            tracing::warn!("a second signal: exiting at once");
+            std::process::exit(130);
+        });
+        Shell::quit(&app).await;
+    });
 }
