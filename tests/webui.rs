@@ -782,6 +782,14 @@ async fn drive_desktop(
     );
     assert_controls_labelled(browser, "account").await?;
     shot(browser, "desktop-login").await?;
+    // "Try a demo" without Prosody: back on this screen, with the fix.
+    browser.click("#try-demo").await?;
+    browser
+        .wait_text("#demo-error", "why the demo cannot start", WAIT, |t| {
+            t.starts_with("The demo needs Prosody") && t.contains("apt install prosody")
+        })
+        .await?;
+    ensure!(browser.find("#login-jid").await?.displayed().await?);
     browser.find("#login-jid").await?.send_keys(&jid).await?;
     browser
         .find("#login-password")

@@ -501,7 +501,11 @@
     $('#settings-form').hidden = !DESKTOP;
     $('#settings-readonly').hidden = DESKTOP;
     $('#account-card').hidden = !DESKTOP;
-    $('#demo-badge').hidden = !(S.appState && S.appState.demo);
+    const demo = inDemo();
+    $('#demo-badge').hidden = !demo;
+    $('#demo-banner').hidden = !demo;
+    $('#logout').hidden = demo;
+    $('#account-leave-demo').hidden = !demo;
     if (!DESKTOP) $('#settings-sub').textContent = 'How this bitweend runs (read-only here).';
     if (DESKTOP && S.appState && S.appState.account) setMe(S.appState.account.jid);
     if (DESKTOP && S.appState && !S.appState.running) {
@@ -512,6 +516,14 @@
     navigate(['shares', 'contacts', 'transfers', 'settings'].includes(saved) ? saved : 'shares', false);
     refreshAll(true);
   }
+
+  const inDemo = () => !!(DESKTOP && S.appState && S.appState.demo);
+  /** No account, or the saved one cannot start (its password is gone):
+   *  the account screen, rather than the main window. */
+  const needsLogin = () => {
+    const st = S.appState || {};
+    return !st.account || !!(st.connection_error && !st.running);
+  };
 
   function setMe(jid) {
     S.me = bareJid(jid);
@@ -976,6 +988,8 @@
   }, 2500);
 
   function loadSeen() {
+    // The demo's contacts are not remembered: it leaves nothing behind.
+    if (inDemo()) return S.demoSeen || {};
     try {
       return JSON.parse(localStorage.getItem(SEEN_PREFIX + S.me) || '{}') || {};
     } catch (_) {
@@ -1007,7 +1021,8 @@
       }
       seen[c.jid] = [...new Set(shares.map((s) => s.hash))].slice(0, 5000);
     }
-    try {
+    if (inDemo()) S.demoSeen = seen;
+    else try {
       localStorage.setItem(SEEN_PREFIX + S.me, JSON.stringify(seen));
     } catch (_) {
       /* storage full or unavailable: notices then only last a session */
@@ -1614,6 +1629,9 @@
   function fillSettings(s) {
     if (!s) return;
     S.settings = s;
+    const demo = inDemo();
+    $('#settings-demo-note').hidden = !demo;
+    for (const e of $$('#settings-form input, #settings-form button')) e.disabled = demo;
     $('#set-download-dir').value = s.download_dir || '';
     $('#set-bt-port').value = s.bt_port != null ? s.bt_port : 0;
     $('#set-ipv4').checked = !!s.ipv4;
@@ -1691,6 +1709,15 @@
   function renderAccount() {
     const st = S.appState || {};
     const acct = st.account || {};
+    if (inDemo()) {
+      facts($('#account-facts'), [
+        ['Address', acct.jid || S.me || '—'],
+        ['Server', `a private Prosody on this computer${acct.server ? ` (${acct.server})` : ''}`],
+        ['Password', 'made up for the demo, forgotten when it ends'],
+        ['Your own account', st.real_account ? `${st.real_account}, untouched` : 'none yet'],
+      ]);
+      return;
+    }
     const store = st.secret_store === 'keyring' ? 'in the system keyring'
       : st.secret_store === 'file' ? 'in a file readable only by you' : 'not stored';
     facts($('#account-facts'), [
@@ -1736,12 +1763,106 @@
     } catch (_) {
       S.appState = { account: null };
     }
-    S.catalog = new Map();
-    S.catalogLoaded = false;
-    S.contacts = [];
-    S.shares = [];
-    S.transfers = new Map();
+    resetData();
     showLogin();
+  }
+
+  /** Forgets what the last account's backend told us (after signing out,
+   *  and on entering or leaving the demo). */
+  function resetData() {
+    Object.assign(S, {
+      me: '',
+      status: null,
+      addresses: [],
+      mapping: null,
+      mappingError: null,
+      publicIpFailed: null,
+      shares: [],
+      localHashes: new Set(),
+      transfers: new Map(),
+      failures: new Map(),
+      hashing: new Map(),
+      starting: new Set(),
+      contacts: [],
+      catalog: new Map(),
+      catalogLoaded: false,
+      byHash: new Map(),
+      requests: new Set(),
+      expanded: new Set(),
+      showAll: new Set(),
+      diagnoses: new Map(),
+      search: { text: '', seq: 0, groups: new Map(), limited: false },
+      settings: null,
+      demoSeen: null,
+    });
+    $('#contact-search').value = '';
+    $('#search-results').hidden = true;
+    $('#roster').hidden = false;
+    $('#me-jid').textContent = '';
+    setConnection({ kind: 'connecting' });
+    renderShares();
+    renderHashing();
+    renderContacts();
+    renderTransfers();
+    renderStatusBar();
+  }
+
+  // ---- demo mode ----------------------------------------------------------------------------------
+
+  function showBusy(text) {
+    S.started = false;
+    showOnly('#boot');
+    $('#boot').textContent = text;
+  }
+
+  /** "Try a demo" and `--demo`: the shell starts a private server with
+   *  demo-alice and demo-bob and logs in as demo-alice; then the contacts
+   *  screen shows demo-bob's shares. */
+  async function enterDemo() {
+    showBusy('Starting the demo: a private XMPP server and demo-bob, on this computer only…');
+    try {
+      await invoke('start_demo');
+    } catch (e) {
+      try {
+        S.appState = await invoke('app_state');
+      } catch (_) {
+        S.appState = { account: null };
+      }
+      const message = explain('The demo could not start', e.message);
+      if (!needsLogin()) {
+        showApp();
+        toast(message, { kind: 'error' });
+      } else {
+        await showLogin();
+        showError($('#demo-error'), message);
+      }
+      return;
+    }
+    resetData();
+    S.appState = await invoke('app_state');
+    if (S.appState.demo_peer) S.expanded.add(S.appState.demo_peer);
+    sessionStorage.setItem('bitween-view', 'contacts');
+    showApp();
+  }
+
+  /** Stops the demo (its server, demo-bob, its files) and returns to the
+   *  saved account, or to the first-run screen. */
+  async function leaveDemo() {
+    showBusy('Leaving the demo: stopping its server and removing its files…');
+    try {
+      await invoke('leave_demo');
+    } catch (e) {
+      toast(explain('Cannot leave the demo', e.message), { kind: 'error' });
+    }
+    try {
+      S.appState = await invoke('app_state');
+    } catch (_) {
+      S.appState = { account: null };
+    }
+    resetData();
+    toast('You left the demo: its server, demo-bob and the demo\u2019s files are gone.', { kind: 'ok' });
+    if (needsLogin()) showLogin();
+    else showApp();
   }
 
   // ---- login (desktop) and token (browser) ----------------------------------------------------------
@@ -1831,6 +1952,19 @@
     $('#add-contact-form').addEventListener('submit', addContact);
     $('#settings-form').addEventListener('submit', saveSettings);
     $('#logout').addEventListener('click', logout);
+    $('#try-demo').addEventListener('click', () => {
+      showError($('#demo-error'), '');
+      enterDemo();
+    });
+    $('#leave-demo').addEventListener('click', leaveDemo);
+    // Messages in the corner go below the demo banner, not over its button.
+    const banner = $('#demo-banner');
+    const placeToasts = () => {
+      const bottom = banner.hidden ? 0 : banner.getBoundingClientRect().bottom;
+      document.documentElement.style.setProperty('--toast-top', `${Math.round(bottom) + 12}px`);
+    };
+    if (typeof ResizeObserver === 'function') new ResizeObserver(placeToasts).observe(banner);
+    $('#account-leave-demo').addEventListener('click', leaveDemo);
     const search = $('#contact-search');
     const searchChanged = () => {
       const text = search.value.trim();
@@ -1878,7 +2012,8 @@
         $('#boot').textContent = `Bitween could not start: ${e.message}`;
         return;
       }
-      if (!S.appState.account || (S.appState.connection_error && !S.appState.running)) showLogin();
+      if (S.appState.demo) enterDemo();
+      else if (needsLogin()) showLogin();
       else showApp();
       return;
     }

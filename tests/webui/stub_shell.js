@@ -38,6 +38,12 @@
       source.onmessage = (m) => emit('bitween-event', JSON.parse(m.data));
       return null;
     },
+    start_demo: () => {
+      throw {
+        kind: 'demo',
+        message: 'the demo needs Prosody, the XMPP server (prosody was not found): install it with `sudo apt install prosody` (scripts/run.sh does this), then try again',
+      };
+    },
     logout: () => {
       account = null;
       if (source) source.close();
