@@ -9,7 +9,8 @@
 //! bob's byte for byte; a file shared through the drop handler's command
 //! reaches bob; bob vanishing shows him offline, and a download of his
 //! other file says so. A screenshot of each screen is saved to
-//! `<target dir>/screenshots/desktop-*.png`.
+//! `<target dir>/screenshots/desktop-*.png`. (The demo mode has its own
+//! test, `demo.rs`; what both share is in `desktop/mod.rs`.)
 //!
 //! Needs `cargo build --bin bitweend --bin bitweenc` (scripts/test.sh
 //! builds them before) and the Debian packages xvfb and webkit2gtk-driver
@@ -19,93 +20,20 @@
 mod bitweend;
 #[path = "../../tests/common/mod.rs"]
 mod common;
+mod desktop;
 #[path = "../../tests/common/webdriver.rs"]
 mod webdriver;
 
-use std::os::unix::process::CommandExt;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::path::Path;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
 use bitweend::Daemon;
 use common::{Prosody, DOMAIN, PASSWORD};
+use desktop::{open_app, open_view, shot, start_desktop, WAIT};
 use serde_json::{json, Value};
-use webdriver::{DriverProcess, Session};
-
-const WAIT: Duration = Duration::from_secs(30);
-
-fn screenshot_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(|deps| deps.parent())
-        .and_then(|profile| profile.parent())
-        .expect("the target dir")
-        .join("screenshots")
-}
-
-async fn shot(app: &Session, name: &str) -> Result<()> {
-    // Let the webview paint what the last step changed: WebKit's snapshot
-    // otherwise may show the frame before.
-    app.execute(
-        "return new Promise(r => requestAnimationFrame(() => requestAnimationFrame(() => setTimeout(r, 300))));",
-        json!([]),
-    )
-    .await?;
-    let path = screenshot_dir().join(format!("desktop-{name}.png"));
-    app.save_screenshot(&path).await?;
-    eprintln!("screenshot: {}", path.display());
-    Ok(())
-}
-
-/// Xvfb, tauri-driver, WebKitWebDriver and the app, in one process group
-/// that is killed as a whole when dropped.
-struct Desktop {
-    driver: Option<DriverProcess>,
-    group: u32,
-}
-
-impl Drop for Desktop {
-    fn drop(&mut self) {
-        drop(self.driver.take());
-        let _ = Command::new("kill")
-            .args(["-KILL", "--", &format!("-{}", self.group)])
-            .stderr(Stdio::null())
-            .status();
-    }
-}
-
-/// Starts tauri-driver under its own Xvfb with the app's folders in `home`.
-async fn start_desktop(home: &Path) -> Result<Desktop> {
-    let port = common::free_port();
-    let mut cmd = Command::new("xvfb-run");
-    cmd.args(["-a", "-s", "-screen 0 1280x800x24", "tauri-driver"])
-        .args(["--port", &port.to_string()])
-        .args(["--native-port", &common::free_port().to_string()])
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join("config"))
-        .env("XDG_DATA_HOME", home.join("data"))
-        // Software GL: under Xvfb, WebKitGTK otherwise paints nothing (and
-        // with compositing disabled, screenshots never return).
-        .env("LIBGL_ALWAYS_SOFTWARE", "1")
-        .env_remove("WEBKIT_DISABLE_COMPOSITING_MODE")
-        // No session bus, hence no keyring: the account screen must say so.
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .env("RUST_LOG", "bitween=debug,bitween_desktop=debug")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(home.join("desktop.log"))?)
-        .process_group(0);
-    let driver = DriverProcess::spawn(cmd, port)
-        .await
-        .context("tauri-driver under xvfb-run (packages xvfb, webkit2gtk-driver; cargo install tauri-driver)")?;
-    // The group's id is its leader's pid: the xvfb-run shell.
-    let group = driver.pid();
-    Ok(Desktop {
-        driver: Some(driver),
-        group,
-    })
-}
+use webdriver::Session;
 
 fn random_bytes(n: usize) -> Vec<u8> {
     (0..n).map(|_| rand::random::<u8>()).collect()
@@ -152,12 +80,7 @@ async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
         .to_string();
 
     let desktop = start_desktop(&home).await?;
-    let url = desktop.driver.as_ref().unwrap().url.clone();
-    let app = Session::new(
-        &url,
-        json!({"tauri:options": {"application": env!("CARGO_BIN_EXE_bitween")}}),
-    )
-    .await?;
+    let app = open_app(&desktop, &[]).await?;
     let outcome = drive(
         &app,
         &mut server,
@@ -169,10 +92,7 @@ async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
     .await;
     if outcome.is_err() {
         let _ = shot(&app, "failure").await;
-        eprintln!(
-            "the app's log:\n{}",
-            std::fs::read_to_string(home.join("desktop.log")).unwrap_or_default()
-        );
+        eprintln!("the app's log:\n{}", desktop::app_log(&home));
     }
     let _ = app.delete().await;
     drop(desktop);
@@ -181,16 +101,6 @@ async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
     let got = std::fs::read(downloads.join("holiday 2026.mkv"))?;
     ensure!(got == content, "the downloaded file differs from bob's");
     Ok(())
-}
-
-async fn open_view(app: &Session, view: &str) -> Result<()> {
-    for button in app.find_all("#toast .dismiss").await? {
-        let _ = button.click().await;
-    }
-    app.click(&format!("[data-nav=\"{view}\"]")).await?;
-    app.wait_for(&format!("#view-{view}"), WAIT)
-        .await
-        .map(|_| ())
 }
 
 async fn submit_login(app: &Session, server: &str, password: &str) -> Result<()> {
