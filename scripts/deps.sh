@@ -3,8 +3,9 @@
 # missing: a C toolchain and a Rust toolchain; with DESKTOP=1 the libraries
 # of the desktop app (WebKitGTK, the tray's AppIndicator, D-Bus for the
 # keyring, xdg-utils to open files); plus the Debian packages named in
-# $EXTRA_PACKAGES (test.sh asks for Prosody, qbittorrent-nox, Xvfb,
-# WebKitWebDriver and Chromium). Sourced by run.sh and test.sh.
+# $EXTRA_PACKAGES (run.sh asks for Prosody, for the demo; test.sh for
+# Prosody, qbittorrent-nox, Xvfb, WebKitWebDriver and Chromium). Sourced by
+# run.sh and test.sh.
 set -euo pipefail
 
 as_root() {
@@ -24,6 +25,14 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "Installing Debian packages: ${need[*]}"
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+  # Debian's prosody package starts a system-wide server (listening on every
+  # interface). Bitween never uses it: the demo and the tests start private
+  # ones on 127.0.0.1. So a system server we just installed is switched off.
+  if [[ " ${need[*]} " == *" prosody "* ]] && command -v systemctl >/dev/null 2>&1 \
+    && systemctl is-enabled --quiet prosody 2>/dev/null; then
+    echo "Disabling the system-wide Prosody service the package started (Bitween runs its own)"
+    as_root systemctl disable --now prosody >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! command -v cargo >/dev/null 2>&1; then

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Builds and runs Bitween after installing what is missing.
-#   scripts/run.sh                      the desktop app (first run: the account screen)
+#   scripts/run.sh                      the desktop app (first run: the account screen,
+#                                       with "Try a demo")
+#   scripts/run.sh --demo               the desktop app in demo mode: a private XMPP
+#                                       server and a demo contact on this computer only
 #   scripts/run.sh --hidden             the desktop app, started in the tray
 #   scripts/run.sh bitweend --jid ...   the headless daemon instead (bitweend's flags)
 #   scripts/run.sh --jid ...            the same (as before the desktop app existed)
@@ -20,5 +23,7 @@ if [ $daemon = 1 ]; then
   source scripts/deps.sh
   exec cargo run --quiet --locked --bin bitweend -- "$@"
 fi
-DESKTOP=1 source scripts/deps.sh
+# Prosody is the demo's private XMPP server (started only for the demo, in
+# a temporary folder, on 127.0.0.1).
+DESKTOP=1 EXTRA_PACKAGES="prosody" source scripts/deps.sh
 exec cargo run --quiet --locked -p bitween-desktop -- "$@"
