@@ -45,6 +45,12 @@ fn free_port() -> io::Result<u16> {
     Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
 }
 
+/// `s` as a Lua string literal's contents (a temporary folder may hold
+/// quotes or backslashes).
+fn lua_escape(s: &str) -> String {
+    s.replace('\\', "\\\\").replace('"', "\\\"")
+}
+
 fn config_text(dir: &Path, port: u16) -> String {
     let data = dir.join("data");
     format!(
@@ -71,8 +77,8 @@ modules_enabled = {{ "roster"; "saslauth"; "disco"; "pep"; "ping"; "smacks"; "po
 modules_disabled = {{ "s2s" }}
 VirtualHost "{DOMAIN}"
 "#,
-        dir = dir.display(),
-        data = data.display(),
+        dir = lua_escape(&dir.display().to_string()),
+        data = lua_escape(&data.display().to_string()),
     )
 }
 
@@ -383,4 +389,26 @@ fn add_roster_entry(dir: &Path, user: &str, contact: &str) -> Result<(), DemoErr
         fs::write(&path, format!("return {{{entries}}};\n"))
     };
     write().map_err(|e| DemoError::Server(format!("cannot write the demo rosters: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_names_as_prosody_writes_them() {
+        assert_eq!(prosody_file_name("demo-bob"), "demo%2dbob");
+        assert_eq!(prosody_file_name("alice"), "alice");
+    }
+
+    #[test]
+    fn the_config_survives_odd_folder_names() {
+        let text = config_text(Path::new(r#"/tmp/a "quoted" \ dir"#), 5999);
+        assert!(
+            text.contains(r#"data_path = "/tmp/a \"quoted\" \\ dir/data""#),
+            "{text}"
+        );
+        assert!(text.contains("c2s_ports = { 5999 }"));
+        assert!(text.contains(r#"interfaces = { "127.0.0.1" }"#));
+    }
 }
