@@ -253,8 +253,8 @@
     return body.result;
   }
 
-  /** Calls `handler` with every backend event (one Event of src/events.rs,
-   *  or one of the shell's own: Hashing, HashingDone, DemoActivity). */
+  /** Calls `handler` with every backend event (one Event of src/events.rs:
+   *  DemoActivity, for one, comes only from the desktop app's demo). */
   async function subscribe(handler) {
     if (DESKTOP) {
       await TAURI.event.listen('bitween-event', (e) => handler(e.payload));
