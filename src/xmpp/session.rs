@@ -441,8 +441,14 @@ impl Session {
         item.resources.retain(|r, _| !self.own_gone.contains(r));
         let resource = self.resource().to_string();
         let mut chunks = None;
-        // The pointer to the rest needs a little room in the item.
-        if let Some((kept, total)) = fit_to(&mut item, &resource, MAX_ITEM_BYTES - 300) {
+        // The pointer to the rest needs a little room in the item. Other
+        // resources' entries alone can fill it: with none of our shares
+        // moved out there is nothing to point to (readers refuse a pointer
+        // to no chunks, so our own item would never read back as sent and
+        // we would publish it again and again).
+        let fitted =
+            fit_to(&mut item, &resource, MAX_ITEM_BYTES - 300).filter(|(kept, total)| kept < total);
+        if let Some((kept, total)) = fitted {
             match chunks::split(&self.local.shares[kept..]) {
                 Some(parts) => {
                     let version = chunks::version_of(&self.local.shares);
