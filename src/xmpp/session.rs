@@ -451,7 +451,9 @@ impl Session {
         if let Some((kept, total)) = fitted {
             match chunks::split(&self.local.shares[kept..]) {
                 Some(parts) => {
-                    let version = chunks::version_of(&self.local.shares);
+                    // Of what the chunks hold: when the split point
+                    // moves, readers must fetch them again.
+                    let version = chunks::version_of(&self.local.shares[kept..]);
                     if let Some(entry) = item.resources.get_mut(&resource) {
                         entry.more = Some(chunks::More {
                             version: version.clone(),
