@@ -157,12 +157,18 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1 << 30);
-    let server = Prosody::start(&["alice", "bob", "carol"], &[("alice", "bob")]);
     let tmp =
         tempfile::tempdir_in(std::env::var("BITWEEN_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
             .unwrap();
     println!("| figure | target | value | |");
     println!("| --- | --- | --- | --- |");
+    // `cargo bench --bench system -- memory`: only the memory figure.
+    let only_memory = std::env::args().any(|a| a == "memory");
+    if only_memory {
+        memory_row(tmp.path()).await;
+        return;
+    }
+    let server = Prosody::start(&["alice", "bob", "carol"], &[("alice", "bob")]);
 
     // 6. Start-up to online (median of 5).
     let mut starts: Vec<Duration> = (0..5).map(|_| startup(&server, tmp.path())).collect();
@@ -235,13 +241,7 @@ async fn main() {
     bob_peer.xmpp.shutdown().await;
 
     // 5. Memory of an idle daemon holding a large catalog.
-    let (peak, now) = memory(tmp.path()).await;
-    row(
-        "bitweend idle, 100 own shares, 500,000 shares from 50 contacts: peak RSS",
-        "< 80 MB",
-        format!("{peak:.0} MiB (now {now:.0} MiB)"),
-        Some(peak * 1.048_576 < 80.0),
-    );
+    memory_row(tmp.path()).await;
 
     // 2a and 1. Hashing and transfer of a large random file.
     let file_dir = tmp.path().join("files");
@@ -303,6 +303,16 @@ async fn main() {
         "-",
         format!("{:.0} MiB/s", mibs(gib, floor)),
         None,
+    );
+}
+
+async fn memory_row(dir: &Path) {
+    let (peak, now) = memory(dir).await;
+    row(
+        "bitweend idle, 100 own shares, 500,000 shares from 50 contacts: peak RSS",
+        "< 80 MB",
+        format!("{peak:.0} MiB (now {now:.0} MiB)"),
+        Some(peak * 1.048_576 < 80.0),
     );
 }
 
@@ -386,7 +396,20 @@ async fn memory(dir: &Path) -> (f64, f64) {
         args.push(f.display().to_string());
     }
     let data = dir.join("dave");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_bitweend"))
+    // BITWEEN_BENCH_WRAP="heaptrack -o /tmp/dave" runs the daemon under a
+    // profiler (its RSS figure is then the profiler's, not the daemon's).
+    let wrap: Vec<String> = std::env::var("BITWEEN_BENCH_WRAP")
+        .map(|w| w.split_whitespace().map(str::to_string).collect())
+        .unwrap_or_default();
+    let mut command = match wrap.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(env!("CARGO_BIN_EXE_bitweend"));
+            c
+        }
+        None => Command::new(env!("CARGO_BIN_EXE_bitweend")),
+    };
+    let mut child = command
         .args([
             "--jid",
             "dave@localhost",
@@ -424,7 +447,8 @@ async fn memory(dir: &Path) -> (f64, f64) {
         peers.push(p);
     }
     // Wait until dave's catalog holds all of it (asking its API).
-    let deadline = Instant::now() + Duration::from_secs(300);
+    let patience = if wrap.is_empty() { 300 } else { 3600 };
+    let deadline = Instant::now() + Duration::from_secs(patience);
     loop {
         let out = Command::new(env!("CARGO_BIN_EXE_bitweenc"))
             .arg("--data-dir")
@@ -460,7 +484,23 @@ async fn memory(dir: &Path) -> (f64, f64) {
             .unwrap_or(0.0)
     };
     let (peak, now) = (kib("VmHWM:") / 1024.0, kib("VmRSS:") / 1024.0);
-    let _ = child.kill();
+    if wrap.is_empty() {
+        let _ = child.kill();
+    } else {
+        // A profiler writes its report when the daemon ends cleanly: Ctrl-C
+        // to the daemon (the wrapper's child, or the wrapper itself when it
+        // runs the daemon in its own process, as valgrind does).
+        let children = std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", child.id()))
+            .unwrap_or_default();
+        let target = children
+            .split_whitespace()
+            .find(|pid| {
+                std::fs::read(format!("/proc/{pid}/cmdline"))
+                    .is_ok_and(|c| String::from_utf8_lossy(&c).contains("bitweend"))
+            })
+            .map_or(child.id().to_string(), str::to_string);
+        let _ = Command::new("kill").args(["-INT", &target]).status();
+    }
     let _ = child.wait();
     for p in &peers {
         p.xmpp.shutdown().await;

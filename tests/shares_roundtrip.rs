@@ -1,10 +1,12 @@
 //! Property tests of the shares payload: any valid item written as XML (both
 //! the wire element and the original's text form) reads back to the same
-//! values, and arbitrary attribute strings never make the reader panic.
+//! values, and arbitrary attribute strings never make the reader panic. The
+//! catalog, which packs what it holds, gives back every item unchanged and
+//! finds what `str::to_lowercase` finds.
 
 use bitween::shares::{
-    parse_user_shares, to_element, to_xml_string, InfoHash, ResourceShares, Share, ShareName,
-    UserShares,
+    parse_user_shares, to_element, to_xml_string, Catalog, InfoHash, ResourceShares, Share,
+    ShareName, UserShares,
 };
 use minidom::Element;
 use proptest::prelude::*;
@@ -30,9 +32,20 @@ fn addr() -> impl Strategy<Value = SocketAddr> {
     })
 }
 
+/// Names whose case is hard: letters that lower-case to other lengths or to
+/// ASCII (`İ`, the Kelvin sign), a final sigma, `ẞ`.
+fn cased_name() -> impl Strategy<Value = ShareName> {
+    "[a-zA-Z0-9 .äÄßẞσςΣİıK\u{212a}☀-]{1,30}"
+        .prop_filter_map("valid name", |s| ShareName::new(&s).ok())
+}
+
 fn resource() -> impl Strategy<Value = ResourceShares> {
+    resource_of(name().boxed())
+}
+
+fn resource_of(name: BoxedStrategy<ShareName>) -> impl Strategy<Value = ResourceShares> {
     (
-        prop::collection::vec((any::<[u8; 20]>(), name(), any::<u64>()), 0..8),
+        prop::collection::vec((any::<[u8; 20]>(), name, any::<u64>()), 0..8),
         prop::collection::vec(addr(), 0..4),
     )
         .prop_map(|(shares, mut addresses)| {
@@ -63,6 +76,11 @@ fn resource() -> impl Strategy<Value = ResourceShares> {
 
 fn item() -> impl Strategy<Value = UserShares> {
     prop::collection::btree_map("[a-zA-Z0-9_.-]{1,20}", resource(), 0..4)
+        .prop_map(|resources| UserShares { resources })
+}
+
+fn cased_item() -> impl Strategy<Value = UserShares> {
+    prop::collection::btree_map("[a-z]{1,5}", resource_of(cased_name().boxed()), 0..4)
         .prop_map(|resources| UserShares { resources })
 }
 
@@ -108,5 +126,28 @@ proptest! {
         // Whatever survived is valid by construction: it writes and reads back.
         let again = parse_user_shares(&to_element(&parsed.item), "fuzz@test").unwrap();
         prop_assert_eq!(again.item, parsed.item);
+    }
+
+    #[test]
+    fn the_catalog_gives_back_what_it_holds_and_searches_like_to_lowercase(
+        item in cased_item(),
+        needle in "[a-zA-Z äÄßẞσςΣİıK\u{212a}\u{307}]{0,3}",
+    ) {
+        let (catalog, writer) = Catalog::new();
+        writer.replace("c@x", item.clone());
+        prop_assert_eq!(catalog.item("c@x").unwrap_or_default(), item.clone());
+        let folded = needle.to_lowercase();
+        let expected: Vec<(String, Share)> = item
+            .resources
+            .iter()
+            .flat_map(|(r, e)| e.shares.iter().map(move |s| (r.clone(), s.clone())))
+            .filter(|(_, s)| s.name.as_str().to_lowercase().contains(&folded))
+            .collect();
+        let found: Vec<(String, Share)> = catalog
+            .search(&needle)
+            .into_iter()
+            .map(|h| (h.resource, h.share))
+            .collect();
+        prop_assert_eq!(found, expected);
     }
 }

@@ -5,78 +5,96 @@
 //! of [`Catalog`] handles read concurrently. An item from a contact replaces
 //! everything known about that contact.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
+use memchr::memmem::Finder;
 use serde::Serialize;
 
+use super::chunks::{self, More};
+use super::packed::PackedShares;
 use super::types::{InfoHash, ResourceShares, Share, UserShares};
 
 #[derive(Debug, Default)]
 struct ContactEntry {
-    /// The contact's bare JID, shared with the per-hash index.
-    jid: Arc<str>,
-    item: UserShares,
-    folded: Folded,
+    resources: BTreeMap<String, Held>,
     online: BTreeSet<String>,
 }
 
-/// One contact's share names, lower-cased once and laid end to end
-/// (separated by `\n`, which no valid name contains), so a search is one
-/// substring scan per contact instead of one per share.
-#[derive(Debug, Default)]
-struct Folded {
-    text: String,
-    /// Where each name starts in `text`.
-    starts: Vec<usize>,
-    /// Which resource (index into `resources`) and share each name is.
-    at: Vec<(usize, usize)>,
-    resources: Vec<String>,
+/// One resource's entry as held: its shares packed (names once, lower-cased
+/// for search; an index by hash) in two parts, those the item carried and
+/// those its chunks added.
+#[derive(Debug)]
+struct Held {
+    item: PackedShares,
+    /// Shared with the session that fetched the chunks (it keeps them to
+    /// expand the item when it is delivered again), so held once.
+    rest: Option<Arc<PackedShares>>,
+    addresses: Vec<SocketAddr>,
+    more: Option<More>,
 }
 
-impl Folded {
-    fn new(item: &UserShares) -> Folded {
-        let mut f = Folded::default();
-        for (ri, (resource, entry)) in item.resources.iter().enumerate() {
-            f.resources.push(resource.clone());
-            for (si, share) in entry.shares.iter().enumerate() {
-                f.starts.push(f.text.len());
-                f.at.push((ri, si));
-                f.text.push_str(&share.name.as_str().to_lowercase());
-                f.text.push('\n');
-            }
-        }
-        f
+impl Held {
+    fn parts(&self) -> impl Iterator<Item = &PackedShares> {
+        std::iter::once(&self.item).chain(self.rest.as_deref())
     }
 
-    /// (resource, share index) of every name containing the needle.
-    fn matches<'a>(
-        &'a self,
-        finder: &'a memchr::memmem::Finder<'_>,
-    ) -> impl Iterator<Item = (&'a str, usize)> + 'a {
-        let mut last = None;
-        finder
-            .find_iter(self.text.as_bytes())
-            .filter_map(move |pos| {
-                let i = self.starts.partition_point(|&s| s <= pos) - 1;
-                if last == Some(i) {
-                    return None; // the same name matched twice
-                }
-                last = Some(i);
-                let (ri, si) = self.at[i];
-                Some((self.resources[ri].as_str(), si))
-            })
+    fn len(&self) -> usize {
+        self.parts().map(PackedShares::len).sum()
+    }
+
+    fn get(&self, i: usize) -> Share {
+        match i.checked_sub(self.item.len()) {
+            None => self.item.get(i),
+            Some(j) => self.rest.as_ref().expect("index in range").get(j),
+        }
+    }
+
+    fn shares(&self) -> Vec<Share> {
+        self.parts().flat_map(PackedShares::to_vec).collect()
+    }
+
+    /// The first share with `hash`.
+    fn find(&self, hash: &InfoHash) -> Option<usize> {
+        let mut offset = 0;
+        for part in self.parts() {
+            if let Some(i) = part.find(hash) {
+                return Some(offset + i);
+            }
+            offset += part.len();
+        }
+        None
+    }
+
+    /// The same published entry (what a reader sees), however it is split.
+    fn same(&self, other: &Held) -> bool {
+        if self.addresses != other.addresses || self.more != other.more {
+            return false;
+        }
+        let same_rest = match (&self.rest, &other.rest) {
+            (None, None) => true,
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b) || a == b,
+            _ => false,
+        };
+        if self.item == other.item && same_rest {
+            return true;
+        }
+        self.len() == other.len() && (0..self.len()).all(|i| self.get(i) == other.get(i))
+    }
+
+    fn entry(&self) -> ResourceShares {
+        ResourceShares {
+            shares: self.shares(),
+            addresses: self.addresses.clone(),
+            more: self.more.clone(),
+        }
     }
 }
 
 #[derive(Debug, Default)]
 struct State {
     contacts: BTreeMap<String, ContactEntry>,
-    /// info hash -> contacts whose item lists it.
-    /// (Contacts named by a JID shared with their entry: one small vector
-    /// per hash rather than a set with its own copy of every JID.)
-    by_hash: HashMap<InfoHash, Vec<Arc<str>>>,
 }
 
 /// A read handle on the catalog; cheap to clone, safe to share.
@@ -127,12 +145,12 @@ pub struct SearchHit {
     pub share: Share,
 }
 
-fn view(resource: &str, entry: &ResourceShares, online: bool) -> ResourceView {
+fn view(resource: &str, held: &Held, online: bool) -> ResourceView {
     ResourceView {
         resource: resource.to_string(),
         online,
-        addresses: entry.addresses.clone(),
-        shares: entry.shares.clone(),
+        addresses: held.addresses.clone(),
+        shares: held.shares(),
     }
 }
 
@@ -161,10 +179,9 @@ impl Catalog {
         Some(ContactView {
             jid: jid.to_string(),
             resources: entry
-                .item
                 .resources
                 .iter()
-                .map(|(r, e)| view(r, e, entry.online.contains(r)))
+                .map(|(r, held)| view(r, held, entry.online.contains(r)))
                 .collect(),
             online: entry.online.iter().cloned().collect(),
         })
@@ -174,29 +191,55 @@ impl Catalog {
     pub fn resource(&self, jid: &str, resource: &str) -> Option<ResourceView> {
         let state = self.read();
         let entry = state.contacts.get(jid)?;
-        let shares = entry.item.resources.get(resource)?;
-        Some(view(resource, shares, entry.online.contains(resource)))
+        let held = entry.resources.get(resource)?;
+        Some(view(resource, held, entry.online.contains(resource)))
     }
 
-    /// The item a contact published, as we hold it.
+    /// The item a contact published, as we hold it (with the shares that
+    /// came in chunks).
     pub fn item(&self, jid: &str) -> Option<UserShares> {
-        Some(self.read().contacts.get(jid)?.item.clone())
+        let state = self.read();
+        let entry = state.contacts.get(jid)?;
+        Some(UserShares {
+            resources: entry
+                .resources
+                .iter()
+                .map(|(r, held)| (r.clone(), held.entry()))
+                .collect(),
+        })
+    }
+
+    /// The item a contact published as it was received: without the shares
+    /// that came in chunks.
+    pub fn received(&self, jid: &str) -> Option<UserShares> {
+        let state = self.read();
+        let entry = state.contacts.get(jid)?;
+        Some(UserShares {
+            resources: entry
+                .resources
+                .iter()
+                .map(|(r, held)| {
+                    let entry = ResourceShares {
+                        shares: held.item.to_vec(),
+                        addresses: held.addresses.clone(),
+                        more: held.more.clone(),
+                    };
+                    (r.clone(), entry)
+                })
+                .collect(),
+        })
     }
 
     /// Every (contact, resource, address) that lists `hash`.
     pub fn sources(&self, hash: &InfoHash) -> Vec<Source> {
         let state = self.read();
-        let Some(jids) = state.by_hash.get(hash) else {
-            return Vec::new();
-        };
         let mut out = Vec::new();
-        for jid in jids {
-            let entry = &state.contacts[&**jid];
-            for (resource, shares) in &entry.item.resources {
-                if shares.shares.iter().any(|s| &s.hash == hash) {
+        for (jid, entry) in &state.contacts {
+            for (resource, held) in &entry.resources {
+                if held.find(hash).is_some() {
                     let online = entry.online.contains(resource);
-                    out.extend(shares.addresses.iter().map(|address| Source {
-                        jid: jid.to_string(),
+                    out.extend(held.addresses.iter().map(|address| Source {
+                        jid: jid.clone(),
                         resource: resource.clone(),
                         address: *address,
                         online,
@@ -213,28 +256,34 @@ impl Catalog {
         let shares = state
             .contacts
             .values()
-            .flat_map(|c| c.item.resources.values())
-            .map(|r| r.shares.len())
+            .flat_map(|c| c.resources.values())
+            .map(Held::len)
             .sum();
         (state.contacts.len(), shares)
     }
 
-    /// Every info hash some contact lists.
+    /// Every info hash some contact lists (in order, each once).
     pub fn hashes(&self) -> Vec<InfoHash> {
-        self.read().by_hash.keys().copied().collect()
+        let state = self.read();
+        let all: BTreeSet<InfoHash> = state
+            .contacts
+            .values()
+            .flat_map(|c| c.resources.values())
+            .flat_map(Held::parts)
+            .flat_map(|p| p.hashes().iter().copied())
+            .collect();
+        all.into_iter().collect()
     }
 
-    /// The share entry (name, size) a contact published for `hash`.
+    /// The share entry (name, size) a contact published for `hash` (the
+    /// first contact in JID order that lists it).
     pub fn share(&self, hash: &InfoHash) -> Option<Share> {
         let state = self.read();
-        let jid = state.by_hash.get(hash)?.first()?;
-        state.contacts[&**jid]
-            .item
-            .resources
+        state
+            .contacts
             .values()
-            .flat_map(|r| &r.shares)
-            .find(|s| &s.hash == hash)
-            .cloned()
+            .flat_map(|c| c.resources.values())
+            .find_map(|r| Some(r.get(r.find(hash)?)))
     }
 
     /// Shares whose name contains `text`, ignoring case, across all contacts.
@@ -246,34 +295,32 @@ impl Catalog {
     /// shows), without building the rest.
     pub fn search_first(&self, text: &str, limit: usize) -> Vec<SearchHit> {
         let needle = text.to_lowercase();
-        let state = self.read();
         let mut out = Vec::new();
-        let hit = |jid: &String, entry: &ContactEntry, resource: &str, share: &Share| SearchHit {
-            jid: jid.clone(),
-            resource: resource.to_string(),
-            online: entry.online.contains(resource),
-            share: share.clone(),
-        };
-        if needle.is_empty() {
-            for (jid, entry) in &state.contacts {
-                for (resource, shares) in &entry.item.resources {
-                    out.extend(shares.shares.iter().map(|s| hit(jid, entry, resource, s)));
-                }
-            }
-            out.truncate(limit);
-            return out;
-        }
         if needle.contains('\n') {
             return out; // no name contains a line break
         }
-        let finder = memchr::memmem::Finder::new(needle.as_bytes());
+        let state = self.read();
+        let finder = Finder::new(needle.as_bytes());
         for (jid, entry) in &state.contacts {
-            for (resource, si) in entry.folded.matches(&finder) {
-                if out.len() == limit {
-                    return out;
+            for (resource, held) in &entry.resources {
+                let online = entry.online.contains(resource);
+                for part in held.parts() {
+                    let hit = |i: usize| SearchHit {
+                        jid: jid.clone(),
+                        resource: resource.clone(),
+                        online,
+                        share: part.get(i),
+                    };
+                    let remaining = limit - out.len();
+                    if needle.is_empty() {
+                        out.extend((0..part.len()).take(remaining).map(hit));
+                    } else {
+                        out.extend(part.matches(&finder).take(remaining).map(hit));
+                    }
+                    if out.len() == limit {
+                        return out;
+                    }
                 }
-                let share = &entry.item.resources[resource].shares[si];
-                out.push(hit(jid, entry, resource, share));
             }
         }
         out
@@ -296,44 +343,51 @@ impl CatalogWriter {
     /// Replaces all we know of `jid`'s shares with `item`. Returns whether
     /// anything changed (the server delivers items more than once).
     pub fn replace(&self, jid: &str, item: UserShares) -> bool {
-        let folded = Folded::new(&item);
+        self.replace_expanded(jid, item, &BTreeMap::new())
+    }
+
+    /// [`replace`](Self::replace) with the item as received and, for
+    /// resources whose list goes on in chunks, the shares those chunks hold
+    /// (of the pointer's version). They follow the item's own shares, less
+    /// any the item already lists and beyond the pointer's total; the rest
+    /// is held as given, not copied, when nothing of it is left out.
+    pub(crate) fn replace_expanded(
+        &self,
+        jid: &str,
+        item: UserShares,
+        rests: &BTreeMap<String, Arc<PackedShares>>,
+    ) -> bool {
+        // Packed before taking the lock: readers wait only for the swap.
+        let resources: BTreeMap<String, Held> = item
+            .resources
+            .into_iter()
+            .map(|(r, entry)| {
+                let held = held(entry, rests.get(&r));
+                (r, held)
+            })
+            .collect();
         let mut state = self.write();
-        let unchanged = match state.contacts.get(jid) {
-            Some(entry) => entry.item == item,
-            None => item.resources.is_empty(),
+        let changed = match state.contacts.get(jid) {
+            Some(entry) => {
+                entry.resources.len() != resources.len()
+                    || entry
+                        .resources
+                        .iter()
+                        .zip(&resources)
+                        .any(|((r1, h1), (r2, h2))| r1 != r2 || !h1.same(h2))
+            }
+            None => !resources.is_empty(),
         };
-        if unchanged {
-            return false;
-        }
-        let entry = entry_for(&mut state, jid);
-        let key = entry.jid.clone();
-        let old = std::mem::replace(&mut entry.item, item);
-        entry.folded = folded;
-        let new_hashes: BTreeSet<InfoHash> = hashes(&entry.item).collect();
-        let remove_contact = entry.item.resources.is_empty() && entry.online.is_empty();
-        for h in hashes(&old) {
-            if !new_hashes.contains(&h) {
-                if let Some(jids) = state.by_hash.get_mut(&h) {
-                    jids.retain(|j| **j != *jid);
-                    if jids.is_empty() {
-                        state.by_hash.remove(&h);
-                    }
-                }
-            }
-        }
-        for h in new_hashes {
-            let jids = state
-                .by_hash
-                .entry(h)
-                .or_insert_with(|| Vec::with_capacity(1));
-            if !jids.iter().any(|j| **j == *jid) {
-                jids.push(key.clone());
-            }
-        }
-        if remove_contact {
+        let online = state
+            .contacts
+            .get(jid)
+            .is_some_and(|e| !e.online.is_empty());
+        if resources.is_empty() && !online {
             state.contacts.remove(jid);
+        } else {
+            entry_for(&mut state, jid).resources = resources;
         }
-        true
+        changed
     }
 
     /// Records that `jid/resource` came online or went offline. Returns
@@ -349,7 +403,7 @@ impl CatalogWriter {
                 return false;
             };
             let changed = entry.online.remove(resource);
-            if entry.online.is_empty() && entry.item.resources.is_empty() {
+            if entry.online.is_empty() && entry.resources.is_empty() {
                 state.contacts.remove(jid);
             }
             changed
@@ -368,27 +422,42 @@ impl CatalogWriter {
                     .into_iter()
                     .map(|r| (jid.clone(), r)),
             );
-            !e.item.resources.is_empty()
+            !e.resources.is_empty()
         });
         was_online
     }
 }
 
-/// `jid`'s entry, created empty (with its shared JID) if it is new.
-fn entry_for<'a>(state: &'a mut State, jid: &str) -> &'a mut ContactEntry {
-    state
-        .contacts
-        .entry(jid.to_string())
-        .or_insert_with(|| ContactEntry {
-            jid: Arc::from(jid),
-            ..Default::default()
-        })
+/// One resource's entry, with the shares of its chunks when they are in.
+fn held(entry: ResourceShares, rest: Option<&Arc<PackedShares>>) -> Held {
+    let item = PackedShares::new(&entry.shares);
+    let rest = entry.more.as_ref().zip(rest).map(|(more, rest)| {
+        let room = (more.total as usize)
+            .min(chunks::MAX_SHARES)
+            .saturating_sub(item.len());
+        let listed = |h: &InfoHash| item.find(h).is_some();
+        if rest.len() <= room && !rest.hashes().iter().any(listed) {
+            return rest.clone();
+        }
+        let kept: Vec<Share> = rest
+            .to_vec()
+            .into_iter()
+            .filter(|s| !listed(&s.hash))
+            .take(room)
+            .collect();
+        Arc::new(PackedShares::new(&kept))
+    });
+    Held {
+        item,
+        rest,
+        addresses: entry.addresses,
+        more: entry.more,
+    }
 }
 
-fn hashes(item: &UserShares) -> impl Iterator<Item = InfoHash> + '_ {
-    item.resources
-        .values()
-        .flat_map(|r| r.shares.iter().map(|s| s.hash))
+/// `jid`'s entry, created empty if it is new.
+fn entry_for<'a>(state: &'a mut State, jid: &str) -> &'a mut ContactEntry {
+    state.contacts.entry(jid.to_string()).or_default()
 }
 
 #[cfg(test)]

@@ -25,8 +25,10 @@
 //! nodes have the default presence access model, so exactly the contacts
 //! who receive the item can fetch them; contacts fetch them on demand when
 //! the pointer's `version` changes, so an unchanged list costs nothing. The
-//! version is a hash of the whole list, so a chunk of another version is
-//! recognised and ignored.
+//! version is a hash of the shares in the chunks, so a chunk of another
+//! version is recognised and ignored, and a list split at another point
+//! (the item's room depends on the account's other resources) is another
+//! version.
 
 use minidom::Element;
 use serde::{Deserialize, Serialize};

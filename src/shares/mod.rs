@@ -5,10 +5,12 @@
 
 mod catalog;
 pub mod chunks;
+mod packed;
 mod types;
 mod xml;
 
 pub use catalog::{Catalog, CatalogWriter, ContactView, ResourceView, SearchHit, Source};
+pub(crate) use packed::PackedShares;
 pub use types::{InfoHash, Invalid, ResourceShares, Share, ShareName, UserShares};
 pub use xml::{
     fit_to, parse_user_shares, to_element, to_xml_string, wire_len, NotOurs, Parsed, Rejection,

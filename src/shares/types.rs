@@ -129,6 +129,13 @@ impl ShareName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+
+    /// A name that passed [`ShareName::new`] before (read back from where
+    /// the catalog packed it).
+    pub(crate) fn already_valid(s: String) -> Self {
+        debug_assert!(ShareName::new(&s).is_ok(), "{s:?}");
+        ShareName(s)
+    }
 }
 
 impl<'de> Deserialize<'de> for ShareName {

@@ -6,7 +6,8 @@
 //! stalls. After every (re)connect it sends presence with caps, fetches the
 //! roster and our own item, and publishes the merged item.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -28,7 +29,8 @@ use super::disco::Disco;
 use super::{Command, ConnectionState, Contact};
 use crate::events::{Event, EventBus};
 use crate::shares::{
-    chunks, fit_to, parse_user_shares, to_element, CatalogWriter, ResourceShares, Share, UserShares,
+    chunks, fit_to, parse_user_shares, to_element, CatalogWriter, PackedShares, ResourceShares,
+    Share, UserShares,
 };
 use crate::NS_SHARES;
 
@@ -109,10 +111,13 @@ pub(super) struct Session {
     publish_again: bool,
     /// The version of our list whose chunks the server holds.
     chunks_published: Option<String>,
-    /// The last item each contact published, before expansion.
-    raw_items: HashMap<BareJid, UserShares>,
-    /// Shares beyond the item, per contact resource, for one list version.
-    expansions: HashMap<(BareJid, String), (String, Vec<Share>)>,
+    /// Shares beyond the item, per contact resource, for one list version:
+    /// kept to expand the item again when it is delivered again, even after
+    /// an item of another version came in between (several resources of an
+    /// account publishing at once pass stale items around). Shared with the
+    /// catalog, which holds the same allocation while it shows that version.
+    /// (The item as received is the catalog's: `Catalog::received`.)
+    expansions: HashMap<(BareJid, String), (String, Arc<PackedShares>)>,
     /// Chunk fetches under way.
     fetches: HashMap<(BareJid, String), Fetch>,
     /// The retraction of our resource sent on shutdown awaits its answer.
@@ -171,7 +176,6 @@ impl Session {
             publish_in_flight: false,
             publish_again: false,
             chunks_published: None,
-            raw_items: HashMap::new(),
             expansions: HashMap::new(),
             fetches: HashMap::new(),
             retract_pending: false,
@@ -437,11 +441,19 @@ impl Session {
         item.resources.retain(|r, _| !self.own_gone.contains(r));
         let resource = self.resource().to_string();
         let mut chunks = None;
-        // The pointer to the rest needs a little room in the item.
-        if let Some((kept, total)) = fit_to(&mut item, &resource, MAX_ITEM_BYTES - 300) {
+        // The pointer to the rest needs a little room in the item. Other
+        // resources' entries alone can fill it: with none of our shares
+        // moved out there is nothing to point to (readers refuse a pointer
+        // to no chunks, so our own item would never read back as sent and
+        // we would publish it again and again).
+        let fitted =
+            fit_to(&mut item, &resource, MAX_ITEM_BYTES - 300).filter(|(kept, total)| kept < total);
+        if let Some((kept, total)) = fitted {
             match chunks::split(&self.local.shares[kept..]) {
                 Some(parts) => {
-                    let version = chunks::version_of(&self.local.shares);
+                    // Of what the chunks hold: when the split point
+                    // moves, readers must fetch them again.
+                    let version = chunks::version_of(&self.local.shares[kept..]);
                     if let Some(entry) = item.resources.get_mut(&resource) {
                         entry.more = Some(chunks::More {
                             version: version.clone(),
@@ -868,21 +880,16 @@ impl Session {
     /// that did not fit in it: from the chunks we fetched for that version,
     /// or fetched now (the catalog is updated again when they arrive).
     async fn deliver(&mut self, jid: BareJid, raw: UserShares) {
-        let mut expanded = raw.clone();
+        let mut rests = BTreeMap::new();
         let mut to_fetch = Vec::new();
-        for (resource, entry) in expanded.resources.iter_mut() {
-            let Some(more) = entry.more.clone() else {
+        for (resource, entry) in &raw.resources {
+            let Some(more) = &entry.more else {
                 continue;
             };
             let key = (jid.clone(), resource.clone());
             match self.expansions.get(&key) {
                 Some((version, rest)) if *version == more.version => {
-                    let known: HashSet<_> = entry.shares.iter().map(|s| s.hash).collect();
-                    let room = (more.total as usize)
-                        .min(chunks::MAX_SHARES)
-                        .saturating_sub(entry.shares.len());
-                    let extra = rest.iter().filter(|s| !known.contains(&s.hash)).take(room);
-                    entry.shares.extend(extra.cloned());
+                    rests.insert(resource.clone(), rest.clone());
                 }
                 _ => {
                     let under_way = self
@@ -890,7 +897,7 @@ impl Session {
                         .get(&key)
                         .is_some_and(|f| f.version == more.version);
                     if !under_way {
-                        to_fetch.push((resource.clone(), more));
+                        to_fetch.push((resource.clone(), more.clone()));
                     }
                 }
             }
@@ -898,8 +905,7 @@ impl Session {
         for (resource, more) in to_fetch {
             self.fetch_chunks(&jid, &resource, &more).await;
         }
-        self.raw_items.insert(jid.clone(), raw);
-        if self.catalog.replace(&jid.to_string(), expanded) {
+        if self.catalog.replace_expanded(&jid.to_string(), raw, &rests) {
             self.events.send(Event::ContactSharesChanged {
                 jid: jid.to_string(),
             });
@@ -963,13 +969,13 @@ impl Session {
         if fetch.failed {
             // If the contact published a newer list meanwhile, its chunks
             // replaced the ones we asked for: fetch the current ones.
-            let current = self
-                .raw_items
-                .get(&jid)
+            let raw = self.catalog.reader().received(&jid.to_string());
+            let current = raw
+                .as_ref()
                 .and_then(|raw| raw.resources.get(&resource))
                 .and_then(|entry| entry.more.as_ref())
                 .map(|more| more.version.clone());
-            match (current, self.raw_items.get(&jid).cloned()) {
+            match (current, raw) {
                 (Some(v), Some(raw)) if v != version => {
                     Box::pin(self.deliver(jid, raw)).await;
                 }
@@ -980,8 +986,9 @@ impl Session {
             return;
         }
         let rest: Vec<Share> = fetch.got.into_values().flatten().collect();
+        let rest = Arc::new(PackedShares::new(&rest));
         self.expansions.insert(key, (version, rest));
-        if let Some(raw) = self.raw_items.get(&jid).cloned() {
+        if let Some(raw) = self.catalog.reader().received(&jid.to_string()) {
             Box::pin(self.deliver(jid, raw)).await;
         }
     }
