@@ -484,6 +484,13 @@ async fn memory(dir: &Path) -> (f64, f64) {
             .unwrap_or(0.0)
     };
     let (peak, now) = (kib("VmHWM:") / 1024.0, kib("VmRSS:") / 1024.0);
+    // What the resident memory is now: the heap and stacks (anonymous) or
+    // the program's own code and data (file-backed).
+    println!(
+        "idle RSS {now:.0} MiB: anonymous {:.0} MiB, file-backed {:.0} MiB",
+        kib("RssAnon:") / 1024.0,
+        kib("RssFile:") / 1024.0
+    );
     if wrap.is_empty() {
         let _ = child.kill();
     } else {

@@ -9,6 +9,7 @@ pub mod addresses;
 pub mod api;
 pub mod desktop;
 pub mod events;
+pub mod memory;
 pub mod paths;
 pub mod service;
 pub mod shares;

@@ -910,6 +910,9 @@ impl Session {
                 jid: jid.to_string(),
             });
         }
+        // What parsing the item (or its chunks) and packing its lists left
+        // freed, and any entry it replaced: give those pages back now.
+        crate::memory::release_free_memory();
     }
 
     async fn fetch_chunks(&mut self, jid: &BareJid, resource: &str, more: &chunks::More) {
