@@ -51,7 +51,7 @@ scripts/desktop-rss.sh "$CARGO_TARGET_DIR/release/bitween" | tee "$out.desktop"
 - **Memory** now meets its target. Measured with `cargo bench --bench
   system -- memory` (release; an idle `bitweend` holding 500,000 catalog
   shares from 50 contacts and 100 own shares), peak RSS went from 264 MiB
-  to 65-66 MiB, idling at 59-60 MiB. Three changes did it. First, the
+  to 65-69 MiB over runs, idling at 59-60 MiB. Three changes did it. First, the
   catalog keeps each contact's shares packed (`src/shares/packed.rs`):
   one buffer of names and one of fixed-size records, searched in place,
   instead of a struct and a heap string per share plus a lower-cased copy.
