@@ -39,28 +39,41 @@ scripts/desktop-rss.sh "$CARGO_TARGET_DIR/release/bitween" | tee "$out.desktop"
   librqbit's own check when the share starts seeding; the second pass
   mostly hits the page cache, which is why it lands near `sha1sum`.
   Skipping it needs librqbit to accept pieces as verified (fastresume).
-- **Transfer** figures are single transfers, and noisy: over four
-  quiet runs of this script on this machine, librqbit alone took 3.0 to
-  6.2 s for the same 1 GiB and Bitween 3.4 to 3.9 s, so the ratio swung
-  between 0.55x and 1.26x. Bitween fetches the metadata on a separate
-  connection first (to check every file name before anything is written)
-  and announces to its in-app tracker every 3 s. Reporting completion the
-  moment librqbit finishes (instead of on the 1-second stats tick) did
-  not change its time. Medians over several transfers, then a profile,
-  are the next step.
-- **Memory** now meets its target. Measured with `cargo bench --bench
-  system -- memory` (release; an idle `bitweend` holding 500,000 catalog
-  shares from 50 contacts and 100 own shares), peak RSS went from 264 MiB
-  to 65-69 MiB over runs, idling at 59-60 MiB. Three changes did it. First, the
-  catalog keeps each contact's shares packed (`src/shares/packed.rs`):
-  one buffer of names and one of fixed-size records, searched in place,
-  instead of a struct and a heap string per share plus a lower-cased copy.
-  Second, the session's copy of chunked lists shares that allocation. Third,
-  glibc's allocator is kept from hoarding: `bitweend` caps malloc arenas at
-  two, and freed memory goes back to the system after each contact's item
-  (`src/memory.rs`; 0.35 ms per item). The catalog here is 50 contacts x
-  10,000 shares rather than 500 x 1,000 (the same 500,000 shares, fewer
-  accounts to create).
+- **Transfer** figures are medians of three downloads each, interleaved
+  (Bitween, librqbit alone, Bitween, ...), each after `sync`. Both sides
+  are the same librqbit with the same session settings; what Bitween adds
+  (the metadata fetched on a connection of its own first, to check every
+  file name before anything is written; an announce to its in-app tracker
+  every 3 s; the stats tick) costs nothing measurable on 1 GiB: the ratio
+  of the medians came out at 0.91x, 0.97x and 1.02x in three runs, within
+  what this machine varies. The single transfers measured before swung
+  between 0.55x and 1.26x, librqbit alone between 3.0 and 6.2 s: it ran
+  right after Bitween's download, most likely while the gigabyte Bitween
+  had just written was still being written back. (Reporting completion
+  the moment librqbit finishes, rather than on the stats tick, did not
+  change Bitween's time.)
+- **Memory** meets its target since the catalog packs what it holds
+  (before: 258 to 264 MiB; about 550 bytes per catalog share). A share now
+  costs about 76 bytes here: its 20-byte hash and 8-byte size, its name
+  once, lower-cased (the text a search scans; ASCII capitals come back
+  from one bit per byte, kept only for lists that have any, and a name
+  that lower-casing changes otherwise is also kept whole), a 4-byte name
+  end and a 4-byte slot in its list's index by hash. The shares that came
+  in chunks are held once, by the catalog and the session together. What
+  the figure is made of (`cargo bench --bench system -- memory` prints the
+  split): about 14 MiB of the daemon's own code and data (file-backed);
+  about 36 MiB of packed catalog (the names here are about 39 bytes:
+  longer names cost their length); about 5 MiB for the rest of the daemon
+  (runtime, librqbit, TLS, 100 own shares); and, at the peak, lists being
+  read: valgrind's massif saw about 10 MB of parsed XML element trees
+  (minidom keeps each element's attributes in a map of their own) at the
+  heap's peak. The allocator matters as much: with glibc, bitweend caps
+  its malloc arenas at two and hands freed memory back after each
+  contact's item. Over the runs here the peak was 72 to 77 MiB with
+  neither, 68 to 70 with the cap alone, 65 to 71 with both (the higher
+  figures while other builds ran); idle, 59 to 60 MiB. The catalog here
+  is 50 contacts x 10,000 shares rather than 500 x 1,000 (the same
+  500,000 shares, fewer accounts to create).
 - **The desktop app** is measured as a user runs it, in demo mode under
   Xvfb (`scripts/desktop-rss.sh`): the app's own process and WebKit's web
   and network processes, summed. Xvfb has no GPU, so WebKit renders with

@@ -85,7 +85,8 @@ impl PackedShares {
                         p.upper[bit / 64] |= 1 << (bit % 64);
                     }
                 }
-                p.folded.push_str(&name.to_ascii_lowercase());
+                p.folded
+                    .extend(name.chars().map(|c| c.to_ascii_lowercase()));
             } else {
                 p.folded.push_str(&name.to_lowercase());
                 p.odd.push((index(i), name.into()));
