@@ -7,6 +7,7 @@ mod common;
 
 use std::io::Write;
 use std::num::NonZeroU32;
+use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -506,6 +507,70 @@ async fn pause_resume_cancel_and_a_changed_share() {
         unreachable!()
     };
     assert!(reason.contains("no longer exists"), "{reason}");
+    assert!(alice.svc.engine.local_shares().is_empty());
+    alice.svc.shutdown().await;
+}
+
+/// A file just hashed starts seeding from the bitfield written for it
+/// (librqbit samples pieces instead of reading the file a second time),
+/// while a restart still checks every piece: a piece changed while the app
+/// was closed, with the modification time put back, is caught.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_new_share_seeds_at_once_and_a_restart_checks_every_piece() {
+    let server = Prosody::start(&["alice"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let alice_dir = tmp.path().join("alice");
+    let alice = start(&server, "alice", &alice_dir, None).await;
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let file = files.join("big.bin");
+    random_file(&file, 64 * 1024 * 1024); // 32 pieces of 2 MiB
+    let share = alice.svc.engine.share(&file).await.unwrap();
+
+    let bitv = alice_dir
+        .join("data/resume")
+        .join(format!("{share_hash}.bitv", share_hash = share.hash));
+    assert_eq!(
+        std::fs::read(&bitv).unwrap(),
+        vec![0xff; 4],
+        "all 32 pieces marked present"
+    );
+    let seeding = alice
+        .svc
+        .engine
+        .transfers()
+        .into_iter()
+        .find(|t| t.hash == share.hash)
+        .expect("the share is a transfer");
+    assert_eq!(seeding.done_bytes, 64 * 1024 * 1024, "{seeding:?}");
+
+    alice.svc.shutdown().await;
+    drop(alice);
+    // One byte in the middle piece changes; size and time stay as they were.
+    let modified = std::fs::metadata(&file).unwrap().modified().unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&file)
+        .unwrap();
+    let mut byte = [0u8; 1];
+    f.read_exact_at(&mut byte, 33 * 1024 * 1024).unwrap();
+    f.write_all_at(&[!byte[0]], 33 * 1024 * 1024).unwrap();
+    f.set_modified(modified).unwrap();
+    drop(f);
+
+    let mut alice = start(&server, "alice", &alice_dir, None).await;
+    let e = alice
+        .wait_for(
+            "the changed share withdrawn after the restart",
+            Duration::from_secs(60),
+            |e| matches!(e, Event::ShareBroken { hash, .. } if *hash == share.hash),
+        )
+        .await;
+    let Event::ShareBroken { reason, .. } = e else {
+        unreachable!()
+    };
+    assert!(reason.contains("changed on disk"), "{reason}");
     assert!(alice.svc.engine.local_shares().is_empty());
     alice.svc.shutdown().await;
 }

@@ -21,9 +21,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use librqbit::dht::Id20;
+use librqbit::spawn_utils::BlockingSpawner;
 use librqbit::{
-    AddTorrent, AddTorrentOptions, AddTorrentResponse, CreateTorrentOptions, ListenerMode,
-    ListenerOptions, ManagedTorrent, Session, SessionOptions,
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, CreateTorrentOptions, CreateTorrentResult,
+    ListenerMode, ListenerOptions, ManagedTorrent, Session, SessionOptions,
+    SessionPersistenceConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -41,6 +43,9 @@ const METADATA_ATTEMPT: Duration = Duration::from_secs(30);
 pub(crate) const STATS_EVERY: Duration = Duration::from_secs(1);
 /// How often shared files are checked for changes on disk.
 pub const SHARE_CHECK_EVERY: Duration = Duration::from_secs(5);
+
+/// librqbit's fastresume folder inside the data dir (emptied at start).
+const RESUME_DIR: &str = "resume";
 
 /// Engine settings.
 #[derive(Debug, Clone)]
@@ -89,6 +94,8 @@ struct Inner {
     store: store::Store,
     state: Mutex<store::State>,
     download_dir: PathBuf,
+    /// librqbit's fastresume folder (`RESUME_DIR`).
+    resume_dir: PathBuf,
     port: u16,
     /// Downloads still fetching their metadata, and how to stop them.
     fetching: Mutex<HashMap<InfoHash, CancellationToken>>,
@@ -107,6 +114,18 @@ type ManagedTorrentHandle = Arc<ManagedTorrent>;
 
 fn id20(h: &InfoHash) -> Id20 {
     Id20::new(h.0)
+}
+
+/// Writes librqbit's fastresume bitfield for a torrent of `pieces` pieces
+/// that are all present: one bit per piece, most significant bit first,
+/// the bits past the last piece clear (as librqbit's own check leaves them).
+fn write_full_bitfield(dir: &Path, hash: &InfoHash, pieces: usize) -> std::io::Result<()> {
+    let mut bits = vec![0xffu8; pieces.div_ceil(8)];
+    if let (Some(last), rest @ 1..) = (bits.last_mut(), pieces % 8) {
+        *last = 0xffu8 << (8 - rest);
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("{:?}.bitv", id20(hash))), bits)
 }
 
 fn err(e: impl std::fmt::Display) -> EngineError {
@@ -166,6 +185,7 @@ impl Engine {
                 store,
                 state: Mutex::new(state.clone()),
                 download_dir: config.download_dir.clone(),
+                resume_dir: config.data_dir.join(RESUME_DIR),
                 port,
                 fetching: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(HashMap::new()),
@@ -194,12 +214,29 @@ impl Engine {
         tracker_url: &str,
         port: u16,
     ) -> Result<Arc<Session>, EngineError> {
+        // librqbit's own persistence is used for one thing only: the piece
+        // bitfields of fastresume, so that a share we have just hashed
+        // starts seeding without a second full read (see `share`). The
+        // engine keeps its own list of torrents (`store`), so librqbit's is
+        // emptied before every start: it restores nothing, and every torrent
+        // restored by the engine is checked in full as before.
+        let resume = config.data_dir.join(RESUME_DIR);
+        if let Err(e) = std::fs::remove_dir_all(&resume) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(EngineError::Engine(format!(
+                    "cannot clear {}: {e}; remove that folder and start again",
+                    resume.display()
+                )));
+            }
+        }
         let opts = SessionOptions {
             dht: None,
             disable_trackers: false,
             disable_local_service_discovery: true,
-            fastresume: false,
-            persistence: None,
+            fastresume: true,
+            persistence: Some(SessionPersistenceConfig::Json {
+                folder: Some(resume),
+            }),
             listen: Some(ListenerOptions {
                 mode: ListenerMode::TcpAndUtp,
                 listen_addr: (Ipv6Addr::UNSPECIFIED, port).into(),
@@ -360,19 +397,7 @@ impl Engine {
             path: shown.clone(),
             size: disk_size(&path),
         });
-        let created = self
-            .inner
-            .session
-            .create_and_serve_torrent(
-                &path,
-                CreateTorrentOptions {
-                    name: Some(&name),
-                    trackers: vec![],
-                    piece_length: None,
-                },
-            )
-            .await
-            .map_err(|e| EngineError::Engine(format!("cannot share {}: {e}", path.display())));
+        let created = self.hash_and_seed(&path, &name).await;
         self.inner.events.send(Event::HashingDone {
             path: shown,
             error: created.as_ref().err().map(|e| e.to_string()),
@@ -404,6 +429,52 @@ impl Engine {
             name: share_name,
             size,
         })
+    }
+
+    /// Builds the torrent of `path` by reading it once, then seeds it. The
+    /// pieces were hashed a moment ago, so librqbit is told (through its
+    /// fastresume bitfield) that all of them are there: it samples a few
+    /// pieces instead of reading the whole file a second time.
+    async fn hash_and_seed(
+        &self,
+        path: &Path,
+        name: &str,
+    ) -> Result<(CreateTorrentResult, ManagedTorrentHandle), EngineError> {
+        let failed = |e: &dyn std::fmt::Display| {
+            EngineError::Engine(format!("cannot share {}: {e:#}", path.display()))
+        };
+        let created = librqbit::create_torrent(
+            path,
+            CreateTorrentOptions {
+                name: Some(name),
+                trackers: vec![],
+                piece_length: None,
+            },
+            &BlockingSpawner::new(1),
+        )
+        .await
+        .map_err(|e| failed(&e))?;
+        let hash = InfoHash(created.info_hash().0);
+        let pieces = created.as_info().info.data.pieces.as_ref().len() / 20;
+        if let Err(e) = write_full_bitfield(&self.inner.resume_dir, &hash, pieces) {
+            // Only costs the second read this avoids.
+            tracing::warn!(%hash, "cannot write the fastresume bitfield: {e}");
+        }
+        let bytes = created.as_bytes().map_err(|e| failed(&e))?;
+        let peers = peers_for(&self.inner.catalog, &hash);
+        let added = self
+            .inner
+            .session
+            .add_torrent(
+                AddTorrent::TorrentFileBytes(bytes),
+                Some(self.add_options(&created.output_folder, peers, false)),
+            )
+            .await
+            .map_err(|e| failed(&e))?;
+        let handle = added
+            .into_handle()
+            .ok_or_else(|| failed(&"the BitTorrent session did not take it"))?;
+        Ok((created, handle))
     }
 
     fn refuse_unfinished_download(&self, path: &Path) -> Result<(), EngineError> {
