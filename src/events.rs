@@ -46,6 +46,9 @@ pub enum Event {
     /// Hashing of a new share started: `size` bytes under `path` are read
     /// once before the share is published.
     Hashing { path: String, size: u64 },
+    /// Hashing of `path` has read `done` of its `size` bytes (a few times
+    /// a second while it runs).
+    HashingProgress { path: String, done: u64, size: u64 },
     /// Hashing of `path` ended; `error` says why it failed, if it did.
     HashingDone { path: String, error: Option<String> },
     /// What this resource shares changed (a share added or removed, a

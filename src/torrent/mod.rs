@@ -7,6 +7,7 @@
 //! reach running torrents). Not here: what we publish (the XMPP session) and
 //! which addresses are ours (`addresses`).
 
+mod create;
 mod safety;
 mod stats;
 mod store;
@@ -21,11 +22,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use librqbit::dht::Id20;
-use librqbit::spawn_utils::BlockingSpawner;
 use librqbit::{
-    AddTorrent, AddTorrentOptions, AddTorrentResponse, CreateTorrentOptions, CreateTorrentResult,
-    ListenerMode, ListenerOptions, ManagedTorrent, Session, SessionOptions,
-    SessionPersistenceConfig,
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions,
+    ManagedTorrent, Session, SessionOptions, SessionPersistenceConfig,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +43,8 @@ pub(crate) const STATS_EVERY: Duration = Duration::from_secs(1);
 /// How often shared files are checked for changes on disk.
 pub const SHARE_CHECK_EVERY: Duration = Duration::from_secs(5);
 
+/// How often hashing reports its progress.
+const HASHING_PROGRESS_EVERY: Duration = Duration::from_millis(250);
 /// librqbit's fastresume folder inside the data dir (emptied at start).
 const RESUME_DIR: &str = "resume";
 
@@ -393,24 +394,27 @@ impl Engine {
             .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
         tracing::info!(path = %path.display(), "hashing");
         let shown = path.display().to_string();
+        let size = disk_size(&path);
         self.inner.events.send(Event::Hashing {
             path: shown.clone(),
-            size: disk_size(&path),
+            size,
         });
-        let created = self.hash_and_seed(&path, &name).await;
+        let created = self.hash_and_seed(&path, &name, &shown, size).await;
         self.inner.events.send(Event::HashingDone {
             path: shown,
             error: created.as_ref().err().map(|e| e.to_string()),
         });
         let (created, handle) = created?;
-        let hash = InfoHash(created.info_hash().0);
-        let bytes = created.as_bytes().map_err(err)?;
-        self.inner.store.save_torrent(&hash, &bytes).map_err(err)?;
+        let hash = created.info_hash;
+        self.inner
+            .store
+            .save_torrent(&hash, &created.torrent)
+            .map_err(err)?;
         // librqbit opens the files for writing (which touches their
         // modification time), so the stamp is taken once it has.
         handle.wait_until_initialized().await.map_err(err)?;
         let stamp = Stamp::of(&path);
-        let size = handle.stats().total_bytes;
+        let size = created.size;
         self.upsert(Record {
             info_hash: hash,
             name: name.clone(),
@@ -431,42 +435,52 @@ impl Engine {
         })
     }
 
-    /// Builds the torrent of `path` by reading it once, then seeds it. The
-    /// pieces were hashed a moment ago, so librqbit is told (through its
-    /// fastresume bitfield) that all of them are there: it samples a few
-    /// pieces instead of reading the whole file a second time.
+    /// Builds the torrent of `path` by reading it once (`create`), then
+    /// seeds it. The pieces were hashed a moment ago, so librqbit is told
+    /// (through its fastresume bitfield) that all of them are there: it
+    /// samples a few pieces instead of reading everything a second time.
     async fn hash_and_seed(
         &self,
         path: &Path,
         name: &str,
-    ) -> Result<(CreateTorrentResult, ManagedTorrentHandle), EngineError> {
+        shown: &str,
+        size: u64,
+    ) -> Result<(create::Created, ManagedTorrentHandle), EngineError> {
         let failed = |e: &dyn std::fmt::Display| {
             EngineError::Engine(format!("cannot share {}: {e:#}", path.display()))
         };
-        let created = librqbit::create_torrent(
-            path,
-            CreateTorrentOptions {
-                name: Some(name),
-                trackers: vec![],
-                piece_length: None,
-            },
-            &BlockingSpawner::new(1),
-        )
-        .await
-        .map_err(|e| failed(&e))?;
-        let hash = InfoHash(created.info_hash().0);
-        let pieces = created.as_info().info.data.pieces.as_ref().len() / 20;
-        if let Err(e) = write_full_bitfield(&self.inner.resume_dir, &hash, pieces) {
+        let created = {
+            let (path, name, shown) = (path.to_path_buf(), name.to_string(), shown.to_string());
+            let events = self.inner.events.clone();
+            tokio::task::spawn_blocking(move || {
+                let mut last = std::time::Instant::now();
+                create::create(&path, &name, &mut |done| {
+                    if last.elapsed() >= HASHING_PROGRESS_EVERY {
+                        last = std::time::Instant::now();
+                        events.send(Event::HashingProgress {
+                            path: shown.clone(),
+                            done,
+                            size: size.max(done),
+                        });
+                    }
+                })
+            })
+            .await
+            .map_err(|e| failed(&e))?
+            .map_err(EngineError::BadPath)?
+        };
+        if let Err(e) =
+            write_full_bitfield(&self.inner.resume_dir, &created.info_hash, created.pieces)
+        {
             // Only costs the second read this avoids.
-            tracing::warn!(%hash, "cannot write the fastresume bitfield: {e}");
+            tracing::warn!(hash = %created.info_hash, "cannot write the fastresume bitfield: {e}");
         }
-        let bytes = created.as_bytes().map_err(|e| failed(&e))?;
-        let peers = peers_for(&self.inner.catalog, &hash);
+        let peers = peers_for(&self.inner.catalog, &created.info_hash);
         let added = self
             .inner
             .session
             .add_torrent(
-                AddTorrent::TorrentFileBytes(bytes),
+                AddTorrent::TorrentFileBytes(created.torrent.clone().into()),
                 Some(self.add_options(&created.output_folder, peers, false)),
             )
             .await
