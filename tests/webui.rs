@@ -895,6 +895,26 @@ async fn drive_desktop(
             t.contains("big.iso") && t.contains("4.7 GiB")
         })
         .await?;
+    // Its progress fills the bar.
+    emit(
+        browser,
+        "bitween-event",
+        json!({"type": "HashingProgress", "path": "/data/big.iso", "done": 1_250_000_000u64, "size": 5_000_000_000u64}),
+    )
+    .await?;
+    browser
+        .wait_text("#hashing-list", "the hashing progress", WAIT, |t| {
+            t.contains("1.2 GiB of 4.7 GiB")
+        })
+        .await?;
+    let filled = browser
+        .execute(
+            "return document.querySelector('#hashing-list progress').position",
+            json!([]),
+        )
+        .await?;
+    ensure!(filled == json!(0.25), "the hashing bar shows {filled}");
+    tokio::time::sleep(Duration::from_millis(600)).await; // the bar's fill animates
     shot(browser, "desktop-shares").await?;
     emit(
         browser,

@@ -686,6 +686,12 @@
         S.hashing.set(ev.path, { size: ev.size, since: Date.now() });
         renderHashing();
         break;
+      case 'HashingProgress': {
+        const h = S.hashing.get(ev.path) || { since: Date.now() };
+        S.hashing.set(ev.path, { ...h, size: ev.size, done: ev.done });
+        renderHashing();
+        break;
+      }
       case 'HashingDone':
         S.hashing.delete(ev.path);
         renderHashing();
@@ -842,11 +848,18 @@
       const li = el('li', { class: 'row', 'data-hashing': h.path },
         el('div', { class: 'row-main' }, fileIcon(), el('div', { class: 'row-text' }, name, el('div', { class: 'meta' }, meta))),
         el('div', { class: 'row-actions' }, bar));
-      li._r = { meta };
+      li._r = { meta, bar };
       return li;
     }, (li, h) => {
       const secs = Math.round((Date.now() - h.since) / 1000);
-      li._r.meta.textContent = `${h.size != null ? `${humanSize(h.size)} · ` : ''}hashing… ${humanDuration(secs)}`;
+      // Until the first progress report the bar stays indeterminate.
+      if (h.done != null && h.size) {
+        li._r.bar.max = h.size;
+        li._r.bar.value = h.done;
+        li._r.meta.textContent = `${humanSize(h.done)} of ${humanSize(h.size)} · hashing… ${humanDuration(secs)}`;
+      } else {
+        li._r.meta.textContent = `${h.size != null ? `${humanSize(h.size)} · ` : ''}hashing… ${humanDuration(secs)}`;
+      }
     });
     const badge = $('#badge-shares');
     badge.hidden = items.length === 0;
