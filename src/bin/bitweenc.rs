@@ -90,6 +90,7 @@ enum Failure {
     Unreachable(String),
 }
 
+#[derive(Clone)]
 struct Client {
     http: reqwest::Client,
     base: String,
@@ -343,6 +344,62 @@ fn show(cmd: &Cmd, v: &Value) {
     }
 }
 
+/// Draws a 30-column progress bar on stderr, overwriting the line.
+fn draw_bar(done: u64, total: u64, tail: &str) {
+    let frac = if total > 0 {
+        (done as f64 / total as f64).min(1.0)
+    } else {
+        0.0
+    };
+    let filled = (frac * 30.0) as usize;
+    eprint!(
+        "\r[{}{}] {:5.1}%  {tail}   ",
+        "#".repeat(filled),
+        ".".repeat(30 - filled),
+        frac * 100.0
+    );
+    let _ = std::io::stderr().flush();
+}
+
+/// Reads bitweend's event stream, handing each event to `on` until it
+/// returns an outcome.
+async fn follow<T>(
+    client: &Client,
+    mut on: impl FnMut(&Value) -> Option<Result<T, Failure>>,
+) -> Result<T, Failure> {
+    let resp = client
+        .http
+        .get(format!("{}/events", client.base))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .map_err(|e| {
+            Failure::Unreachable(format!("bitweend at {} is not reachable: {e}", client.base))
+        })?;
+    let mut stream = resp.bytes_stream();
+    let mut buf = String::new();
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| Failure::Unreachable(format!("the event stream broke: {e}")))?;
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(end) = buf.find("\n\n") {
+            let block: String = buf.drain(..end + 2).collect();
+            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
+                continue;
+            };
+            let Ok(ev) = serde_json::from_str::<Value>(data.trim()) else {
+                continue;
+            };
+            if let Some(outcome) = on(&ev) {
+                return outcome;
+            }
+        }
+    }
+    Err(Failure::Unreachable(
+        "bitweend closed the event stream (did it exit?)".into(),
+    ))
+}
+
 /// Follows the event stream until `hash` completes or fails.
 async fn wait(client: &Client, hash: &str, json_out: bool) -> Result<Value, Failure> {
     let transfers = client.call("transfers", json!([])).await?;
@@ -360,81 +417,97 @@ async fn wait(client: &Client, hash: &str, json_out: bool) -> Result<Value, Fail
     if t["state"] == "seeding" {
         return Ok(t);
     }
-    let resp = client
-        .http
-        .get(format!("{}/events", client.base))
-        .bearer_auth(&client.token)
-        .send()
-        .await
-        .map_err(|e| {
-            Failure::Unreachable(format!("bitweend at {} is not reachable: {e}", client.base))
-        })?;
     let tty = std::io::stderr().is_terminal() && !json_out;
-    let mut stream = resp.bytes_stream();
-    let mut buf = String::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| Failure::Unreachable(format!("the event stream broke: {e}")))?;
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
-                continue;
-            };
-            let Ok(ev) = serde_json::from_str::<Value>(data.trim()) else {
-                continue;
-            };
-            match ev["type"].as_str() {
-                Some("Transfers") if tty => {
-                    if let Some(t) = ev["transfers"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|t| t["hash"] == hash)
-                    {
-                        let (done, total) = (
-                            t["done_bytes"].as_u64().unwrap_or(0),
-                            t["total_bytes"].as_u64().unwrap_or(0),
-                        );
-                        let frac = if total > 0 {
-                            done as f64 / total as f64
-                        } else {
-                            0.0
-                        };
-                        let filled = (frac * 30.0) as usize;
-                        eprint!(
-                            "\r[{}{}] {:5.1}%  {}/s  {} peers   ",
-                            "#".repeat(filled),
-                            ".".repeat(30 - filled),
-                            frac * 100.0,
-                            human_size(t["down_bytes_per_sec"].as_u64().unwrap_or(0)),
-                            t["peers"].as_array().map_or(0, Vec::len)
-                        );
-                        let _ = std::io::stderr().flush();
-                    }
+    let end_line = || {
+        if tty {
+            eprintln!();
+        }
+    };
+    follow(client, |ev| match ev["type"].as_str() {
+        Some("Transfers") if tty => {
+            if let Some(t) = ev["transfers"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|t| t["hash"] == hash)
+            {
+                draw_bar(
+                    t["done_bytes"].as_u64().unwrap_or(0),
+                    t["total_bytes"].as_u64().unwrap_or(0),
+                    &format!(
+                        "{}/s  {} peers",
+                        human_size(t["down_bytes_per_sec"].as_u64().unwrap_or(0)),
+                        t["peers"].as_array().map_or(0, Vec::len)
+                    ),
+                );
+            }
+            None
+        }
+        Some("DownloadFinished") if ev["hash"] == hash => {
+            end_line();
+            Some(Ok(ev.clone()))
+        }
+        Some("DownloadFailed") if ev["hash"] == hash => {
+            end_line();
+            Some(Err(Failure::Failed(format!(
+                "download failed: {}",
+                ev["reason"].as_str().unwrap_or("")
+            ))))
+        }
+        _ => None,
+    })
+    .await
+}
+
+/// Shares `paths` one by one; on a terminal, a bar follows the hashing.
+async fn share(client: &Client, paths: &[PathBuf], json_out: bool) -> Result<Vec<Value>, Failure> {
+    let progress = (std::io::stderr().is_terminal() && !json_out).then(|| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            follow(&client, |ev| {
+                if ev["type"] == "HashingProgress" {
+                    let name = ev["path"]
+                        .as_str()
+                        .unwrap_or("")
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or("");
+                    let (done, size) = (
+                        ev["done"].as_u64().unwrap_or(0),
+                        ev["size"].as_u64().unwrap_or(0),
+                    );
+                    draw_bar(
+                        done,
+                        size,
+                        &format!(
+                            "hashing {name}: {} of {}",
+                            human_size(done),
+                            human_size(size)
+                        ),
+                    );
                 }
-                Some("DownloadFinished") if ev["hash"] == hash => {
-                    if tty {
-                        eprintln!();
-                    }
-                    return Ok(ev);
-                }
-                Some("DownloadFailed") if ev["hash"] == hash => {
-                    if tty {
-                        eprintln!();
-                    }
-                    return Err(Failure::Failed(format!(
-                        "download failed: {}",
-                        ev["reason"].as_str().unwrap_or("")
-                    )));
-                }
-                _ => {}
+                None::<Result<(), Failure>>
+            })
+            .await
+        })
+    });
+    let mut out = Vec::new();
+    let mut result = Ok(());
+    for p in paths {
+        let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
+        match client.call("share", json!([abs])).await {
+            Ok(v) => out.push(v),
+            Err(e) => {
+                result = Err(e);
+                break;
             }
         }
     }
-    Err(Failure::Unreachable(
-        "bitweend closed the event stream (did it exit?)".into(),
-    ))
+    if let Some(task) = progress {
+        task.abort();
+        eprint!("\r\x1b[K"); // clear the bar's line
+    }
+    result.map(|()| out)
 }
 
 async fn run(cli: &Cli) -> Result<(), Failure> {
@@ -449,11 +522,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             if paths.is_empty() {
                 return Err(Failure::Usage("share needs at least one PATH".into()));
             }
-            let mut out = Vec::new();
-            for p in paths {
-                let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
-                out.push(client.call("share", json!([abs])).await?);
-            }
+            let out = share(&client, paths, cli.json).await?;
             if cli.json {
                 println!("{}", Value::Array(out));
             } else {
