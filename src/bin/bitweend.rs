@@ -197,19 +197,22 @@ fn check_plaintext(args: &Args) -> Result<(), String> {
     }
 }
 
+/// One line per resource of a contact whose list changed: how many shares
+/// and how much (`bitweenc catalog` lists them; a 10,000-share list would
+/// flood the terminal on every change).
 fn print_contact(catalog: &Catalog, jid: &str) {
     match catalog.contact(jid) {
         None => println!("{jid}: shares nothing"),
         Some(c) => {
             for r in c.resources {
                 let state = if r.online { "online" } else { "offline" };
+                let bytes: u64 = r.shares.iter().map(|s| s.size).sum();
                 println!(
-                    "{jid}/{} ({state}), reachable at {:?}:",
-                    r.resource, r.addresses
+                    "{jid}/{} ({state}, reachable at {:?}): {} shares, {bytes} bytes",
+                    r.resource,
+                    r.addresses,
+                    r.shares.len()
                 );
-                for s in r.shares {
-                    println!("  {}  {:>14} bytes  {}", s.hash, s.size, s.name);
-                }
             }
         }
     }
