@@ -309,14 +309,9 @@ pub async fn save_settings(
         if old.needs_restart(&new) {
             shell.auto_login().await;
         } else {
-            let kib =
-                |k: Option<u32>| k.and_then(|k| std::num::NonZeroU32::new(k.saturating_mul(1024)));
-            api.service()
-                .engine
-                .set_upload_limit(kib(new.upload_limit_kib));
-            api.service()
-                .engine
-                .set_download_limit(kib(new.download_limit_kib));
+            let engine = &api.service().engine;
+            engine.set_upload_limit(new.upload_limit());
+            engine.set_download_limit(new.download_limit());
         }
     }
     Ok(editable(&new))

@@ -92,6 +92,8 @@ pub enum SettingsError {
     Value(String),
 }
 
+/// A limit in KiB/s as the engine takes it: bytes per second, `None`
+/// for none (0 also means none).
 fn kib(limit: Option<u32>) -> Option<NonZeroU32> {
     limit.and_then(|k| NonZeroU32::new(k.saturating_mul(1024)))
 }
@@ -180,8 +182,8 @@ impl DesktopSettings {
                 data_dir,
                 download_dir: self.download_dir.clone(),
                 listen_port: self.bt_port,
-                upload_limit: kib(self.upload_limit_kib),
-                download_limit: kib(self.download_limit_kib),
+                upload_limit: self.upload_limit(),
+                download_limit: self.download_limit(),
                 upnp: self.upnp,
             },
             addresses: AddressConfig {
@@ -200,8 +202,18 @@ impl DesktopSettings {
         }
     }
 
+    /// The upload limit in bytes per second, as the engine takes it.
+    pub fn upload_limit(&self) -> Option<NonZeroU32> {
+        kib(self.upload_limit_kib)
+    }
+
+    /// The download limit in bytes per second, as the engine takes it.
+    pub fn download_limit(&self) -> Option<NonZeroU32> {
+        kib(self.download_limit_kib)
+    }
+
     /// Whether moving from `self` to `new` needs the backend restarted
-    /// (everything but window behaviour and the upload limit does).
+    /// (everything but window behaviour and the speed limits does).
     pub fn needs_restart(&self, new: &DesktopSettings) -> bool {
         let strip = |s: &DesktopSettings| DesktopSettings {
             start_at_login: false,
