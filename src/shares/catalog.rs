@@ -83,9 +83,19 @@ impl Held {
         self.len() == other.len() && (0..self.len()).all(|i| self.get(i) == other.get(i))
     }
 
+    /// The entry with every share, those that came in chunks included.
     fn entry(&self) -> ResourceShares {
+        self.entry_with(self.shares())
+    }
+
+    /// The entry as it came in the item, without the chunks' shares.
+    fn received(&self) -> ResourceShares {
+        self.entry_with(self.item.to_vec())
+    }
+
+    fn entry_with(&self, shares: Vec<Share>) -> ResourceShares {
         ResourceShares {
-            shares: self.shares(),
+            shares,
             addresses: self.addresses.clone(),
             more: self.more.clone(),
         }
@@ -198,34 +208,23 @@ impl Catalog {
     /// The item a contact published, as we hold it (with the shares that
     /// came in chunks).
     pub fn item(&self, jid: &str) -> Option<UserShares> {
-        let state = self.read();
-        let entry = state.contacts.get(jid)?;
-        Some(UserShares {
-            resources: entry
-                .resources
-                .iter()
-                .map(|(r, held)| (r.clone(), held.entry()))
-                .collect(),
-        })
+        self.item_with(jid, Held::entry)
     }
 
     /// The item a contact published as it was received: without the shares
     /// that came in chunks.
     pub fn received(&self, jid: &str) -> Option<UserShares> {
+        self.item_with(jid, Held::received)
+    }
+
+    fn item_with(&self, jid: &str, entry: fn(&Held) -> ResourceShares) -> Option<UserShares> {
         let state = self.read();
-        let entry = state.contacts.get(jid)?;
+        let contact = state.contacts.get(jid)?;
         Some(UserShares {
-            resources: entry
+            resources: contact
                 .resources
                 .iter()
-                .map(|(r, held)| {
-                    let entry = ResourceShares {
-                        shares: held.item.to_vec(),
-                        addresses: held.addresses.clone(),
-                        more: held.more.clone(),
-                    };
-                    (r.clone(), entry)
-                })
+                .map(|(r, held)| (r.clone(), entry(held)))
                 .collect(),
         })
     }
