@@ -44,6 +44,21 @@ async fn start(server: &Prosody, user: &str, dir: &Path, upload_limit: Option<u3
 }
 
 impl Node {
+    /// Waits until the share `hash` is withdrawn; returns the reason told.
+    async fn wait_broken(&mut self, what: &str, hash: InfoHash, limit: Duration) -> String {
+        let e = self
+            .wait_for(
+                what,
+                limit,
+                |e| matches!(e, Event::ShareBroken { hash: h, .. } if *h == hash),
+            )
+            .await;
+        let Event::ShareBroken { reason, .. } = e else {
+            unreachable!()
+        };
+        reason
+    }
+
     async fn wait_for(
         &mut self,
         what: &str,
@@ -473,16 +488,13 @@ async fn pause_resume_cancel_and_a_changed_share() {
         .unwrap();
     f.write_all(b"changed!").unwrap();
     drop(f);
-    let e = alice
-        .wait_for(
+    let reason = alice
+        .wait_broken(
             "the changed share withdrawn",
+            slow.hash,
             Duration::from_secs(30),
-            |e| matches!(e, Event::ShareBroken { hash, .. } if *hash == slow.hash),
         )
         .await;
-    let Event::ShareBroken { reason, .. } = e else {
-        unreachable!()
-    };
     assert!(reason.contains("changed on disk"), "{reason}");
     assert!(alice
         .svc
@@ -496,16 +508,13 @@ async fn pause_resume_cancel_and_a_changed_share() {
     drop(alice);
     std::fs::remove_file(files.join("dropped.bin")).unwrap();
     let mut alice = start(&server, "alice", &alice_dir, None).await;
-    let e = alice
-        .wait_for(
+    let reason = alice
+        .wait_broken(
             "the deleted share withdrawn",
+            dropped.hash,
             Duration::from_secs(30),
-            |e| matches!(e, Event::ShareBroken { hash, .. } if *hash == dropped.hash),
         )
         .await;
-    let Event::ShareBroken { reason, .. } = e else {
-        unreachable!()
-    };
     assert!(reason.contains("no longer exists"), "{reason}");
     assert!(alice.svc.engine.local_shares().is_empty());
     alice.svc.shutdown().await;
@@ -560,16 +569,13 @@ async fn a_new_share_seeds_at_once_and_a_restart_checks_every_piece() {
     drop(f);
 
     let mut alice = start(&server, "alice", &alice_dir, None).await;
-    let e = alice
-        .wait_for(
+    let reason = alice
+        .wait_broken(
             "the changed share withdrawn after the restart",
+            share.hash,
             Duration::from_secs(60),
-            |e| matches!(e, Event::ShareBroken { hash, .. } if *hash == share.hash),
         )
         .await;
-    let Event::ShareBroken { reason, .. } = e else {
-        unreachable!()
-    };
     assert!(reason.contains("changed on disk"), "{reason}");
     assert!(alice.svc.engine.local_shares().is_empty());
     alice.svc.shutdown().await;
