@@ -957,22 +957,20 @@
       return;
     }
     showError(errorNode, '');
-    const button = $('#share-path-submit');
-    button.disabled = true;
     S.hashing.set(path, { size: null, since: Date.now() });
     renderHashing();
-    try {
-      const share = await api('share', { path });
-      input.value = '';
-      reportShared([{ path, share }]);
-    } catch (e) {
-      S.hashing.delete(path);
-      renderHashing();
-      showError(errorNode, e.message);
-      toast(explain(`Cannot share ${path}`, e.message), { kind: 'error' });
-    } finally {
-      button.disabled = false;
-    }
+    await whileBusy($('#share-path-submit'), null, async () => {
+      try {
+        const share = await api('share', { path });
+        input.value = '';
+        reportShared([{ path, share }]);
+      } catch (e) {
+        S.hashing.delete(path);
+        renderHashing();
+        showError(errorNode, e.message);
+        toast(explain(`Cannot share ${path}`, e.message), { kind: 'error' });
+      }
+    });
   }
 
   // ---- catalog and contacts ------------------------------------------------------------------
@@ -1201,8 +1199,7 @@
   function diagnoseBlock(jid) {
     const out = el('div', { class: 'diagnosis', 'aria-live': 'polite' });
     const button = el('button', { type: 'button', class: 'small', text: 'Check connection', 'aria-label': `Check whether ${jid} can be reached` });
-    button.addEventListener('click', async () => {
-      button.disabled = true;
+    button.addEventListener('click', () => whileBusy(button, null, async () => {
       out.replaceChildren(el('p', { class: 'muted', text: 'Checking…' }));
       try {
         const result = (await api('diagnose', { jid })) || [];
@@ -1211,10 +1208,8 @@
           el('ul', {}, (d.diagnosis.checks || []).map((c) => el('li', { text: c.message }))))) : [el('p', { class: 'muted', text: 'They published no address to check.' })]));
       } catch (e) {
         out.replaceChildren(el('p', { class: 'form-error', text: e.message }));
-      } finally {
-        button.disabled = false;
       }
-    });
+    }));
     return el('div', { class: 'actions' }, button, out);
   }
 
@@ -1372,19 +1367,17 @@
       return;
     }
     showError(errorNode, '');
-    const button = $('#add-contact-submit');
-    button.disabled = true;
-    try {
-      await api('add_contact', { jid });
-      input.value = '';
-      toast(`Request sent to ${jid}: you see each other's shares once they accept.`, { kind: 'ok' });
-      refreshContacts();
-    } catch (e) {
-      showError(errorNode, e.message);
-      toast(explain(`Cannot add ${jid}`, e.message), { kind: 'error' });
-    } finally {
-      button.disabled = false;
-    }
+    await whileBusy($('#add-contact-submit'), null, async () => {
+      try {
+        await api('add_contact', { jid });
+        input.value = '';
+        toast(`Request sent to ${jid}: you see each other's shares once they accept.`, { kind: 'ok' });
+        refreshContacts();
+      } catch (e) {
+        showError(errorNode, e.message);
+        toast(explain(`Cannot add ${jid}`, e.message), { kind: 'error' });
+      }
+    });
   }
 
   // ---- search ------------------------------------------------------------------------------------
@@ -1699,20 +1692,16 @@
       return;
     }
     showError(errorNode, '');
-    const button = $('#settings-save');
-    button.disabled = true;
-    button.textContent = 'Saving…';
-    try {
-      fillSettings((await invoke('save_settings', { settings })) || settings);
-      toast('Settings saved.', { kind: 'ok' });
-      setTimeout(() => refreshAll(true), 1500);
-    } catch (e) {
-      showError(errorNode, e.message);
-      toast(`Settings not saved: ${e.message}`, { kind: 'error' });
-    } finally {
-      button.disabled = false;
-      button.textContent = 'Save settings';
-    }
+    await whileBusy($('#settings-save'), 'Saving…', async () => {
+      try {
+        fillSettings((await invoke('save_settings', { settings })) || settings);
+        toast('Settings saved.', { kind: 'ok' });
+        setTimeout(() => refreshAll(true), 1500);
+      } catch (e) {
+        showError(errorNode, e.message);
+        toast(`Settings not saved: ${e.message}`, { kind: 'error' });
+      }
+    });
   }
 
   function facts(dl, rows) {
@@ -1822,6 +1811,29 @@
 
   // ---- demo mode ----------------------------------------------------------------------------------
 
+  /** What the shell says about the account and mode; none if it cannot say. */
+  async function reloadAppState() {
+    try {
+      S.appState = await invoke('app_state');
+    } catch (_) {
+      S.appState = { account: null };
+    }
+  }
+
+  /** Runs `work` with `button` disabled, saying `busyText` meanwhile if
+   *  given; the button comes back however `work` ends. */
+  async function whileBusy(button, busyText, work) {
+    const text = button.textContent;
+    button.disabled = true;
+    if (busyText) button.textContent = busyText;
+    try {
+      return await work();
+    } finally {
+      button.disabled = false;
+      if (busyText) button.textContent = text;
+    }
+  }
+
   function showBusy(text) {
     S.started = false;
     showOnly('#boot');
@@ -1836,11 +1848,7 @@
     try {
       await invoke('start_demo');
     } catch (e) {
-      try {
-        S.appState = await invoke('app_state');
-      } catch (_) {
-        S.appState = { account: null };
-      }
+      await reloadAppState();
       const message = explain('The demo could not start', e.message);
       if (!needsLogin()) {
         showApp();
@@ -1867,11 +1875,7 @@
     } catch (e) {
       toast(explain('Cannot leave the demo', e.message), { kind: 'error' });
     }
-    try {
-      S.appState = await invoke('app_state');
-    } catch (_) {
-      S.appState = { account: null };
-    }
+    await reloadAppState();
     resetData();
     toast('You left the demo: its server, demo-bob and the demo\u2019s files are gone.', { kind: 'ok' });
     if (needsLogin()) showLogin();
@@ -1904,22 +1908,18 @@
       return;
     }
     showError(errorNode, '');
-    const button = $('#login-submit');
-    button.disabled = true;
-    button.textContent = 'Signing in…';
-    try {
-      await invoke('login', { jid, password, server: server || null, downloadDir: downloadDir || null, useFile });
-      $('#login-password').value = '';
-      S.appState = await invoke('app_state');
-      showApp();
-    } catch (e) {
-      const msg = e.message;
-      showError(errorNode, msg);
-      if (/keyring|secret service|secret-service|keychain/i.test(msg)) offerFileOption(msg);
-    } finally {
-      button.disabled = false;
-      button.textContent = 'Sign in';
-    }
+    await whileBusy($('#login-submit'), 'Signing in…', async () => {
+      try {
+        await invoke('login', { jid, password, server: server || null, downloadDir: downloadDir || null, useFile });
+        $('#login-password').value = '';
+        S.appState = await invoke('app_state');
+        showApp();
+      } catch (e) {
+        const msg = e.message;
+        showError(errorNode, msg);
+        if (/keyring|secret service|secret-service|keychain/i.test(msg)) offerFileOption(msg);
+      }
+    });
   }
 
   async function submitToken(ev) {
