@@ -25,6 +25,8 @@ use tauri::{Manager, WindowEvent};
 use shell::Shell;
 
 fn main() {
+    // Before any thread exists: the catalog's memory behaves as in bitweend.
+    bitween::memory::limit_malloc_arenas();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
