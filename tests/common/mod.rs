@@ -18,7 +18,8 @@ use bitween::shares::{Catalog, InfoHash, ResourceShares, Share, ShareName};
 use bitween::xmpp::{self, XmppConfig, XmppHandle};
 use tokio::sync::broadcast;
 
-pub const DOMAIN: &str = "localhost";
+/// The test server's domain: the demo's, whose account helpers the harness uses.
+pub const DOMAIN: &str = bitween::desktop::demo::DOMAIN;
 
 /// Publish 127.0.0.1 only: no interface discovery, no what-is-my-IP lookup,
 /// no NAT-PMP (tests never reach the internet, nor the router).
@@ -137,42 +138,14 @@ VirtualHost "{DOMAIN}"
     }
 
     fn register(&self, user: &str) {
-        let out = Command::new("prosodyctl")
-            .arg("--config")
-            .arg(self.config_path())
-            .args(["register", user, DOMAIN, PASSWORD])
-            .output()
-            .expect("prosodyctl runs (scripts/test.sh installs prosody)");
-        assert!(
-            out.status.success(),
-            "prosodyctl register {user} failed: {}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        bitween::desktop::demo::register(self.dir.path(), user, PASSWORD)
+            .expect("prosodyctl registers the user (scripts/test.sh installs prosody)");
     }
 
-    /// Appends `contact` with subscription "both" to `user`'s stored roster.
+    /// Adds `contact` with subscription "both" to `user`'s stored roster.
     fn add_roster_entry(&self, user: &str, contact: &str) {
-        let path = self
-            .dir
-            .path()
-            .join("data")
-            .join(DOMAIN)
-            .join("roster")
-            .join(format!("{user}.dat"));
-        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-        let mut entries = match std::fs::read_to_string(&path) {
-            Ok(s) => s
-                .trim_start_matches("return {")
-                .trim_end()
-                .trim_end_matches("};")
-                .to_string(),
-            Err(_) => "\n  [false] = { version = 1; pending = {}; };\n".to_string(),
-        };
-        entries.push_str(&format!(
-            "  [\"{contact}@{DOMAIN}\"] = {{ subscription = \"both\"; groups = {{}}; }};\n"
-        ));
-        std::fs::write(&path, format!("return {{{entries}}};\n")).unwrap();
+        bitween::desktop::demo::add_roster_entry(self.dir.path(), user, contact)
+            .expect("the roster is written");
     }
 
     /// Starts the server (again) on the same port and data, and waits until

@@ -32,7 +32,7 @@ use crate::torrent::EngineConfig;
 use crate::xmpp::XmppConfig;
 
 pub use samples::{png_rgb, FOLDER, PICTURE, WELCOME};
-pub use server::DOMAIN;
+pub use server::{add_roster_entry, register, DOMAIN};
 
 /// The account the app logs in as.
 pub const ALICE: &str = "demo-alice";

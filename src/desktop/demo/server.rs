@@ -331,8 +331,10 @@ fn wait_without_reaping(pid: u32) {
     }
 }
 
-/// `prosodyctl register USER DOMAIN PASSWORD` against the demo's config.
-fn register(dir: &Path, user: &str, password: &str) -> Result<(), DemoError> {
+/// `prosodyctl register USER DOMAIN PASSWORD` against the config in `dir`
+/// (`prosody.cfg.lua`, data in `data/`); the test harness's Prosody is laid
+/// out the same way and uses this too.
+pub fn register(dir: &Path, user: &str, password: &str) -> Result<(), DemoError> {
     let out = Command::new("prosodyctl")
         .arg("--config")
         .arg(dir.join("prosody.cfg.lua"))
@@ -343,7 +345,7 @@ fn register(dir: &Path, user: &str, password: &str) -> Result<(), DemoError> {
         .map_err(|e| not_installed("prosodyctl", e))?;
     if !out.status.success() {
         return Err(DemoError::Server(format!(
-            "cannot create the demo account {user}: {}{}",
+            "cannot create the account {user}@{DOMAIN} on the local server: {}{}",
             String::from_utf8_lossy(&out.stdout).trim(),
             String::from_utf8_lossy(&out.stderr).trim()
         )));
@@ -366,8 +368,8 @@ fn prosody_file_name(user: &str) -> String {
 }
 
 /// Adds `contact` with subscription "both" to `user`'s stored roster (a
-/// Lua table Prosody reads at start).
-fn add_roster_entry(dir: &Path, user: &str, contact: &str) -> Result<(), DemoError> {
+/// Lua table Prosody reads at start) in the server data under `dir`.
+pub fn add_roster_entry(dir: &Path, user: &str, contact: &str) -> Result<(), DemoError> {
     let path = dir
         .join("data")
         .join(DOMAIN)
@@ -388,7 +390,8 @@ fn add_roster_entry(dir: &Path, user: &str, contact: &str) -> Result<(), DemoErr
         ));
         fs::write(&path, format!("return {{{entries}}};\n"))
     };
-    write().map_err(|e| DemoError::Server(format!("cannot write the demo rosters: {e}")))
+    write()
+        .map_err(|e| DemoError::Server(format!("cannot write the roster {}: {e}", path.display())))
 }
 
 #[cfg(test)]
