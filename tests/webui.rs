@@ -30,7 +30,7 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Result};
-use bitweend::Daemon;
+use bitweend::{random_bytes, Daemon};
 use common::{Prosody, DOMAIN};
 use serde_json::json;
 use webdriver::{chrome_capabilities, DriverProcess, Session, ELEMENT};
@@ -230,10 +230,6 @@ fn bob_sees(bob: &Daemon, hash: &str) -> bool {
         .any(|s| s["hash"] == hash)
 }
 
-fn random_bytes(n: usize) -> Vec<u8> {
-    (0..n).map(|_| rand::random::<u8>()).collect()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_web_ui_finds_downloads_and_shares() -> Result<()> {
     // A client that dies shows offline after a second, not after ten
@@ -248,19 +244,8 @@ async fn the_web_ui_finds_downloads_and_shares() -> Result<()> {
     // bob shares a 1 MiB random file, and a second one alice leaves for
     // later.
     let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
-    let content = random_bytes(1 << 20);
-    let file = tmp.path().join("holiday 2026.mkv");
-    std::fs::write(&file, &content)?;
-    let hash = bob.json(&["share", file.to_str().unwrap()])[0]["hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let later = tmp.path().join("later.iso");
-    std::fs::write(&later, random_bytes(300_000))?;
-    let later_hash = bob.json(&["share", later.to_str().unwrap()])[0]["hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (content, hash) = bob.share_random_file(&tmp.path().join("holiday 2026.mkv"), 1 << 20);
+    let (_, later_hash) = bob.share_random_file(&tmp.path().join("later.iso"), 300_000);
 
     let alice_dir = tmp.path().join("alice");
     let alice = Daemon::start(&server, "alice", &alice_dir);

@@ -29,15 +29,11 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use bitweend::Daemon;
+use bitweend::{random_bytes, Daemon};
 use common::{Prosody, DOMAIN, PASSWORD};
 use desktop::{open_app, open_view, shot, start_desktop, WAIT};
 use serde_json::{json, Value};
 use webdriver::Session;
-
-fn random_bytes(n: usize) -> Vec<u8> {
-    (0..n).map(|_| rand::random::<u8>()).collect()
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
@@ -65,19 +61,8 @@ async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
 
     // bob shares a 1 MiB random file, and a second one for later.
     let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
-    let content = random_bytes(1 << 20);
-    let file = tmp.path().join("holiday 2026.mkv");
-    std::fs::write(&file, &content)?;
-    let hash = bob.json(&["share", file.to_str().unwrap()])[0]["hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let later = tmp.path().join("later.iso");
-    std::fs::write(&later, random_bytes(300_000))?;
-    let later_hash = bob.json(&["share", later.to_str().unwrap()])[0]["hash"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let (content, hash) = bob.share_random_file(&tmp.path().join("holiday 2026.mkv"), 1 << 20);
+    let (_, later_hash) = bob.share_random_file(&tmp.path().join("later.iso"), 300_000);
 
     let desktop = start_desktop(&home).await?;
     let app = open_app(&desktop, &[]).await?;

@@ -46,6 +46,11 @@ pub struct Daemon {
     pub data: PathBuf,
 }
 
+/// `n` random bytes.
+pub fn random_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
+}
+
 impl Daemon {
     pub fn start(server: &Prosody, user: &str, dir: &Path) -> Daemon {
         Self::start_with(server, user, dir, &[])
@@ -111,6 +116,18 @@ impl Daemon {
             String::from_utf8_lossy(&out.stderr)
         );
         serde_json::from_slice(&out.stdout).unwrap()
+    }
+
+    /// Writes `len` random bytes to `path` and shares the file; returns the
+    /// bytes and the share's info hash.
+    pub fn share_random_file(&self, path: &Path, len: usize) -> (Vec<u8>, String) {
+        let content = random_bytes(len);
+        std::fs::write(path, &content).unwrap();
+        let hash = self.json(&["share", path.to_str().unwrap()])[0]["hash"]
+            .as_str()
+            .expect("the share's hash")
+            .to_string();
+        (content, hash)
     }
 
     pub fn api(&self) -> (String, String) {
