@@ -193,22 +193,7 @@ async fn main() {
     let mut lat = Vec::new();
     for i in 0..20u32 {
         let list = shares(3, 1_000 + i);
-        let t = Instant::now();
-        alice_peer
-            .xmpp
-            .set_local(ResourceShares {
-                shares: list.clone(),
-                addresses: vec!["127.0.0.1:1".parse().unwrap()],
-                more: None,
-            })
-            .unwrap();
-        bob_peer
-            .wait_catalog("the change", |c| {
-                c.resource("alice@localhost", "lat")
-                    .is_some_and(|r| r.shares == list)
-            })
-            .await;
-        lat.push(t.elapsed());
+        lat.push(publish_until_seen(&alice_peer, &mut bob_peer, &list, "the change").await);
     }
     lat.sort();
     let p50 = lat[lat.len() / 2];
@@ -221,22 +206,7 @@ async fn main() {
 
     // 3. 10,000 shares (with chunks) until the contact has all of them.
     let big = shares(10_000, 7);
-    let t = Instant::now();
-    alice_peer
-        .xmpp
-        .set_local(ResourceShares {
-            shares: big.clone(),
-            addresses: vec!["127.0.0.1:1".parse().unwrap()],
-            more: None,
-        })
-        .unwrap();
-    bob_peer
-        .wait_catalog("10,000 shares", |c| {
-            c.resource("alice@localhost", "lat")
-                .is_some_and(|r| r.shares == big)
-        })
-        .await;
-    let d = t.elapsed();
+    let d = publish_until_seen(&alice_peer, &mut bob_peer, &big, "10,000 shares").await;
     row(
         "10,000 shares at the contact after publish",
         "< 2 s",
@@ -251,6 +221,26 @@ async fn main() {
 
     // 2a and 1. Hashing and transfer of a large random file.
     transfer(&server, tmp.path(), gib).await;
+}
+
+/// alice (resource "lat") publishes `list`; the time until bob's catalog
+/// holds exactly that list.
+async fn publish_until_seen(alice: &Peer, bob: &mut Peer, list: &[Share], what: &str) -> Duration {
+    let t = Instant::now();
+    alice
+        .xmpp
+        .set_local(ResourceShares {
+            shares: list.to_vec(),
+            addresses: vec!["127.0.0.1:1".parse().unwrap()],
+            more: None,
+        })
+        .unwrap();
+    bob.wait_catalog(what, |c| {
+        c.resource("alice@localhost", "lat")
+            .is_some_and(|r| r.shares == list)
+    })
+    .await;
+    t.elapsed()
 }
 
 /// Hashing a large random file in place against `sha1sum`, then its
