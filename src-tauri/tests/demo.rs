@@ -47,14 +47,24 @@ const REAL_JID: &str = "real-me@localhost";
 /// Prosody, which is plenty for two cores.
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-/// The demo folder the app made under its `TMPDIR`.
-fn demo_folders(home: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(home.join("tmp"))
+/// What `dir` holds (nothing if it does not exist).
+fn entries(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with("bitween-demo-"))
         .map(|e| e.path())
+        .collect()
+}
+
+/// The demo folder the app made under its `TMPDIR`.
+fn demo_folders(home: &Path) -> Vec<PathBuf> {
+    entries(&home.join("tmp"))
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("bitween-demo-"))
+        })
         .collect()
 }
 
@@ -163,12 +173,7 @@ async fn the_demo_shows_the_flow_and_leaves_nothing_behind() -> Result<()> {
     );
     ensure!(after.1 == before.1, "the real password file changed");
     // (The real account, back after the demo, made its download folder.)
-    let real: Vec<_> = std::fs::read_dir(tmp.path().join("real downloads"))
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let real = entries(&tmp.path().join("real downloads"));
     ensure!(
         real.is_empty(),
         "the demo wrote into the real download folder: {real:?}"
@@ -399,12 +404,7 @@ async fn try_then_quit(how: &str) -> Result<()> {
     })
     .await?;
     let config = home.join("config/bitween");
-    let left: Vec<_> = std::fs::read_dir(&config)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
+    let left = entries(&config);
     ensure!(
         left.is_empty(),
         "the demo wrote to the real configuration: {left:?}"
