@@ -580,3 +580,61 @@ async fn a_new_share_seeds_at_once_and_a_restart_checks_every_piece() {
     assert!(alice.svc.engine.local_shares().is_empty());
     alice.svc.shutdown().await;
 }
+
+/// Torrents added at the same moment each stay themselves: librqbit's JSON
+/// persistence hands out torrent ids from what it has saved so far, so two
+/// adds racing each other once got the same id, and the second one the
+/// first one's torrent (a download then "finished" with the wrong size and
+/// no file). The engine numbers torrents itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn shares_and_downloads_added_at_once_each_get_their_own_torrent() {
+    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = start(&server, "alice", &tmp.path().join("alice"), None).await;
+    let mut bob = start(&server, "bob", &tmp.path().join("bob"), None).await;
+    let files = tmp.path().join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let sizes = [3_000_000, 1_000, 200_000, 5_000_000, 77, 1_500_000];
+    let paths: Vec<PathBuf> = sizes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let p = files.join(format!("f{i}.bin"));
+            random_file(&p, *n);
+            p
+        })
+        .collect();
+    let shares = futures::future::join_all(paths.iter().map(|p| alice.svc.engine.share(p))).await;
+    let shares: Vec<_> = shares.into_iter().map(Result::unwrap).collect();
+    for (share, size) in shares.iter().zip(sizes) {
+        assert_eq!(share.size, size as u64, "{share:?}");
+    }
+    let transfers = alice.svc.engine.transfers();
+    for share in &shares {
+        let t = transfers
+            .iter()
+            .find(|t| t.hash == share.hash)
+            .expect("seeding");
+        assert_eq!(
+            (t.name.as_str(), t.total_bytes),
+            (share.name.as_str(), share.size)
+        );
+    }
+
+    for share in &shares {
+        bob.wait_source("alice", share.hash).await;
+    }
+    futures::future::join_all(shares.iter().map(|s| bob.svc.engine.download(s.hash, None)))
+        .await
+        .into_iter()
+        .for_each(Result::unwrap);
+    for share in &shares {
+        bob.wait_finished(share.hash, Duration::from_secs(120))
+            .await;
+    }
+    for (i, path) in paths.iter().enumerate() {
+        assert_same_file(path, &bob.dir.join(format!("downloads/f{i}.bin")));
+    }
+    bob.svc.shutdown().await;
+    alice.svc.shutdown().await;
+}

@@ -18,6 +18,7 @@ use stats::share_problem;
 use std::collections::HashMap;
 use std::net::{Ipv6Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -97,6 +98,8 @@ struct Inner {
     download_dir: PathBuf,
     /// librqbit's fastresume folder (`RESUME_DIR`).
     resume_dir: PathBuf,
+    /// The id of the next torrent added to the session (see `add_options`).
+    next_id: AtomicUsize,
     port: u16,
     /// Downloads still fetching their metadata, and how to stop them.
     fetching: Mutex<HashMap<InfoHash, CancellationToken>>,
@@ -127,6 +130,13 @@ fn write_full_bitfield(dir: &Path, hash: &InfoHash, pieces: usize) -> std::io::R
     }
     std::fs::create_dir_all(dir)?;
     std::fs::write(dir.join(format!("{:?}.bitv", id20(hash))), bits)
+}
+
+/// The running torrent librqbit answered an add with, if it is `hash`'s.
+fn handle_of(added: AddTorrentResponse, hash: &InfoHash) -> Option<ManagedTorrentHandle> {
+    added
+        .into_handle()
+        .filter(|handle| handle.info_hash().0 == hash.0)
 }
 
 fn err(e: impl std::fmt::Display) -> EngineError {
@@ -187,6 +197,7 @@ impl Engine {
                 state: Mutex::new(state.clone()),
                 download_dir: config.download_dir.clone(),
                 resume_dir: config.data_dir.join(RESUME_DIR),
+                next_id: AtomicUsize::new(0),
                 port,
                 fetching: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(HashMap::new()),
@@ -342,6 +353,11 @@ impl Engine {
         paused: bool,
     ) -> AddTorrentOptions {
         AddTorrentOptions {
+            // With its JSON persistence on, librqbit takes a new torrent's
+            // id from what it has saved so far, so two adds at the same
+            // moment get the same id and the second is handed the first's
+            // torrent. Ids from our own counter are unique.
+            preferred_id: Some(self.inner.next_id.fetch_add(1, Ordering::Relaxed)),
             paused,
             overwrite: true,
             output_folder: Some(folder.to_string_lossy().into_owned()),
@@ -485,8 +501,7 @@ impl Engine {
             )
             .await
             .map_err(|e| failed(&e))?;
-        let handle = added
-            .into_handle()
+        let handle = handle_of(added, &created.info_hash)
             .ok_or_else(|| failed(&"the BitTorrent session did not take it"))?;
         Ok((created, handle))
     }
@@ -693,9 +708,7 @@ impl Engine {
             )
             .await
             .map_err(|e| Retry(format!("{e:#}")))?;
-        let handle = added
-            .into_handle()
-            .ok_or_else(|| Retry("not added".into()))?;
+        let handle = handle_of(added, &hash).ok_or_else(|| Retry("not added".into()))?;
         let size = handle.stats().total_bytes;
         self.upsert(Record {
             name,
@@ -800,7 +813,7 @@ impl Engine {
             .await
         {
             Ok(added) => {
-                if let Some(handle) = added.into_handle() {
+                if let Some(handle) = handle_of(added, &hash) {
                     if let Kind::Share { path, .. } = &record.kind {
                         self.verify_share(hash, path.clone(), handle);
                     } else if !record.finished && !record.paused {
