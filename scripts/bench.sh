@@ -52,7 +52,7 @@ scripts/desktop-rss.sh "$CARGO_TARGET_DIR/release/bitween" | tee "$out.desktop"
   (the metadata fetched on a connection of its own first, to check every
   file name before anything is written; an announce to its in-app tracker
   every 3 s; the stats tick) costs nothing measurable on 1 GiB: the ratio
-  of the medians came out between 0.86x and 1.02x over six runs, within
+  of the medians came out between 0.86x and 1.02x over seven runs, within
   what this machine varies. The single transfers measured before swung
   between 0.55x and 1.26x, librqbit alone between 3.0 and 6.2 s: it ran
   right after Bitween's download, most likely while the gigabyte Bitween
