@@ -638,3 +638,34 @@ async fn shares_and_downloads_added_at_once_each_get_their_own_torrent() {
     bob.svc.shutdown().await;
     alice.svc.shutdown().await;
 }
+
+/// Quitting while a large file is being hashed stops the hashing instead of
+/// waiting for it (the blocking read would otherwise hold the shutdown).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_shutdown_stops_hashing_a_large_file() {
+    let server = Prosody::start(&["alice"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let mut alice = start(&server, "alice", &tmp.path().join("alice"), None).await;
+    let file = tmp.path().join("huge.img");
+    // Sparse: 16 GiB of zeros that take no disk and read as fast as memory.
+    std::fs::File::create(&file)
+        .unwrap()
+        .set_len(16 << 30)
+        .unwrap();
+    let engine = alice.svc.engine.clone();
+    let sharing = tokio::spawn(async move { engine.share(&file).await });
+    alice
+        .wait_for(
+            "hashing under way",
+            Duration::from_secs(30),
+            |e| matches!(e, Event::HashingProgress { done, .. } if *done > 0),
+        )
+        .await;
+    alice.svc.shutdown().await;
+    let err = tokio::time::timeout(Duration::from_secs(60), sharing)
+        .await
+        .expect("the share returns once the engine stops")
+        .unwrap()
+        .unwrap_err();
+    assert!(err.to_string().contains("was stopped"), "{err}");
+}

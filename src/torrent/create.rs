@@ -12,6 +12,7 @@
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 
 use sha1w::{ISha1, Sha1};
@@ -45,10 +46,14 @@ struct Input {
 
 /// Hashes `path` (a file or a folder, already canonical) into a torrent
 /// called `name`. `progress` is called with the bytes hashed so far after
-/// every block. Symbolic links inside a folder are left out, as are
+/// every block, and stops the work by breaking. Symbolic links inside a folder are left out, as are
 /// special files; a name that is not UTF-8 is refused (BitTorrent paths
 /// are text), as is a share with nothing in it.
-pub fn create(path: &Path, name: &str, progress: &mut dyn FnMut(u64)) -> Result<Created, String> {
+pub fn create(
+    path: &Path,
+    name: &str,
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
+) -> Result<Created, String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let (inputs, output_folder) = if meta.is_dir() {
@@ -99,7 +104,9 @@ pub fn create(path: &Path, name: &str, progress: &mut dyn FnMut(u64)) -> Result<
                 hashes.extend_from_slice(&std::mem::replace(&mut piece, Sha1::new()).finish());
                 in_piece = 0;
             }
-            progress(done);
+            if progress(done).is_break() {
+                return Err(format!("hashing {} was stopped", path.display()));
+            }
         }
         lengths.push(length);
     }
@@ -236,7 +243,7 @@ mod tests {
         for (len, pieces) in [(4 * 1024 * 1024, 2), (4 * 1024 * 1024 + 1, 3), (5, 1)] {
             let file = dir.path().join(format!("f{len}"));
             write(&file, len, 7);
-            let c = create(&file, "f", &mut |_| {}).unwrap();
+            let c = create(&file, "f", &mut |_| ControlFlow::Continue(())).unwrap();
             assert_eq!((c.pieces, c.size), (pieces, len as u64));
             let meta = parsed(&c);
             assert_eq!(meta.info_hash.0, c.info_hash.0);
@@ -255,7 +262,7 @@ mod tests {
         std::fs::create_dir(&folder).unwrap();
         write(&folder.join("inner.bin"), 1024 * 1024 + 3, 2);
         for (path, name) in [(file, "a.bin"), (folder, "only")] {
-            let ours = create(&path, name, &mut |_| {}).unwrap();
+            let ours = create(&path, name, &mut |_| ControlFlow::Continue(())).unwrap();
             let theirs = librqbit::create_torrent(
                 &path,
                 librqbit::CreateTorrentOptions {
@@ -280,7 +287,11 @@ mod tests {
         write(&root.join("b/a.txt"), 0, 3);
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
         let mut seen = Vec::new();
-        let c = create(&root, "album", &mut |n| seen.push(n)).unwrap();
+        let c = create(&root, "album", &mut |n| {
+            seen.push(n);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
         assert_eq!(c.size, 3 * 1024 * 1024 + 10);
         assert_eq!(seen.last(), Some(&c.size));
         assert!(seen.windows(2).all(|w| w[0] < w[1]), "{seen:?}");
@@ -313,21 +324,36 @@ mod tests {
     }
 
     #[test]
+    fn hashing_stops_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("big.bin");
+        write(&file, 5 * 1024 * 1024, 4);
+        let mut calls = 0;
+        let e = create(&file, "big.bin", &mut |_| {
+            calls += 1;
+            ControlFlow::Break(())
+        })
+        .unwrap_err();
+        assert!(e.contains("was stopped"), "{e}");
+        assert_eq!(calls, 1, "no block is read after the stop");
+    }
+
+    #[test]
     fn empty_shares_and_odd_names_are_refused_with_the_reason() {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
-        let e = create(&empty, "empty", &mut |_| {}).unwrap_err();
+        let e = create(&empty, "empty", &mut |_| ControlFlow::Continue(())).unwrap_err();
         assert!(e.contains("holds no files"), "{e}");
         let zero = dir.path().join("zero.txt");
         std::fs::write(&zero, b"").unwrap();
-        let e = create(&zero, "zero.txt", &mut |_| {}).unwrap_err();
+        let e = create(&zero, "zero.txt", &mut |_| ControlFlow::Continue(())).unwrap_err();
         assert!(e.contains("is empty"), "{e}");
         let odd = dir.path().join("odd");
         std::fs::create_dir(&odd).unwrap();
         use std::os::unix::ffi::OsStrExt;
         std::fs::write(odd.join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
-        let e = create(&odd, "odd", &mut |_| {}).unwrap_err();
+        let e = create(&odd, "odd", &mut |_| ControlFlow::Continue(())).unwrap_err();
         assert!(e.contains("not valid UTF-8"), "{e}");
     }
 }

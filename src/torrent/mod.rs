@@ -467,7 +467,7 @@ impl Engine {
         };
         let created = {
             let (path, name, shown) = (path.to_path_buf(), name.to_string(), shown.to_string());
-            let events = self.inner.events.clone();
+            let (events, stop) = (self.inner.events.clone(), self.inner.stop.clone());
             tokio::task::spawn_blocking(move || {
                 let mut last = std::time::Instant::now();
                 create::create(&path, &name, &mut |done| {
@@ -478,6 +478,12 @@ impl Engine {
                             done,
                             size: size.max(done),
                         });
+                    }
+                    // A shutdown does not wait for a large file's hashing.
+                    if stop.is_cancelled() {
+                        std::ops::ControlFlow::Break(())
+                    } else {
+                        std::ops::ControlFlow::Continue(())
                     }
                 })
             })
