@@ -323,35 +323,43 @@
 
   // ---- state --------------------------------------------------------------------
 
+  /** What one account's backend told us; `resetData` starts it afresh. */
+  function accountData() {
+    return {
+      me: '',
+      status: null,
+      addresses: [],
+      mapping: null,
+      mappingError: null,
+      publicIpFailed: null,
+      shares: [],
+      localHashes: new Set(),
+      transfers: new Map(),
+      failures: new Map(), // hash -> {name, reason}: downloads that failed for good
+      hashing: new Map(), // path -> {size, since, done?}
+      starting: new Set(),
+      contacts: [],
+      catalog: new Map(), // jid -> ContactView
+      catalogLoaded: false,
+      byHash: new Map(), // hash -> {share, jids: Map jid -> online}
+      requests: new Set(),
+      expanded: new Set(),
+      showAll: new Set(),
+      diagnoses: new Map(),
+      search: { text: '', seq: 0, groups: new Map(), limited: false },
+      settings: null,
+      demoSeen: null, // the demo's "seen" marks, kept in memory only
+    };
+  }
+
   const S = {
     started: false,
     view: 'shares',
     appState: null,
-    me: '',
     conn: { kind: 'connecting' },
     streamDown: false,
-    status: null,
-    addresses: [],
-    mapping: null,
-    mappingError: null,
-    publicIpFailed: null,
-    shares: [],
-    localHashes: new Set(),
-    transfers: new Map(),
-    failures: new Map(), // hash -> {name, reason}: downloads that failed for good
     names: new Map(), // hash -> name, from anything seen
-    hashing: new Map(), // path -> {size, since}
-    starting: new Set(),
-    contacts: [],
-    catalog: new Map(), // jid -> ContactView
-    catalogLoaded: false,
-    byHash: new Map(), // hash -> {share, jids: Map jid -> online}
-    requests: new Set(),
-    expanded: new Set(),
-    showAll: new Set(),
-    diagnoses: new Map(),
-    search: { text: '', seq: 0, groups: new Map(), limited: false },
-    settings: null,
+    ...accountData(),
   };
 
   // ---- toasts and dialogs ----------------------------------------------------------
@@ -1772,31 +1780,7 @@
   /** Forgets what the last account's backend told us (after signing out,
    *  and on entering or leaving the demo). */
   function resetData() {
-    Object.assign(S, {
-      me: '',
-      status: null,
-      addresses: [],
-      mapping: null,
-      mappingError: null,
-      publicIpFailed: null,
-      shares: [],
-      localHashes: new Set(),
-      transfers: new Map(),
-      failures: new Map(),
-      hashing: new Map(),
-      starting: new Set(),
-      contacts: [],
-      catalog: new Map(),
-      catalogLoaded: false,
-      byHash: new Map(),
-      requests: new Set(),
-      expanded: new Set(),
-      showAll: new Set(),
-      diagnoses: new Map(),
-      search: { text: '', seq: 0, groups: new Map(), limited: false },
-      settings: null,
-      demoSeen: null,
-    });
+    Object.assign(S, accountData());
     $('#contact-search').value = '';
     $('#search-results').hidden = true;
     $('#roster').hidden = false;
