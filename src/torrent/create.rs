@@ -39,24 +39,34 @@ pub struct Created {
 
 /// One file of the torrent: where it is, and its path inside the torrent
 /// (empty for a single-file torrent).
+#[derive(Debug)]
 struct Input {
     path: PathBuf,
     parts: Vec<String>,
+    /// The size listed for it (the torrent gets what is read).
+    len: u64,
 }
 
-/// Hashes `path` (a file or a folder, already canonical) into a torrent
-/// called `name`. `progress` is called with the bytes hashed so far after
-/// every block, and stops the work by breaking. Symbolic links inside a folder are left out, as are
-/// special files; a name that is not UTF-8 is refused (BitTorrent paths
-/// are text), as is a share with nothing in it.
-pub fn create(
-    path: &Path,
-    name: &str,
-    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
-) -> Result<Created, String> {
+/// What a share will hash: its files in torrent order and their size on
+/// disk, found by one walk before any byte is read.
+#[derive(Debug)]
+pub struct Plan {
+    inputs: Vec<Input>,
+    output_folder: PathBuf,
+    folder: bool,
+    /// The files' sizes as listed, for progress (what is read counts).
+    pub size: u64,
+}
+
+/// Lists what sharing `path` (a file or a folder, already canonical) will
+/// hash. Symbolic links inside a folder are left out, as are special
+/// files; a name that is not UTF-8 is refused (BitTorrent paths are text),
+/// as is a folder with no files.
+pub fn plan(path: &Path) -> Result<Plan, String> {
     let meta =
         std::fs::metadata(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let (inputs, output_folder) = if meta.is_dir() {
+    let folder = meta.is_dir();
+    let (inputs, output_folder) = if folder {
         let mut inputs = Vec::new();
         collect(path, &mut Vec::new(), &mut inputs)?;
         inputs.sort_by(|a, b| a.parts.cmp(&b.parts));
@@ -68,6 +78,7 @@ pub fn create(
         let input = Input {
             path: path.to_path_buf(),
             parts: Vec::new(),
+            len: meta.len(),
         };
         (vec![input], parent.to_path_buf())
     };
@@ -77,7 +88,28 @@ pub fn create(
             path.display()
         ));
     }
+    Ok(Plan {
+        size: inputs.iter().map(|i| i.len).sum(),
+        inputs,
+        output_folder,
+        folder,
+    })
+}
 
+/// Hashes what `plan` lists into a torrent called `name`. `progress` is
+/// called with the bytes hashed so far after every block, and stops the
+/// work by breaking. A share whose files turn out empty is refused.
+pub fn create(
+    plan: Plan,
+    name: &str,
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
+) -> Result<Created, String> {
+    let Plan {
+        inputs,
+        output_folder,
+        folder,
+        ..
+    } = plan;
     let mut hashes = Vec::new();
     let mut lengths = Vec::with_capacity(inputs.len());
     let mut piece = Sha1::new();
@@ -105,7 +137,10 @@ pub fn create(
                 in_piece = 0;
             }
             if progress(done).is_break() {
-                return Err(format!("hashing {} was stopped", path.display()));
+                return Err(format!(
+                    "hashing {} was stopped",
+                    shared_path(&inputs, &output_folder, folder).display()
+                ));
             }
         }
         lengths.push(length);
@@ -116,11 +151,11 @@ pub fn create(
     if done == 0 {
         return Err(format!(
             "{} is empty: there is nothing to share",
-            path.display()
+            shared_path(&inputs, &output_folder, folder).display()
         ));
     }
 
-    let info = info_dict(name, &inputs, &lengths, &hashes, meta.is_dir());
+    let info = info_dict(name, &inputs, &lengths, &hashes, folder);
     let mut digest = Sha1::new();
     digest.update(&info);
     let info_hash = InfoHash(digest.finish());
@@ -135,6 +170,15 @@ pub fn create(
         pieces: hashes.len() / 20,
         size: done,
     })
+}
+
+/// The path that was shared: the folder, or the single file.
+fn shared_path<'a>(inputs: &'a [Input], output_folder: &'a Path, folder: bool) -> &'a Path {
+    if folder {
+        output_folder
+    } else {
+        &inputs[0].path
+    }
 }
 
 /// The regular files under `dir`, with their path parts below the shared
@@ -161,9 +205,14 @@ fn collect(dir: &Path, parts: &mut Vec<String>, out: &mut Vec<Input>) -> Result<
         if kind.is_dir() {
             collect(&path, parts, out)?;
         } else {
+            let len = entry
+                .metadata()
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+                .len();
             out.push(Input {
                 path,
                 parts: parts.clone(),
+                len,
             });
         }
         parts.pop();
@@ -243,7 +292,12 @@ mod tests {
         for (len, pieces) in [(4 * 1024 * 1024, 2), (4 * 1024 * 1024 + 1, 3), (5, 1)] {
             let file = dir.path().join(format!("f{len}"));
             write(&file, len, 7);
-            let c = create(&file, "f", &mut |_| ControlFlow::Continue(())).unwrap();
+            let c = create(
+                plan(&file).unwrap(),
+                "f",
+                &mut |_| ControlFlow::Continue(()),
+            )
+            .unwrap();
             assert_eq!((c.pieces, c.size), (pieces, len as u64));
             let meta = parsed(&c);
             assert_eq!(meta.info_hash.0, c.info_hash.0);
@@ -262,7 +316,10 @@ mod tests {
         std::fs::create_dir(&folder).unwrap();
         write(&folder.join("inner.bin"), 1024 * 1024 + 3, 2);
         for (path, name) in [(file, "a.bin"), (folder, "only")] {
-            let ours = create(&path, name, &mut |_| ControlFlow::Continue(())).unwrap();
+            let ours = create(plan(&path).unwrap(), name, &mut |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap();
             let theirs = librqbit::create_torrent(
                 &path,
                 librqbit::CreateTorrentOptions {
@@ -287,7 +344,9 @@ mod tests {
         write(&root.join("b/a.txt"), 0, 3);
         std::os::unix::fs::symlink("/etc/passwd", root.join("link")).unwrap();
         let mut seen = Vec::new();
-        let c = create(&root, "album", &mut |n| {
+        let listed = plan(&root).unwrap();
+        assert_eq!(listed.size, 3 * 1024 * 1024 + 10, "links are not counted");
+        let c = create(listed, "album", &mut |n| {
             seen.push(n);
             ControlFlow::Continue(())
         })
@@ -329,7 +388,7 @@ mod tests {
         let file = dir.path().join("big.bin");
         write(&file, 5 * 1024 * 1024, 4);
         let mut calls = 0;
-        let e = create(&file, "big.bin", &mut |_| {
+        let e = create(plan(&file).unwrap(), "big.bin", &mut |_| {
             calls += 1;
             ControlFlow::Break(())
         })
@@ -343,17 +402,20 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let empty = dir.path().join("empty");
         std::fs::create_dir(&empty).unwrap();
-        let e = create(&empty, "empty", &mut |_| ControlFlow::Continue(())).unwrap_err();
+        let e = plan(&empty).unwrap_err();
         assert!(e.contains("holds no files"), "{e}");
         let zero = dir.path().join("zero.txt");
         std::fs::write(&zero, b"").unwrap();
-        let e = create(&zero, "zero.txt", &mut |_| ControlFlow::Continue(())).unwrap_err();
+        let e = create(plan(&zero).unwrap(), "zero.txt", &mut |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
         assert!(e.contains("is empty"), "{e}");
         let odd = dir.path().join("odd");
         std::fs::create_dir(&odd).unwrap();
         use std::os::unix::ffi::OsStrExt;
         std::fs::write(odd.join(std::ffi::OsStr::from_bytes(b"bad\xff.txt")), b"x").unwrap();
-        let e = create(&odd, "odd", &mut |_| ControlFlow::Continue(())).unwrap_err();
+        let e = plan(&odd).unwrap_err();
         assert!(e.contains("not valid UTF-8"), "{e}");
     }
 }

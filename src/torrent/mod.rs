@@ -409,13 +409,19 @@ impl Engine {
         let share_name = ShareName::new(&name)
             .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
         tracing::info!(path = %path.display(), "hashing");
+        let plan = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || create::plan(&path))
+                .await
+                .map_err(err)?
+                .map_err(EngineError::BadPath)?
+        };
         let shown = path.display().to_string();
-        let size = disk_size(&path);
         self.inner.events.send(Event::Hashing {
             path: shown.clone(),
-            size,
+            size: plan.size,
         });
-        let created = self.hash_and_seed(&path, &name, &shown, size).await;
+        let created = self.hash_and_seed(plan, &name, &shown).await;
         self.inner.events.send(Event::HashingDone {
             path: shown,
             error: created.as_ref().err().map(|e| e.to_string()),
@@ -451,26 +457,25 @@ impl Engine {
         })
     }
 
-    /// Builds the torrent of `path` by reading it once (`create`), then
-    /// seeds it. The pieces were hashed a moment ago, so librqbit is told
+    /// Builds the torrent of what `plan` lists by reading it once
+    /// (`create`), then seeds it. The pieces were hashed a moment ago, so librqbit is told
     /// (through its fastresume bitfield) that all of them are there: it
     /// samples a few pieces instead of reading everything a second time.
     async fn hash_and_seed(
         &self,
-        path: &Path,
+        plan: create::Plan,
         name: &str,
         shown: &str,
-        size: u64,
     ) -> Result<(create::Created, ManagedTorrentHandle), EngineError> {
-        let failed = |e: &dyn std::fmt::Display| {
-            EngineError::Engine(format!("cannot share {}: {e:#}", path.display()))
-        };
+        let failed =
+            |e: &dyn std::fmt::Display| EngineError::Engine(format!("cannot share {shown}: {e:#}"));
+        let size = plan.size;
         let created = {
-            let (path, name, shown) = (path.to_path_buf(), name.to_string(), shown.to_string());
+            let (name, shown) = (name.to_string(), shown.to_string());
             let (events, stop) = (self.inner.events.clone(), self.inner.stop.clone());
             tokio::task::spawn_blocking(move || {
                 let mut last = std::time::Instant::now();
-                create::create(&path, &name, &mut |done| {
+                create::create(plan, &name, &mut |done| {
                     if last.elapsed() >= HASHING_PROGRESS_EVERY {
                         last = std::time::Instant::now();
                         events.send(Event::HashingProgress {
@@ -965,19 +970,4 @@ fn url_escape(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-/// Bytes in the files under `path` (a file or a folder), for progress
-/// display; unreadable entries count as empty.
-fn disk_size(path: &Path) -> u64 {
-    let Ok(meta) = std::fs::symlink_metadata(path) else {
-        return 0;
-    };
-    if meta.is_dir() {
-        std::fs::read_dir(path)
-            .map(|entries| entries.flatten().map(|e| disk_size(&e.path())).sum())
-            .unwrap_or(0)
-    } else {
-        meta.len()
-    }
 }
