@@ -14,6 +14,7 @@ pub mod paths;
 pub mod service;
 pub mod shares;
 pub mod torrent;
+pub mod units;
 pub mod xmpp;
 
 /// The namespace and PEP node name of the shares protocol (`PROTOCOL.md`).

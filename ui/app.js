@@ -1461,6 +1461,7 @@
     const speed = el('span', { class: 'speed' });
     const eta = el('span', { class: 'eta' });
     const peers = el('span', { class: 'peers' });
+    const diskName = el('p', { class: 'disk-name', hidden: true });
     const reason = el('p', { class: 'reason', hidden: true });
     const mk = (cls, text) => el('button', { type: 'button', class: `${cls} small`, text });
     const pause = mk('pause', 'Pause');
@@ -1476,10 +1477,11 @@
     const li = el('li', { class: 'transfer', 'data-transfer': hash },
       el('div', { class: 't-top' }, fileIcon(), name, state),
       bar,
+      diskName,
       el('div', { class: 't-meta' }, amount, speed, eta, peers),
       reason,
       el('div', { class: 't-actions' }, pause, resume, cancel, openFile, openFolder));
-    li._r = { name, state, bar, amount, speed, eta, peers, reason, pause, resume, cancel, openFile, openFolder };
+    li._r = { name, state, bar, amount, speed, eta, peers, diskName, reason, pause, resume, cancel, openFile, openFolder };
     return li;
   }
 
@@ -1494,6 +1496,14 @@
     li.classList.toggle('waiting', t.state === 'fetching_metadata');
     r.name.textContent = t.name;
     r.name.title = t.name;
+    // Where the name on disk differs (the name was taken, or the contact's
+    // list named it otherwise), say both.
+    const onDisk = t.kind === 'download' && t.path ? String(t.path).split(/[\\/]/).pop() : '';
+    const notes = [];
+    if (t.listed_name && t.listed_name !== t.name) notes.push(`listed as “${t.listed_name}”`);
+    if (onDisk && t.total_bytes > 0 && onDisk !== t.name) notes.push(`saved as “${onDisk}”`);
+    r.diskName.textContent = notes.join(' · ');
+    r.diskName.hidden = !notes.length;
     r.state.textContent = stateLabel(t);
     const total = Number(t.total_bytes) || 0;
     const have = Number(t.done_bytes) || 0;

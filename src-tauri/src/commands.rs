@@ -374,7 +374,7 @@ pub async fn open_path(
     let target = if folder {
         t.folder.clone()
     } else {
-        t.folder.join(&t.name)
+        t.path.clone()
     };
     if !target.exists() {
         return Err(fail(

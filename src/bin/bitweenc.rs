@@ -9,6 +9,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bitween::units::human_size;
 use clap::{Parser, Subcommand};
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -147,21 +148,6 @@ impl Client {
             });
         }
         Ok(body["result"].clone())
-    }
-}
-
-fn human_size(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
     }
 }
 
@@ -304,6 +290,7 @@ fn show(cmd: &Cmd, v: &Value) {
                 "DONE".into(),
                 "PEERS".into(),
                 "NAME".into(),
+                "ON DISK".into(),
             ]];
             for t in v.as_array().into_iter().flatten() {
                 let (done, total) = (
@@ -317,7 +304,11 @@ fn show(cmd: &Cmd, v: &Value) {
                     s(&t["state"]),
                     format!("{pct}% of {}", human_size(total)),
                     t["peers"].as_array().map_or(0, Vec::len).to_string(),
-                    s(&t["name"]),
+                    match t["listed_name"].as_str() {
+                        Some(listed) => format!("{} (listed as {listed})", s(&t["name"])),
+                        None => s(&t["name"]),
+                    },
+                    s(&t["path"]),
                 ]);
             }
             print_table(&rows);

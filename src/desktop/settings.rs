@@ -140,12 +140,7 @@ impl DesktopSettings {
 
     /// Refuses values the backend cannot use, naming the setting.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        if !self.download_dir.is_absolute() {
-            return Err(SettingsError::Value(format!(
-                "the download folder {} is not an absolute path",
-                self.download_dir.display()
-            )));
-        }
+        crate::paths::check_download_dir(&self.download_dir).map_err(SettingsError::Value)?;
         if self.bt_port != 0 && self.bt_port < 1024 {
             return Err(SettingsError::Value(format!(
                 "BitTorrent port {} is reserved for system services: choose 1024-65535, or 0 for any free port",
@@ -252,11 +247,13 @@ mod tests {
             ..Default::default()
         };
         assert!(s.validate().unwrap_err().to_string().contains("1024"));
-        let s = DesktopSettings {
-            download_dir: "relative".into(),
-            ..Default::default()
-        };
-        assert!(s.validate().is_err());
+        for bad in ["relative", "/", "/etc"] {
+            let s = DesktopSettings {
+                download_dir: bad.into(),
+                ..Default::default()
+            };
+            assert!(s.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
-use super::{id20, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY};
+use super::{id20, layout_of, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY};
 use crate::events::Event;
 use crate::shares::InfoHash;
 
@@ -33,7 +33,16 @@ pub struct Transfer {
     pub up_bytes_per_sec: u64,
     pub eta_secs: Option<u64>,
     pub peers: Vec<Peer>,
+    /// The folder that holds the transfer's file or folder.
     pub folder: PathBuf,
+    /// The file or folder itself on disk. A download's name there can
+    /// differ from the torrent's (`name (1).ext` when the name was taken);
+    /// until its metadata arrived this is the folder it goes to.
+    pub path: PathBuf,
+    /// A download's name as the contact's list gave it, when it differs
+    /// from the name on disk (show both).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listed_name: Option<String>,
     pub error: Option<String>,
 }
 
@@ -63,10 +72,33 @@ impl Engine {
     }
 
     fn transfer(&self, r: Record, fetching: &HashSet<InfoHash>) -> Transfer {
-        let (kind, folder) = match &r.kind {
-            Kind::Share { folder, .. } => ("share", folder.clone()),
-            Kind::Download { folder } => ("download", folder.clone()),
+        let handle = self.inner.session.get(id20(&r.info_hash).into());
+        let multi = r.multi.or_else(|| {
+            let h = handle.as_ref()?;
+            let metadata = h.metadata.load();
+            Some(metadata.as_ref()?.info.info().files.is_some())
+        });
+        let (kind, path) = match (&r.kind, multi) {
+            (Kind::Share { .. }, Some(m)) | (Kind::Download { .. }, Some(m)) => {
+                let kind = if matches!(r.kind, Kind::Share { .. }) {
+                    "share"
+                } else {
+                    "download"
+                };
+                (kind, layout_of(&r, m).top)
+            }
+            (Kind::Share { path, .. }, None) => ("share", path.clone()),
+            (Kind::Download { folder }, None) => ("download", folder.clone()),
         };
+        let folder = match (&r.kind, multi) {
+            (Kind::Download { folder }, None) => folder.clone(),
+            _ => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        let disk_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let listed_name = r
+            .listed_name
+            .clone()
+            .filter(|l| multi.is_some() && disk_name.as_deref() != Some(l.as_str()));
         let mut t = Transfer {
             hash: r.info_hash,
             name: r.name.clone(),
@@ -81,12 +113,14 @@ impl Engine {
             eta_secs: None,
             peers: vec![],
             folder,
+            path,
+            listed_name,
             error: None,
         };
         if fetching.contains(&r.info_hash) {
             return t;
         }
-        let Some(h) = self.inner.session.get(id20(&r.info_hash).into()) else {
+        let Some(h) = handle else {
             return t;
         };
         let stats = h.stats();
