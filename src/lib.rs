@@ -10,6 +10,7 @@ pub mod api;
 pub mod desktop;
 pub mod events;
 pub mod memory;
+pub mod net;
 pub mod paths;
 pub mod service;
 pub mod shares;

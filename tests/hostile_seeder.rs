@@ -70,6 +70,12 @@ async fn read_exact_or_eof(s: &mut TcpStream, n: usize) -> Option<Vec<u8>> {
 
 /// Serves `info` as the metadata of its hash to whoever connects.
 async fn fake_seeder(info: Vec<u8>) -> SocketAddr {
+    fake_peer(info, None).await
+}
+
+/// [`fake_seeder`] that also hands every peer `pex` through peer exchange
+/// (BEP 11) as soon as the peer's extended handshake arrives.
+async fn fake_peer(info: Vec<u8>, pex: Option<SocketAddr>) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
@@ -85,7 +91,10 @@ async fn fake_seeder(info: Vec<u8>) -> SocketAddr {
                 reply.extend_from_slice(&[0, 0, 0, 0, 0, 0x10, 0, 0]);
                 reply.extend_from_slice(&hs[28..48]);
                 reply.extend_from_slice(b"-XX0001-hostilepeer!");
-                let ext = format!("d1:md11:ut_metadatai3ee13:metadata_sizei{}ee", info.len());
+                let ext = format!(
+                    "d1:md11:ut_metadatai3e6:ut_pexi1ee13:metadata_sizei{}ee",
+                    info.len()
+                );
                 let mut msg = ((2 + ext.len()) as u32).to_be_bytes().to_vec();
                 msg.extend_from_slice(&[20, 0]);
                 msg.extend_from_slice(ext.as_bytes());
@@ -116,6 +125,25 @@ async fn fake_seeder(info: Vec<u8>) -> SocketAddr {
                                 .take_while(|c| c.is_ascii_digit())
                                 .collect();
                             their_id = digits.parse().unwrap_or(2);
+                        }
+                        let pex_id = text.find("6:ut_pexi").and_then(|pos| {
+                            text[pos + 9..]
+                                .split('e')
+                                .next()
+                                .and_then(|d| d.parse::<u8>().ok())
+                        });
+                        if let (Some(SocketAddr::V4(to)), Some(pex_id)) = (pex, pex_id) {
+                            let mut compact = to.ip().octets().to_vec();
+                            compact.extend_from_slice(&to.port().to_be_bytes());
+                            let mut payload = b"d5:added6:".to_vec();
+                            payload.extend_from_slice(&compact);
+                            payload.extend_from_slice(b"7:added.f1:\x00e");
+                            let mut msg = ((2 + payload.len()) as u32).to_be_bytes().to_vec();
+                            msg.extend_from_slice(&[20, pex_id]);
+                            msg.extend_from_slice(&payload);
+                            if s.write_all(&msg).await.is_err() {
+                                return;
+                            }
                         }
                     } else if text.contains("8:msg_typei0e") {
                         // BEP 9: the metadata in pieces of 16 KiB.
@@ -575,6 +603,84 @@ async fn metadata_must_match_the_list_and_fit_on_the_disk() {
             .into_iter()
             .filter(|(p, _)| !p.to_string_lossy().contains("/data/"))
             .collect::<Vec<_>>()
+    );
+    lab.mallory.xmpp.shutdown().await;
+    lab.bob.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn peer_exchange_never_makes_us_connect_elsewhere() {
+    let mut lab = Lab::start().await;
+    // A listener of ours that only peer exchange names.
+    let trap = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let trap_addr = trap.local_addr().unwrap();
+    let (knock_tx, mut knocks) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((_, from)) = trap.accept().await {
+            let _ = knock_tx.send(from);
+        }
+    });
+    let info = info_single("bait.bin");
+    let hash = InfoHash(Sha1::digest(&info).into());
+    let peer = fake_peer(info, Some(trap_addr)).await;
+    lab.mallory
+        .xmpp
+        .set_local(ResourceShares {
+            shares: vec![Share {
+                hash,
+                name: ShareName::new("bait.bin").unwrap(),
+                size: 10,
+            }],
+            addresses: vec![peer],
+            more: None,
+        })
+        .unwrap();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !lab.bob.catalog.sources(&hash).iter().any(|s| s.online) {
+        let _ = tokio::time::timeout_at(deadline, lab.events.recv())
+            .await
+            .expect("mallory's list reaches bob");
+    }
+    lab.bob.engine.download(hash, None).await.unwrap();
+    // The download goes live (its metadata came from mallory's peer, which
+    // then hands over the trap's address at every handshake).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let live = lab
+            .bob
+            .engine
+            .transfers()
+            .iter()
+            .any(|t| t.hash == hash && t.state == "downloading" && !t.peers.is_empty());
+        if live {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the download never reached mallory's peer: {:#?}",
+            lab.bob.engine.transfers()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let peers = lab
+        .bob
+        .engine
+        .transfers()
+        .into_iter()
+        .find(|t| t.hash == hash)
+        .unwrap()
+        .peers;
+    assert!(
+        peers
+            .iter()
+            .all(|p| p.contact.as_deref() == Some("mallory@localhost/evil")),
+        "every peer is named by its contact: {peers:?}"
+    );
+    // librqbit would dial a peer exchange address within a second or two.
+    let knock = tokio::time::timeout(Duration::from_secs(15), knocks.recv()).await;
+    assert!(
+        knock.is_err(),
+        "bob connected to an address only peer exchange named: {knock:?}"
     );
     lab.mallory.xmpp.shutdown().await;
     lab.bob.shutdown().await;

@@ -277,6 +277,7 @@ async fn run() -> ExitCode {
             upload_limit: args.upload_limit,
             download_limit: None,
             upnp: !args.no_upnp,
+            allow_loopback_peers: false,
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,

@@ -98,16 +98,7 @@ fn kib(limit: Option<u32>) -> Option<NonZeroU32> {
     limit.and_then(|k| NonZeroU32::new(k.saturating_mul(1024)))
 }
 
-/// Whether `server` (`host:port`) names this machine, where logging in
-/// without TLS exposes nothing to the network.
-pub fn is_loopback_server(server: &str) -> bool {
-    let host = match server.rsplit_once(':') {
-        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-        None => server,
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+pub use crate::xmpp::is_loopback_server;
 
 impl DesktopSettings {
     /// `$XDG_CONFIG_HOME/bitween/desktop.json`.
@@ -180,6 +171,7 @@ impl DesktopSettings {
                 upload_limit: self.upload_limit(),
                 download_limit: self.download_limit(),
                 upnp: self.upnp,
+                allow_loopback_peers: false,
             },
             addresses: AddressConfig {
                 public_ipv4: self.ipv4,

@@ -249,6 +249,62 @@ impl Catalog {
         out
     }
 
+    /// Every online contact resource that lists `hash` and published at
+    /// least one address: (contact, resource).
+    pub fn online_holders(&self, hash: &InfoHash) -> Vec<(String, String)> {
+        let state = self.read();
+        let mut out = Vec::new();
+        for (jid, entry) in &state.contacts {
+            for resource in &entry.online {
+                let Some(held) = entry.resources.get(resource) else {
+                    continue;
+                };
+                if !held.addresses.is_empty() && held.find(hash).is_some() {
+                    out.push((jid.clone(), resource.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// Every online contact resource with at least one published address.
+    pub fn online_resources(&self) -> Vec<(String, String)> {
+        let state = self.read();
+        let mut out = Vec::new();
+        for (jid, entry) in &state.contacts {
+            for resource in &entry.online {
+                if entry
+                    .resources
+                    .get(resource)
+                    .is_some_and(|h| !h.addresses.is_empty())
+                {
+                    out.push((jid.clone(), resource.clone()));
+                }
+            }
+        }
+        out
+    }
+
+    /// The addresses `jid/resource` publishes, if it is online.
+    pub fn online_addresses(&self, jid: &str, resource: &str) -> Option<Vec<SocketAddr>> {
+        let state = self.read();
+        let entry = state.contacts.get(jid)?;
+        if !entry.online.contains(resource) {
+            return None;
+        }
+        Some(entry.resources.get(resource)?.addresses.clone())
+    }
+
+    /// Whether `jid/resource` lists `hash` now.
+    pub fn lists(&self, jid: &str, resource: &str, hash: &InfoHash) -> bool {
+        let state = self.read();
+        state
+            .contacts
+            .get(jid)
+            .and_then(|e| e.resources.get(resource))
+            .is_some_and(|h| h.find(hash).is_some())
+    }
+
     /// How many contacts we know of, and how many shares they list in all.
     pub fn totals(&self) -> (usize, usize) {
         let state = self.read();

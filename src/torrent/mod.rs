@@ -26,19 +26,20 @@ use std::time::Duration;
 use librqbit::dht::Id20;
 use librqbit::storage::StorageFactoryExt;
 use librqbit::{
-    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions,
-    ManagedTorrent, Session, SessionOptions, SessionPersistenceConfig,
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ConnectionOptions, ListenerMode,
+    ListenerOptions, ManagedTorrent, Session, SessionOptions, SessionPersistenceConfig,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventBus};
+use crate::net::PeerPaths;
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
 pub use safety::{check_file_names, MAX_FILES};
 pub use stats::{Peer, Transfer};
 pub use storage::{available_space, fresh_target};
 use storage::{Access, Layout, SafeStorageFactory};
 pub use store::{Kind, Record, Stamp};
-pub use tracker::{peers_for, ANNOUNCE_INTERVAL};
+pub use tracker::ANNOUNCE_INTERVAL;
 
 /// How long one attempt to fetch a torrent's metadata from its sources may
 /// take before we wait for new sources and try again.
@@ -72,6 +73,10 @@ pub struct EngineConfig {
     /// report the mapping back, so nothing extra is published for it: the
     /// listen port already is. Tests set it to `false` (there is no router).
     pub upnp: bool,
+    /// Contacts' loopback addresses may be dialed: only when our own XMPP
+    /// server is on this machine (tests, the demo). `Service` sets it from
+    /// the XMPP settings.
+    pub allow_loopback_peers: bool,
 }
 
 impl EngineConfig {
@@ -94,6 +99,8 @@ pub enum EngineError {
 
 struct Inner {
     session: Arc<Session>,
+    /// Every outgoing peer connection goes through it.
+    paths: PeerPaths,
     tracker_url: String,
     catalog: Catalog,
     events: EventBus,
@@ -169,20 +176,24 @@ impl Engine {
             ))
         })?;
         let stop = CancellationToken::new();
-        let tracker = tracker::LocalTracker::start(catalog.clone(), stop.clone())
+        let paths = PeerPaths::start(catalog.clone(), config.allow_loopback_peers, stop.clone())
             .await
             .map_err(err)?;
+        let tracker = tracker::LocalTracker::start(paths.clone(), stop.clone())
+            .await
+            .map_err(err)?;
+        paths.allow_passthrough(tracker.addr());
         let wanted = match config.listen_port {
             0 => state.listen_port,
             p => p,
         };
-        let session = Self::session(&config, tracker.url(), wanted).await;
+        let session = Self::session(&config, tracker.url(), &paths, wanted).await;
         // A saved port may be taken now: fall back to a fresh one.
         let session = match session {
             Ok(s) => s,
             Err(e) if config.listen_port == 0 && wanted != 0 => {
                 tracing::warn!("port {wanted} is not available ({e}); picking another");
-                Self::session(&config, tracker.url(), 0).await?
+                Self::session(&config, tracker.url(), &paths, 0).await?
             }
             Err(e) => return Err(e),
         };
@@ -195,6 +206,7 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 session,
+                paths,
                 tracker_url: tracker.url().to_string(),
                 catalog,
                 events,
@@ -229,6 +241,7 @@ impl Engine {
     async fn session(
         config: &EngineConfig,
         tracker_url: &str,
+        paths: &PeerPaths,
         port: u16,
     ) -> Result<Arc<Session>, EngineError> {
         // librqbit's own persistence is used for one thing only: the piece
@@ -261,6 +274,13 @@ impl Engine {
                 ..Default::default()
             }),
             trackers: [tracker_url.parse().expect("our tracker URL parses")].into(),
+            // Every outgoing peer connection (and the announce to our own
+            // tracker) goes through the path layer, which connects only to
+            // contacts who list the torrent (`crate::net`).
+            connect: Some(ConnectionOptions {
+                proxy_url: Some(paths.proxy_url()),
+                ..Default::default()
+            }),
             ratelimits: librqbit::limits::LimitsConfig {
                 upload_bps: config.upload_limit,
                 download_bps: config.download_limit,
@@ -526,7 +546,7 @@ impl Engine {
             // Only costs the second read this avoids.
             tracing::warn!(hash = %created.info_hash, "cannot write the fastresume bitfield: {e}");
         }
-        let peers = peers_for(&self.inner.catalog, &created.info_hash);
+        let peers = self.inner.paths.peers_for(&created.info_hash);
         let layout = share_layout(&created.output_folder, name, created.multi);
         let storage = SafeStorageFactory::new(layout.clone(), Access::Seed);
         let added = self
@@ -650,7 +670,7 @@ impl Engine {
     async fn fetch(&self, hash: InfoHash) {
         let mut events = self.inner.events.subscribe();
         loop {
-            let peers = peers_for(&self.inner.catalog, &hash);
+            let peers = self.inner.paths.peers_for(&hash);
             if !peers.is_empty() {
                 match self.fetch_once(hash, peers).await {
                     Ok(()) => return,
@@ -897,7 +917,7 @@ impl Engine {
             Kind::Download { .. } => Access::Download { reopen: true },
         };
         let storage = SafeStorageFactory::new(layout.clone(), access);
-        let peers = peers_for(&self.inner.catalog, &hash);
+        let peers = self.inner.paths.peers_for(&hash);
         match self
             .inner
             .session

@@ -11,15 +11,10 @@
 use librqbit::{ByteBufOwned, ValidatedTorrentMetaV1Info};
 
 use super::storage::MAX_COMPONENT_BYTES;
+use crate::shares::is_bidi_control;
 
 /// The most files we download in one torrent.
 pub const MAX_FILES: usize = 10_000;
-
-/// Bidirectional embeddings, overrides and isolates (U+202A..U+202E,
-/// U+2066..U+2069): `evil\u{202e}fdp.exe` shows as `evilexe.pdf`.
-fn is_bidi_control(c: char) -> bool {
-    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
-}
 
 /// Why one path component is unsafe, if it is.
 pub fn unsafe_component(c: &str) -> Option<&'static str> {

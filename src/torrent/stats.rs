@@ -49,8 +49,13 @@ pub struct Transfer {
 /// A connected peer, named by the contact that published its address.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Peer {
+    /// Where the peer is (for a connection of ours, the address we reached;
+    /// for one of theirs, where it came from).
     pub address: String,
+    /// `contact/resource`, when known.
     pub contact: Option<String>,
+    /// How the connection was made.
+    pub path: crate::net::PathKind,
 }
 
 impl Engine {
@@ -149,9 +154,22 @@ impl Engine {
             t.peers = snapshot
                 .peers
                 .keys()
-                .map(|addr| Peer {
-                    address: addr.clone(),
-                    contact: addr.parse().ok().and_then(|a| contact_of(&sources, a)),
+                .map(|key| {
+                    let addr: Option<SocketAddr> = key.parse().ok();
+                    // Our own connections went through the path layer under
+                    // a virtual address; it knows whom and how.
+                    match addr.and_then(|a| self.inner.paths.describe(&r.info_hash, a)) {
+                        Some(p) => Peer {
+                            address: p.address.to_string(),
+                            contact: Some(p.contact),
+                            path: p.path,
+                        },
+                        None => Peer {
+                            address: key.clone(),
+                            contact: addr.and_then(|a| contact_of(&sources, a)),
+                            path: crate::net::PathKind::Direct,
+                        },
+                    }
                 })
                 .collect();
             t.peers.sort_by(|a, b| a.address.cmp(&b.address));

@@ -1,5 +1,5 @@
 //! A BitTorrent tracker on 127.0.0.1 inside the app that answers announces
-//! from the contacts' catalog.
+//! from the contacts' catalog (as the path layer's virtual addresses).
 //!
 //! Why: librqbit 9.1 has no public call to add a peer to a running torrent,
 //! and `initial_peers` are fixed when a torrent is added. Every torrent of
@@ -7,8 +7,8 @@
 //! that appear later (a contact who just downloaded the file, a device that
 //! came online) join running downloads and seeds without removing and
 //! re-adding anything, and without a fork of librqbit. The tracker hands out
-//! only addresses our contacts published for that info hash (online
-//! resources), so nobody can make us connect anywhere else. It listens on
+//! one address per online contact resource that lists the info hash (see
+//! `crate::net`: librqbit reaches them through the path layer). It listens on
 //! loopback behind a random path, so other local programs cannot read the
 //! catalog through it.
 
@@ -19,7 +19,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use crate::shares::{Catalog, InfoHash};
+use crate::net::PeerPaths;
+use crate::shares::InfoHash;
 
 /// How often torrents re-announce to the local tracker.
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
@@ -28,12 +29,14 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct LocalTracker {
     url: String,
+    addr: std::net::SocketAddr,
 }
 
 impl LocalTracker {
     /// Binds 127.0.0.1 on a free port and serves until `stop` is cancelled.
-    pub async fn start(catalog: Catalog, stop: CancellationToken) -> std::io::Result<LocalTracker> {
+    pub async fn start(paths: PeerPaths, stop: CancellationToken) -> std::io::Result<LocalTracker> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let secret: u64 = rand::random();
         let path = format!("/{secret:016x}/announce");
         let url = format!("http://{}{path}", listener.local_addr()?);
@@ -44,9 +47,9 @@ impl LocalTracker {
                     c = listener.accept() => c,
                 };
                 let Ok((stream, _)) = conn else { continue };
-                let (catalog, path) = (catalog.clone(), path.clone());
+                let (paths, path) = (paths.clone(), path.clone());
                 tokio::spawn(async move {
-                    if let Err(e) = serve(stream, &catalog, &path).await {
+                    if let Err(e) = serve(stream, &paths, &path).await {
                         tracing::debug!("local tracker request failed: {e}");
                     }
                 });
@@ -56,15 +59,20 @@ impl LocalTracker {
             task,
             tracing::debug_span!("local-tracker"),
         ));
-        Ok(LocalTracker { url })
+        Ok(LocalTracker { url, addr })
     }
 
     pub fn url(&self) -> &str {
         &self.url
     }
+
+    /// Where it listens (librqbit reaches it through the path layer).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
 }
 
-async fn serve(mut stream: TcpStream, catalog: &Catalog, path: &str) -> std::io::Result<()> {
+async fn serve(mut stream: TcpStream, paths: &PeerPaths, path: &str) -> std::io::Result<()> {
     let mut buf = Vec::with_capacity(1024);
     let mut chunk = [0u8; 1024];
     while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
@@ -85,7 +93,7 @@ async fn serve(mut stream: TcpStream, catalog: &Catalog, path: &str) -> std::io:
         .unwrap_or("");
     let body = match target.split_once('?') {
         Some((p, query)) if p == path => match info_hash_param(query) {
-            Some(hash) => announce_response(&peers_for(catalog, &hash)),
+            Some(hash) => announce_response(&paths.peers_for(&hash)),
             None => failure("missing or malformed info_hash"),
         },
         _ => failure("unknown path"),
@@ -98,19 +106,6 @@ async fn serve(mut stream: TcpStream, catalog: &Catalog, path: &str) -> std::io:
     response.extend_from_slice(&body);
     stream.write_all(&response).await?;
     stream.shutdown().await
-}
-
-/// Every address published for `hash` by an online contact resource.
-pub fn peers_for(catalog: &Catalog, hash: &InfoHash) -> Vec<SocketAddr> {
-    let mut out: Vec<SocketAddr> = catalog
-        .sources(hash)
-        .into_iter()
-        .filter(|s| s.online)
-        .map(|s| s.address)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
 }
 
 /// The raw 20 bytes of the `info_hash` query parameter (percent-encoded).

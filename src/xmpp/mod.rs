@@ -121,6 +121,17 @@ fn parse_bare(jid: &str) -> Result<BareJid, ConfigError> {
     Ok(parsed.to_bare())
 }
 
+/// Whether `server` (`host:port`) names this machine, where logging in
+/// without TLS exposes nothing to the network.
+pub fn is_loopback_server(server: &str) -> bool {
+    let host = match server.rsplit_once(':') {
+        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
+        None => server,
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
 /// Parses a JID as a contact address (`user@domain`).
 pub fn contact_jid(jid: &str) -> Result<BareJid, ConfigError> {
     parse_bare(jid)
