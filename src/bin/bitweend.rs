@@ -162,38 +162,12 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
 
 fn password(args: &Args) -> Result<String, String> {
     match &args.password_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map(|s| s.lines().next().unwrap_or_default().to_string())
+        Some(path) => bitween::desktop::secret::load(path)
+            .and_then(|p| p.ok_or_else(|| std::io::ErrorKind::NotFound.into()))
             .map_err(|e| format!("cannot read the password file {}: {e}", path.display())),
         None => std::env::var("BITWEEN_PASSWORD").map_err(|_| {
             "no password: pass --password-file FILE or set BITWEEN_PASSWORD".to_string()
         }),
-    }
-}
-
-/// `--insecure-plaintext` is only for a server on this machine.
-fn check_plaintext(args: &Args) -> Result<(), String> {
-    if !args.insecure_plaintext {
-        return Ok(());
-    }
-    let host = args
-        .server
-        .as_deref()
-        .and_then(|s| s.rsplit_once(':'))
-        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'));
-    let loopback = match host {
-        Some("localhost") => true,
-        Some(h) => h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    };
-    if loopback {
-        Ok(())
-    } else {
-        Err(
-            "--insecure-plaintext is only allowed with --server on a loopback address \
-             (for example 127.0.0.1:5222): it sends your password in the clear"
-                .into(),
-        )
     }
 }
 
@@ -247,7 +221,6 @@ async fn run() -> ExitCode {
                     .to_string()
             })
         })
-        .and_then(|()| check_plaintext(&args))
         .and_then(|()| password(&args))
     {
         Ok(p) => p,

@@ -27,10 +27,12 @@ pub fn store(path: &Path, password: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The stored password, if there is one.
+/// The stored password, if there is one: the file's first line without its
+/// line ending (`\n` or `\r\n`), as every password file of Bitween is read
+/// (bitweend's `--password-file` too), so `echo secret > file` works.
 pub fn load(path: &Path) -> std::io::Result<Option<String>> {
     match std::fs::read_to_string(path) {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => Ok(Some(p.lines().next().unwrap_or_default().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -58,6 +60,11 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        std::fs::write(&path, "with newline \r\nsecond line").unwrap();
+        assert_eq!(
+            super::load(&path).unwrap().as_deref(),
+            Some("with newline ")
+        );
         super::forget(&path).unwrap();
         super::forget(&path).unwrap();
         assert_eq!(super::load(&path).unwrap(), None);

@@ -7,6 +7,7 @@
 
 mod connect;
 mod disco;
+mod guard;
 mod session;
 
 use std::net::IpAddr;
@@ -15,7 +16,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_xmpp::connect::{DnsConfig, StartTlsServerConnector, TcpServerConnector};
+use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::jid::{BareJid, Jid};
 use tokio_xmpp::stanzastream::StanzaStream;
 use tokio_xmpp::xmlstream::Timeouts;
@@ -23,11 +24,12 @@ use tokio_xmpp::xmlstream::Timeouts;
 use crate::events::EventBus;
 use crate::shares::{CatalogWriter, ResourceShares};
 
-pub use connect::{FIRST_RETRY, MAX_RETRY};
+pub use connect::{FIRST_RETRY, MAX_RETRY, STABLE_AFTER};
 pub use disco::CAPS_NODE;
+pub use guard::{LONG_NAME, MAX_TOKEN};
 
-/// How to log in.
-#[derive(Debug, Clone)]
+/// How to log in. Its `Debug` never shows the password.
+#[derive(Clone)]
 pub struct XmppConfig {
     /// The account, `user@domain` (a resource part is ignored: see
     /// `resource`).
@@ -43,6 +45,18 @@ pub struct XmppConfig {
     pub insecure_plaintext: bool,
 }
 
+impl std::fmt::Debug for XmppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XmppConfig")
+            .field("jid", &self.jid)
+            .field("password", &"<redacted>")
+            .field("resource", &self.resource)
+            .field("server", &self.server)
+            .field("insecure_plaintext", &self.insecure_plaintext)
+            .finish()
+    }
+}
+
 /// Why a configuration cannot be used; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -54,6 +68,11 @@ pub enum ConfigError {
     Server(String),
     #[error("resource {0:?} is not a valid XMPP resource: {1}")]
     Resource(String, String),
+    #[error(
+        "logging in without TLS is only allowed to a server on this machine (127.0.0.1, ::1, localhost), \
+         not {0}: it would send your password in the clear; remove the plaintext option"
+    )]
+    Plaintext(String),
 }
 
 /// Whether we are logged in, as last reported.
@@ -151,6 +170,20 @@ fn dns_config(server: &str) -> Result<DnsConfig, ConfigError> {
     })
 }
 
+/// Plaintext (and so SASL PLAIN in the clear) only where nothing leaves
+/// the machine: decided here, in [`start`], so no front end can forget it.
+fn check_plaintext(config: &XmppConfig, bare: &BareJid) -> Result<(), ConfigError> {
+    if config.insecure_plaintext && !config.server.as_deref().is_some_and(is_loopback_server) {
+        return Err(ConfigError::Plaintext(
+            config
+                .server
+                .clone()
+                .unwrap_or_else(|| bare.domain().to_string()),
+        ));
+    }
+    Ok(())
+}
+
 /// Starts the session task: it connects (and reconnects) on its own,
 /// publishes `ResourceShares` given through the handle and writes what
 /// contacts publish into `catalog`.
@@ -170,6 +203,7 @@ pub fn start(
         ),
         None => Jid::from(bare.clone()),
     };
+    check_plaintext(&config, &bare)?;
     let dns = match &config.server {
         Some(s) => dns_config(s)?,
         None => DnsConfig::srv_default_client(bare.domain().as_str()),
@@ -180,25 +214,18 @@ pub fn start(
         response_timeout: Duration::from_secs(20),
     };
     let (status_tx, status_rx) = mpsc::unbounded_channel();
-    let reconnector = if config.insecure_plaintext {
-        connect::reconnector(
-            TcpServerConnector::from(dns),
-            server_name,
-            jid,
-            config.password.clone(),
-            timeouts,
-            status_tx,
-        )
-    } else {
-        connect::reconnector(
-            StartTlsServerConnector::from(dns),
-            server_name,
-            jid,
-            config.password.clone(),
-            timeouts,
-            status_tx,
-        )
+    let connector = connect::GuardedConnector {
+        dns,
+        tls: !config.insecure_plaintext,
     };
+    let reconnector = connect::reconnector(
+        connector,
+        server_name,
+        jid,
+        config.password.clone(),
+        timeouts,
+        status_tx,
+    );
     let stream = StanzaStream::new(reconnector, 1024);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
@@ -289,6 +316,31 @@ mod tests {
             Err(ConfigError::NoLocalPart(_))
         ));
         assert!(matches!(parse_bare("a@b@c"), Err(ConfigError::Jid(..))));
+        let config = XmppConfig {
+            jid: "alice@example.org".into(),
+            password: "hunter2".into(),
+            resource: None,
+            server: Some("xmpp.example.org:5222".into()),
+            insecure_plaintext: true,
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let bare = parse_bare(&config.jid).unwrap();
+        assert!(matches!(
+            check_plaintext(&config, &bare),
+            Err(ConfigError::Plaintext(_))
+        ));
+        for local in ["127.0.0.1:5222", "[::1]:5222", "localhost:5222"] {
+            let c = XmppConfig {
+                server: Some(local.into()),
+                ..config.clone()
+            };
+            assert!(check_plaintext(&c, &bare).is_ok(), "{local}");
+        }
+        let c = XmppConfig {
+            server: None,
+            ..config.clone()
+        };
+        assert!(check_plaintext(&c, &bare).is_err());
         assert!(dns_config("127.0.0.1:5222").is_ok());
         assert!(dns_config("[::1]:5222").is_ok());
         assert!(dns_config("xmpp.example.org:5222").is_ok());
