@@ -370,3 +370,92 @@ fn settings_come_from_the_config_file_and_flags_win() {
         "{err}"
     );
 }
+
+/// The resources of `user` that `watcher` holds an entry of, sorted.
+fn entries_of(watcher: &Daemon, user: &str) -> Vec<String> {
+    let shares = watcher.rpc("xmpp.get_shares", json!([]));
+    let mut out: Vec<String> = shares[format!("{user}@{DOMAIN}")]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn wait_entries(watcher: &Daemon, user: &str, want: &[&str], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = entries_of(watcher, user);
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {user}'s entries are {now:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_device_keeps_one_entry_and_dead_ones_go() {
+    // A killed client's session ends a second later (not ten minutes).
+    let server = Prosody::start_with(
+        &["alice", "bob"],
+        &[("alice", "bob")],
+        "smacks_hibernation_time = 1",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
+    // A device of alice's that crashes leaves its entry behind ...
+    let old = Daemon::start(&server, "alice", &tmp.path().join("old"));
+    wait_entries(&bob, "alice", &["pc"], "the old device");
+    drop(old);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        entries_of(&bob, "alice"),
+        ["pc"],
+        "a crash retracts nothing"
+    );
+    // ... which goes when another device of hers publishes. That device has
+    // its own resource, kept in its data dir, through every restart (a
+    // kill -9 each time: nothing is retracted cleanly).
+    let dir = tmp.path().join("laptop");
+    let mut laptop = Daemon::start_device(&server, "alice", &dir);
+    let resource = std::fs::read_to_string(dir.join("data/resource"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(!resource.is_empty() && resource != "pc");
+    wait_entries(
+        &bob,
+        "alice",
+        &[&resource],
+        "the laptop replaces the dead entry",
+    );
+    for round in 0..3 {
+        drop(laptop);
+        laptop = Daemon::start_device(&server, "alice", &dir);
+        // Online again, bound to the same resource ...
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = laptop.json(&["status"]);
+            let bound = status["connection"]["Online"]["jid"]
+                .as_str()
+                .unwrap_or_default();
+            if !bound.is_empty() {
+                assert!(bound.ends_with(&format!("/{resource}")), "{status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "restart {round}: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // ... and its item still holds one entry for this device.
+        wait_entries(
+            &bob,
+            "alice",
+            &[&resource],
+            &format!("restart {round}: still one entry"),
+        );
+    }
+}

@@ -38,7 +38,8 @@ struct Args {
     /// the clear.
     #[arg(long)]
     insecure_plaintext: bool,
-    /// The XMPP resource (device name) to use; default: chosen by the server.
+    /// The XMPP resource (device name) to use; default: one chosen for this
+    /// device on first start and kept in the data dir (file `resource`).
     #[arg(long)]
     resource: Option<String>,
     /// Where Bitween keeps its state; default: $XDG_DATA_HOME/bitween.

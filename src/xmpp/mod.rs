@@ -151,6 +151,61 @@ pub fn is_loopback_server(server: &str) -> bool {
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
+/// The file in the data dir that holds this device's resource.
+pub const RESOURCE_FILE: &str = "resource";
+
+/// This device's XMPP resource: chosen once (the host name and a random
+/// suffix, `laptop-3f9a`), kept in `data_dir/resource`, and used at every
+/// login, so a reconnect is the same device to the server and to the item
+/// we publish (a server-chosen resource per connection left one dead entry
+/// per reconnect behind). A damaged file is replaced.
+pub fn device_resource(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join(RESOURCE_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let saved = text.trim();
+        if !saved.is_empty()
+            && BareJid::new("a@b")
+                .unwrap()
+                .with_resource_str(saved)
+                .is_ok()
+        {
+            return Ok(saved.to_string());
+        }
+        tracing::warn!(path = %path.display(), "the saved resource is not usable; choosing a new one");
+    }
+    let host: String = host_name()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    let host = if host.is_empty() {
+        "bitween".to_string()
+    } else {
+        host
+    };
+    let resource = format!("{host}-{:04x}", rand::random::<u16>());
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(&path, format!("{resource}\n"))?;
+    Ok(resource)
+}
+
+/// The machine's name, as far as it can be had.
+fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes a
+        // NUL-terminated name into it (or fails).
+        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            return String::from_utf8_lossy(&buf[..end]).into_owned();
+        }
+    }
+    std::env::var("COMPUTERNAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
 /// Parses a JID as a contact address (`user@domain`).
 pub fn contact_jid(jid: &str) -> Result<BareJid, ConfigError> {
     parse_bare(jid)
@@ -304,6 +359,18 @@ impl XmppHandle {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_device_keeps_its_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = device_resource(dir.path()).unwrap();
+        assert!(first.len() > 5, "{first}");
+        assert_eq!(device_resource(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join(RESOURCE_FILE), "\n").unwrap();
+        let again = device_resource(dir.path()).unwrap();
+        assert!(!again.is_empty());
+        assert_eq!(device_resource(dir.path()).unwrap(), again);
+    }
 
     #[test]
     fn jids_and_servers_are_checked_with_clear_errors() {
