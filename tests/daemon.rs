@@ -459,3 +459,45 @@ fn a_device_keeps_one_entry_and_dead_ones_go() {
         );
     }
 }
+
+#[test]
+fn the_api_stays_on_loopback_and_says_how_to_reach_it_from_elsewhere() {
+    let server = Prosody::start(&["alice"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_bitweend");
+    for extra in [
+        &["--api", "0.0.0.0:0"][..],
+        &["--api", "127.0.0.1:0", "--api-public"][..],
+    ] {
+        let out = Command::new(exe)
+            .args(extra)
+            .args([
+                "--jid",
+                &format!("alice@{DOMAIN}"),
+                "--server",
+                &server.server(),
+            ])
+            .args([
+                "--insecure-plaintext",
+                "--no-public-ip",
+                "--no-upnp",
+                "--no-natpmp",
+            ])
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .env("BITWEEN_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("loopback only") && err.contains("ssh -N -L"),
+            "{extra:?}: {err}"
+        );
+        assert!(
+            !tmp.path().join("data/api-token").exists(),
+            "{extra:?}: no API was started"
+        );
+    }
+}

@@ -491,6 +491,7 @@ async fn what_exists_is_never_touched_and_downloads_get_fresh_names() {
             .await
             .unwrap_or_else(|e| panic!("{name}: {e}"));
         assert_eq!(t.path, downloads.join(fresh), "{name}: the name on disk");
+        assert_eq!(t.folder, downloads, "{name}: the folder that holds it");
         assert_eq!(t.name, name, "{name}: the torrent's own name");
         assert_eq!(
             t.listed_name.as_deref(),
@@ -499,6 +500,14 @@ async fn what_exists_is_never_touched_and_downloads_get_fresh_names() {
         );
         got.push((name, t));
     }
+    // Open and Show in folder use these paths: a folder share is the folder
+    // itself (not folder/name/name), held by its parent.
+    let seeded = lab.seeder.engine.transfers();
+    let album = seeded.iter().find(|t| t.name == "album").unwrap();
+    assert_eq!(album.path, src.join("album"));
+    assert_eq!(album.folder, src);
+    let thesis = seeded.iter().find(|t| t.name == "thesis.pdf").unwrap();
+    assert_eq!(thesis.path, src.join("thesis.pdf"));
     // What arrived is the seeder's, under the fresh names.
     for (name, t) in &got {
         if *name == "album" {

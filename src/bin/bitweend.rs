@@ -71,9 +71,10 @@ struct Args {
     /// written to the data dir (api-address, api-token).
     #[arg(long)]
     api: Option<SocketAddr>,
-    /// Allow --api on an address other than loopback (anyone who can reach
-    /// it and has the token controls this daemon).
-    #[arg(long)]
+    /// No longer offered: the API sent its token over plain HTTP. It stays
+    /// on loopback; to reach it from another machine, forward it over SSH
+    /// (see the README). Passing this flag is an error that says so.
+    #[arg(long, hide = true)]
     api_public: bool,
     /// Limit uploads to this many bytes per second (default: no limit).
     #[arg(long)]
@@ -268,10 +269,12 @@ async fn run() -> ExitCode {
     let api = args
         .api
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    if !api.ip().is_loopback() && !args.api_public {
+    if !api.ip().is_loopback() || args.api_public {
         eprintln!(
-            "bitweend: --api {} is not a loopback address; add --api-public if you really want the API reachable from other machines",
-            api
+            "bitweend: the API listens on loopback only (--api {api} is not, or --api-public was given): \
+             over plain HTTP its token would cross the network readable by anyone on the way. \
+             To use it from another machine, forward it over SSH: \
+             ssh -N -L 8080:127.0.0.1:PORT you@this-machine, then open http://127.0.0.1:8080/ there"
         );
         return ExitCode::from(2);
     }
