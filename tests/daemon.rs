@@ -501,3 +501,57 @@ fn the_api_stays_on_loopback_and_says_how_to_reach_it_from_elsewhere() {
         );
     }
 }
+
+/// What the event stream sends within `secs` seconds to a client that says
+/// it saw up to `last` (`None`: a first connection).
+fn event_stream(daemon: &Daemon, last: Option<u64>, secs: u32) -> String {
+    let (addr, token) = daemon.api();
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sN",
+        "-m",
+        &secs.to_string(),
+        &format!("http://{addr}/events"),
+        "-H",
+    ])
+    .arg(format!("Authorization: Bearer {token}"));
+    if let Some(last) = last {
+        cmd.args(["-H", &format!("Last-Event-ID: {last}")]);
+    }
+    String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn the_event_stream_numbers_events_and_a_client_catches_up() {
+    let server = Prosody::start(&["alice"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
+    let file = tmp.path().join("note.txt");
+    std::fs::write(&file, b"numbered").unwrap();
+    alice.json(&["share", file.to_str().unwrap()]);
+    // A client that saw event 1 gets what followed, in order, with ids.
+    let caught_up = event_stream(&alice, Some(1), 2);
+    let ids: Vec<u64> = caught_up
+        .lines()
+        .filter_map(|l| l.strip_prefix("id:"))
+        .map(|i| i.trim().parse().unwrap())
+        .collect();
+    assert!(ids.len() >= 2 && ids[0] == 2, "{caught_up}");
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{caught_up}");
+    assert!(caught_up.contains("\"HashingDone\""), "{caught_up}");
+    assert!(!caught_up.contains("Resync"), "{caught_up}");
+    // One that claims an id this daemon never sent must reload.
+    let lost = event_stream(&alice, Some(1_000_000), 2);
+    let first = lost.lines().find(|l| l.starts_with("data:")).unwrap_or("");
+    assert_eq!(
+        first.trim_start_matches("data:").trim(),
+        r#"{"type":"Resync"}"#,
+        "{lost}"
+    );
+    // A first connection gets only what happens from now on.
+    let fresh = event_stream(&alice, None, 2);
+    assert!(
+        !fresh.contains("HashingDone") && !fresh.contains("Resync"),
+        "{fresh}"
+    );
+}

@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use bitween::events::Event;
+use bitween::events::{Event, TransferState};
 use bitween::service::Service;
 use bitween::shares::{InfoHash, ResourceShares, Share, ShareName};
 use common::{Peer, Prosody};
@@ -655,12 +655,9 @@ async fn peer_exchange_never_makes_us_connect_elsewhere() {
     // then hands over the trap's address at every handshake).
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let live = lab
-            .bob
-            .engine
-            .transfers()
-            .iter()
-            .any(|t| t.hash == hash && t.state == "downloading" && !t.peers.is_empty());
+        let live = lab.bob.engine.transfers().iter().any(|t| {
+            t.hash == hash && t.state == TransferState::Downloading && !t.peers.is_empty()
+        });
         if live {
             break;
         }

@@ -66,7 +66,11 @@ pub fn spawn(app: AppHandle) {
                             flush_at = Some(tokio::time::Instant::now() + BATCH);
                         }
                     }
-                    Err(RecvError::Lagged(n)) => tracing::debug!("the window missed {n} events"),
+                    Err(RecvError::Lagged(n)) => {
+                        // The window reloads rather than miss a change.
+                        tracing::debug!("the window missed {n} events; it reloads");
+                        let _ = app.emit("bitween-event", &Event::Resync);
+                    }
                     Err(RecvError::Closed) => break,
                 },
             }

@@ -4,7 +4,7 @@
 
 use std::sync::Mutex;
 
-use bitween::events::Event;
+use bitween::events::{Event, TransferKind, TransferState};
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
@@ -99,7 +99,7 @@ fn all(app: &AppHandle, pause: bool) {
         };
         let engine = &api.service().engine;
         for t in engine.transfers() {
-            let paused = t.state == "paused";
+            let paused = t.state == TransferState::Paused;
             let result = if pause && !paused {
                 engine.pause(&t.hash).await
             } else if !pause && paused {
@@ -129,7 +129,11 @@ pub fn on_event(app: &AppHandle, event: &Event) {
         Event::Transfers { transfers } => {
             s.downloading = transfers
                 .iter()
-                .filter(|t| t.kind == "download" && t.state != "seeding" && t.state != "paused")
+                .filter(|t| {
+                    t.kind == TransferKind::Download
+                        && t.state != TransferState::Seeding
+                        && t.state != TransferState::Paused
+                })
                 .count();
             s.uploading = transfers.iter().filter(|t| t.up_bytes_per_sec > 0).count();
         }

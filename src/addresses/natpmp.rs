@@ -19,7 +19,6 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::Duration;
 
-use serde::Serialize;
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -27,6 +26,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+pub use crate::events::PortMapping;
 use crate::events::{Event, EventBus};
 
 /// The UDP port NAT-PMP gateways listen on.
@@ -373,20 +373,6 @@ async fn exchange<T>(
         requests: timing.attempts,
         waited: started.elapsed(),
     })
-}
-
-/// A mapping the gateway granted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-pub struct PortMapping {
-    pub gateway: SocketAddr,
-    /// The gateway's external IPv4 address, as it reports it (behind a
-    /// second NAT it is not public).
-    pub external_ip: Ipv4Addr,
-    /// Our listen port.
-    pub internal_port: u16,
-    /// The port to publish.
-    pub external_port: u16,
-    pub lifetime_secs: u32,
 }
 
 /// Asks `gateway` for its external address and a TCP mapping of

@@ -25,7 +25,11 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use futures::StreamExt;
+use tokio::sync::broadcast::error::RecvError;
+
 use super::{Api, ApiError, FORBIDDEN, INVALID_REQUEST, PARSE_ERROR, UNAUTHORIZED};
+use crate::events::{CatchUp, Event, Numbered};
 
 #[derive(Clone)]
 struct Ctx {
@@ -210,22 +214,50 @@ async fn events(
     if let Err(r) = check(&ctx, &headers, q.token.as_deref()) {
         return *r;
     }
-    let rx = ctx.api.service().events.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    let bus = ctx.api.service().events.clone();
+    // Subscribed before looking back, so nothing falls between the two.
+    let rx = bus.subscribe_numbered();
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (first, last_sent) = match last.map(|l| (l, bus.since(l))) {
+        None => (vec![], 0),
+        Some((_, CatchUp::Resync)) => (vec![resync()], 0),
+        Some((last, CatchUp::Events(missed))) => {
+            let newest = missed.last().map_or(last, |n| n.id);
+            (missed.iter().map(numbered).collect(), newest)
+        }
+    };
+    let live = futures::stream::unfold((rx, last_sent), |(mut rx, last_sent)| async move {
         loop {
             match rx.recv().await {
-                Ok(ev) => {
-                    let data = serde_json::to_string(&ev).unwrap_or_default();
-                    return Some((Ok::<_, Infallible>(SseEvent::default().data(data)), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return None,
+                Ok(n) if n.id <= last_sent => continue, // replayed already
+                Ok(n) => return Some((numbered(&n), (rx, last_sent))),
+                // Fell behind: the client reloads rather than miss a change.
+                Err(RecvError::Lagged(_)) => return Some((resync(), (rx, last_sent))),
+                Err(RecvError::Closed) => return None,
             }
         }
     });
+    let stream = futures::stream::iter(first)
+        .chain(live)
+        .map(Ok::<_, Infallible>);
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// An event for the stream, with its number as the SSE id (a client that
+/// reconnects sends it back as `Last-Event-ID`).
+fn numbered(n: &Numbered) -> SseEvent {
+    SseEvent::default()
+        .id(n.id.to_string())
+        .data(serde_json::to_string(&n.event).unwrap_or_default())
+}
+
+fn resync() -> SseEvent {
+    SseEvent::default().data(serde_json::to_string(&Event::Resync).unwrap_or_default())
 }
 
 /// The web UI's files (the same ones the desktop app loads), built in so the

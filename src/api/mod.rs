@@ -64,7 +64,7 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("shares", &[]),
     ("share", &["path"]),
     ("unshare", &["hash"]),
-    ("catalog", &[]),
+    ("catalog", &["jid"]),
     ("search", &["text", "limit"]),
     ("download", &["hash", "to"]),
     ("transfers", &[]),
@@ -232,16 +232,20 @@ impl Api {
                 })
             }
             "shares" => to_json(&engine.local_shares()),
-            "catalog" => {
-                let contacts: Vec<_> = self
-                    .svc
-                    .catalog
-                    .contacts()
-                    .iter()
-                    .filter_map(|c| self.svc.catalog.contact(c))
-                    .collect();
-                to_json(&contacts)
-            }
+            "catalog" => match p.opt_str("jid")? {
+                // One contact (the UI refreshes only the one that changed).
+                Some(jid) => to_json(&self.svc.catalog.contact(&jid)),
+                None => {
+                    let contacts: Vec<_> = self
+                        .svc
+                        .catalog
+                        .contacts()
+                        .iter()
+                        .filter_map(|c| self.svc.catalog.contact(c))
+                        .collect();
+                    to_json(&contacts)
+                }
+            },
             "search" => {
                 let limit = match p.values.get("limit") {
                     None | Some(Value::Null) => usize::MAX,

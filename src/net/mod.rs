@@ -38,6 +38,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
+pub use crate::events::PathKind;
 use crate::shares::{Catalog, InfoHash};
 use socks::Reply;
 
@@ -49,14 +50,6 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const DIAL_BUDGET: Duration = Duration::from_secs(8);
 /// Bytes copied at a time each way once connected.
 const SPLICE_BUFFER: usize = 256 * 1024;
-
-/// How a connection reached its peer.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PathKind {
-    /// A TCP connection to an address the contact published.
-    Direct,
-}
 
 /// A live outgoing connection, as the UI shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

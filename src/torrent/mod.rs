@@ -32,10 +32,10 @@ use librqbit::{
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventBus};
+pub use crate::events::{Peer, Transfer, TransferKind, TransferState};
 use crate::net::PeerPaths;
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
 pub use safety::{check_file_names, MAX_FILES};
-pub use stats::{Peer, Transfer};
 pub use storage::{available_space, fresh_target};
 use storage::{Access, Layout, SafeStorageFactory};
 pub use store::{Kind, Record, Stamp};
@@ -565,7 +565,10 @@ impl Engine {
 
     fn refuse_unfinished_download(&self, path: &Path) -> Result<(), EngineError> {
         for t in self.transfers() {
-            if t.kind == "download" && t.state != "seeding" && path.starts_with(&t.path) {
+            if t.kind == TransferKind::Download
+                && t.state != TransferState::Seeding
+                && path.starts_with(&t.path)
+            {
                 return Err(EngineError::BadPath(format!(
                     "{} is inside the folder of the unfinished download {:?}; share it once it is complete",
                     path.display(),

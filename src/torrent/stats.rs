@@ -7,56 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-
 use super::{id20, layout_of, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY};
-use crate::events::Event;
+use crate::events::{Event, PathKind, Peer, Transfer, TransferKind, TransferState};
 use crate::shares::InfoHash;
-
-/// One transfer (share or download) as the UI shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Transfer {
-    pub hash: InfoHash,
-    pub name: String,
-    /// `share` or `download`.
-    pub kind: &'static str,
-    /// `fetching_metadata`, `checking`, `downloading`, `seeding`, `paused`,
-    /// `error`.
-    pub state: &'static str,
-    pub done_bytes: u64,
-    pub total_bytes: u64,
-    pub uploaded_bytes: u64,
-    /// Bytes received from peers since this start (a resumed download
-    /// fetches only what it did not have).
-    pub fetched_bytes: u64,
-    pub down_bytes_per_sec: u64,
-    pub up_bytes_per_sec: u64,
-    pub eta_secs: Option<u64>,
-    pub peers: Vec<Peer>,
-    /// The folder that holds the transfer's file or folder.
-    pub folder: PathBuf,
-    /// The file or folder itself on disk. A download's name there can
-    /// differ from the torrent's (`name (1).ext` when the name was taken);
-    /// until its metadata arrived this is the folder it goes to.
-    pub path: PathBuf,
-    /// A download's name as the contact's list gave it, when it differs
-    /// from the name on disk (show both).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub listed_name: Option<String>,
-    pub error: Option<String>,
-}
-
-/// A connected peer, named by the contact that published its address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Peer {
-    /// Where the peer is (for a connection of ours, the address we reached;
-    /// for one of theirs, where it came from).
-    pub address: String,
-    /// `contact/resource`, when known.
-    pub contact: Option<String>,
-    /// How the connection was made.
-    pub path: crate::net::PathKind,
-}
 
 impl Engine {
     /// Every transfer with its live statistics.
@@ -86,14 +39,14 @@ impl Engine {
         let (kind, path) = match (&r.kind, multi) {
             (Kind::Share { .. }, Some(m)) | (Kind::Download { .. }, Some(m)) => {
                 let kind = if matches!(r.kind, Kind::Share { .. }) {
-                    "share"
+                    TransferKind::Share
                 } else {
-                    "download"
+                    TransferKind::Download
                 };
                 (kind, layout_of(&r, m).top)
             }
-            (Kind::Share { path, .. }, None) => ("share", path.clone()),
-            (Kind::Download { folder }, None) => ("download", folder.clone()),
+            (Kind::Share { path, .. }, None) => (TransferKind::Share, path.clone()),
+            (Kind::Download { folder }, None) => (TransferKind::Download, folder.clone()),
         };
         let folder = match (&r.kind, multi) {
             (Kind::Download { folder }, None) => folder.clone(),
@@ -108,7 +61,7 @@ impl Engine {
             hash: r.info_hash,
             name: r.name.clone(),
             kind,
-            state: "fetching_metadata",
+            state: TransferState::FetchingMetadata,
             done_bytes: 0,
             total_bytes: r.size,
             uploaded_bytes: 0,
@@ -134,11 +87,11 @@ impl Engine {
         t.uploaded_bytes = stats.uploaded_bytes;
         t.error = stats.error.clone();
         t.state = match stats.state {
-            librqbit::TorrentStatsState::Initializing { .. } => "checking",
-            librqbit::TorrentStatsState::Paused => "paused",
-            librqbit::TorrentStatsState::Error => "error",
-            librqbit::TorrentStatsState::Live if stats.finished => "seeding",
-            librqbit::TorrentStatsState::Live => "downloading",
+            librqbit::TorrentStatsState::Initializing { .. } => TransferState::Checking,
+            librqbit::TorrentStatsState::Paused => TransferState::Paused,
+            librqbit::TorrentStatsState::Error => TransferState::Error,
+            librqbit::TorrentStatsState::Live if stats.finished => TransferState::Seeding,
+            librqbit::TorrentStatsState::Live => TransferState::Downloading,
         };
         if let Some(live) = &stats.live {
             t.fetched_bytes = live.snapshot.fetched_bytes;
@@ -167,7 +120,7 @@ impl Engine {
                         None => Peer {
                             address: key.clone(),
                             contact: addr.and_then(|a| contact_of(&sources, a)),
-                            path: crate::net::PathKind::Direct,
+                            path: PathKind::Direct,
                         },
                     }
                 })
@@ -253,10 +206,13 @@ impl Engine {
     /// (Watched here rather than with librqbit's `wait_until_completed`,
     /// which never returns for a torrent that was paused and resumed.)
     fn report_ends(&self, transfers: &[Transfer], failed: &mut HashSet<InfoHash>) {
-        for t in transfers.iter().filter(|t| t.kind == "download") {
+        for t in transfers
+            .iter()
+            .filter(|t| t.kind == TransferKind::Download)
+        {
             match t.state {
-                "seeding" => self.announce_finished(&t.hash),
-                "error" if failed.insert(t.hash) => {
+                TransferState::Seeding => self.announce_finished(&t.hash),
+                TransferState::Error if failed.insert(t.hash) => {
                     self.inner.events.send(Event::DownloadFailed {
                         hash: t.hash,
                         reason: t.error.clone().unwrap_or_else(|| "unknown error".into()),

@@ -1,16 +1,24 @@
 //! Typed events of the backend on one broadcast channel: any part (the
 //! torrent engine, the UI bridge, the API's event stream, tests) subscribes
 //! and reacts; nobody polls.
+//!
+//! A leaf: this module and its payload types (`types.rs`) import nothing of
+//! the crate but the protocol's value types (`shares`, itself a leaf), so
+//! every part can depend on it without an import circle.
+
+mod types;
+
+pub use types::{
+    PathKind, Peer, PortMapping, PublicIpDecision, Rule, ServiceAnswer, ServiceResult, Transfer,
+    TransferKind, TransferState,
+};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 
 use std::net::SocketAddr;
 
-use crate::addresses::natpmp::PortMapping;
-use crate::addresses::PublicIpDecision;
 use crate::shares::{InfoHash, UserShares};
-use crate::torrent::Transfer;
 
 /// Something that happened in the backend.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -86,12 +94,50 @@ pub enum Event {
     /// Demo mode only: what the demo peer did, in words for the user
     /// ("demo-bob downloaded x").
     DemoActivity { text: String },
+    /// Sent to a client (the window, the API's event stream) that missed
+    /// events it cannot catch up on: it must reload everything.
+    Resync,
+}
+
+/// One event with its sequence number (1, 2, ... in the order sent).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Numbered {
+    pub id: u64,
+    pub event: Event,
+}
+
+/// How many events (not counting `Transfers`, which are snapshots sent
+/// every second and never worth replaying) a client that reconnects can
+/// catch up on.
+const REPLAY: usize = 512;
+
+#[derive(Debug, Default)]
+struct Replay {
+    /// The id the next event gets.
+    next: u64,
+    /// The last events worth replaying, oldest first.
+    recent: std::collections::VecDeque<Numbered>,
+    /// The id of the newest event worth replaying that fell out of `recent`
+    /// (0: none yet). A client that saw it or later can catch up.
+    lost_up_to: u64,
+}
+
+/// What a client that reconnects after `last` can be sent.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CatchUp {
+    /// Every event after `last` worth replaying, in order.
+    Events(Vec<Numbered>),
+    /// Too much happened since: the client must reload everything (send
+    /// it [`Event::Resync`]).
+    Resync,
 }
 
 /// The sending side; clone it to hand out subscriptions.
 #[derive(Debug, Clone)]
 pub struct EventBus {
     tx: broadcast::Sender<Event>,
+    numbered: broadcast::Sender<Numbered>,
+    replay: std::sync::Arc<std::sync::Mutex<Replay>>,
 }
 
 impl Default for EventBus {
@@ -105,7 +151,15 @@ impl EventBus {
         // Slow subscribers lag rather than block the backend; 1024 events is
         // far more than a UI falls behind by.
         let (tx, _) = broadcast::channel(1024);
-        EventBus { tx }
+        let (numbered, _) = broadcast::channel(1024);
+        EventBus {
+            tx,
+            numbered,
+            replay: std::sync::Arc::new(std::sync::Mutex::new(Replay {
+                next: 1,
+                ..Default::default()
+            })),
+        }
     }
 
     /// A new receiver that sees every event sent from now on.
@@ -113,9 +167,78 @@ impl EventBus {
         self.tx.subscribe()
     }
 
+    /// Like [`subscribe`](Self::subscribe), with each event's number (for
+    /// clients that reconnect: the API's event stream, the window).
+    pub fn subscribe_numbered(&self) -> broadcast::Receiver<Numbered> {
+        self.numbered.subscribe()
+    }
+
+    /// The events after `last` that a reconnecting client missed.
+    pub fn since(&self, last: u64) -> CatchUp {
+        let replay = self.replay.lock().unwrap_or_else(|e| e.into_inner());
+        if last >= replay.next || last < replay.lost_up_to {
+            return CatchUp::Resync;
+        }
+        CatchUp::Events(
+            replay
+                .recent
+                .iter()
+                .filter(|n| n.id > last)
+                .cloned()
+                .collect(),
+        )
+    }
+
     pub fn send(&self, event: Event) {
         tracing::debug!(?event, "event");
-        // No subscriber is not an error: the backend runs without a UI.
-        let _ = self.tx.send(event);
+        let mut replay = self.replay.lock().unwrap_or_else(|e| e.into_inner());
+        let numbered = Numbered {
+            id: replay.next,
+            event,
+        };
+        replay.next += 1;
+        if !matches!(numbered.event, Event::Transfers { .. }) {
+            if replay.recent.len() == REPLAY {
+                if let Some(old) = replay.recent.pop_front() {
+                    replay.lost_up_to = old.id;
+                }
+            }
+            replay.recent.push_back(numbered.clone());
+        }
+        // Sent while numbering is locked, so every receiver sees the order
+        // of the numbers. No subscriber is not an error: the backend runs
+        // without a UI.
+        let _ = self.numbered.send(numbered.clone());
+        let _ = self.tx.send(numbered.event);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn events_are_numbered_and_a_client_catches_up_or_resyncs() {
+        let bus = EventBus::new();
+        let mut rx = bus.subscribe_numbered();
+        bus.send(Event::RosterChanged);
+        bus.send(Event::Transfers { transfers: vec![] });
+        bus.send(Event::LocalSharesChanged);
+        let ids: Vec<u64> = (0..3).map(|_| rx.try_recv().unwrap().id).collect();
+        assert_eq!(ids, [1, 2, 3]);
+        match bus.since(1) {
+            // Transfers snapshots are not replayed.
+            CatchUp::Events(e) => {
+                assert_eq!(e.iter().map(|n| n.id).collect::<Vec<_>>(), [3], "{e:?}")
+            }
+            CatchUp::Resync => panic!("1 is recent"),
+        }
+        assert_eq!(bus.since(3), CatchUp::Events(vec![]));
+        assert_eq!(bus.since(99), CatchUp::Resync, "an id from another run");
+        for _ in 0..REPLAY {
+            bus.send(Event::RosterChanged);
+        }
+        assert_eq!(bus.since(1), CatchUp::Resync, "too much happened");
+        assert!(matches!(bus.since(10), CatchUp::Events(e) if e.len() == REPLAY - 7));
     }
 }
