@@ -29,7 +29,7 @@ async fn wait_mutual(peer: &mut Peer, other: &str) {
         let roster = peer.xmpp.roster().await.unwrap();
         if roster
             .iter()
-            .any(|c| c.jid == other && c.subscription == "both")
+            .any(|c| c.jid == other && c.subscription == bitween::xmpp::Subscription::Both)
         {
             return;
         }
@@ -577,7 +577,10 @@ async fn a_wrong_password_is_reported_and_not_retried() {
             matches!(e, Event::Disconnected { .. })
         })
         .await;
-    let Event::Disconnected { reason, retrying } = e else {
+    let Event::Disconnected {
+        reason, retrying, ..
+    } = e
+    else {
         unreachable!()
     };
     assert!(!retrying, "a wrong password must not be retried: {reason}");

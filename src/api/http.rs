@@ -28,7 +28,7 @@ use tokio_util::sync::CancellationToken;
 use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 
-use super::{Api, ApiError, FORBIDDEN, INVALID_REQUEST, PARSE_ERROR, UNAUTHORIZED};
+use super::{Api, ApiError, ErrorKind};
 use crate::events::{CatchUp, Event, Numbered};
 
 #[derive(Clone)]
@@ -74,17 +74,11 @@ pub async fn serve(
 }
 
 fn rpc_error(id: Value, e: &ApiError) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message, "data": {"kind": e.kind}}})
 }
 
-fn refuse(status: StatusCode, code: i64, message: &str) -> Box<Response> {
-    let body = rpc_error(
-        Value::Null,
-        &ApiError {
-            code,
-            message: message.into(),
-        },
-    );
+fn refuse(status: StatusCode, kind: ErrorKind, message: &str) -> Box<Response> {
+    let body = rpc_error(Value::Null, &ApiError::new(kind, message));
     Box::new(
         (
             status,
@@ -114,7 +108,7 @@ fn check_host(ctx: &Ctx, headers: &HeaderMap) -> Result<(), Box<Response>> {
     if !ctx.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
         return Err(refuse(
             StatusCode::FORBIDDEN,
-            FORBIDDEN,
+            ErrorKind::Forbidden,
             &format!("Host {host:?} is not this API's address; connect to 127.0.0.1 or localhost"),
         ));
     }
@@ -133,7 +127,7 @@ fn check(ctx: &Ctx, headers: &HeaderMap, query_token: Option<&str>) -> Result<()
         if !own {
             return Err(refuse(
                 StatusCode::FORBIDDEN,
-                FORBIDDEN,
+                ErrorKind::Forbidden,
                 &format!("requests from web pages of {origin:?} are not allowed"),
             ));
         }
@@ -145,10 +139,10 @@ fn check(ctx: &Ctx, headers: &HeaderMap, query_token: Option<&str>) -> Result<()
     match bearer.or(query_token) {
         None => Err(refuse(
             StatusCode::UNAUTHORIZED,
-            UNAUTHORIZED,
+            ErrorKind::Unauthorized,
             "missing token: send Authorization: Bearer <the token from the data dir's api-token file>",
         )),
-        Some(t) if !same(t, &ctx.token) => Err(refuse(StatusCode::UNAUTHORIZED, UNAUTHORIZED, "wrong token")),
+        Some(t) if !same(t, &ctx.token) => Err(refuse(StatusCode::UNAUTHORIZED, ErrorKind::Unauthorized, "wrong token")),
         Some(_) => Ok(()),
     }
 }
@@ -160,10 +154,10 @@ async fn rpc(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respons
     let reply = match serde_json::from_slice::<Value>(&body) {
         Err(e) => rpc_error(
             Value::Null,
-            &ApiError {
-                code: PARSE_ERROR,
-                message: format!("the request is not valid JSON: {e}"),
-            },
+            &ApiError::new(
+                ErrorKind::Parse,
+                format!("the request is not valid JSON: {e}"),
+            ),
         ),
         Ok(req) => handle(&ctx.api, req).await,
     };
@@ -176,15 +170,7 @@ async fn rpc(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respons
 
 async fn handle(api: &Api, req: Value) -> Value {
     let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let invalid = |m: &str| {
-        rpc_error(
-            id.clone(),
-            &ApiError {
-                code: INVALID_REQUEST,
-                message: m.into(),
-            },
-        )
-    };
+    let invalid = |m: &str| rpc_error(id.clone(), &ApiError::new(ErrorKind::InvalidRequest, m));
     let Value::Object(obj) = &req else {
         return invalid("a request is a JSON object {\"jsonrpc\": \"2.0\", \"method\": ..., \"params\": ..., \"id\": ...} (batches are not supported)");
     };
@@ -214,7 +200,7 @@ async fn events(
     if let Err(r) = check(&ctx, &headers, q.token.as_deref()) {
         return *r;
     }
-    let bus = ctx.api.service().events.clone();
+    let bus = ctx.api.events().clone();
     // Subscribed before looking back, so nothing falls between the two.
     let rx = bus.subscribe_numbered();
     let last = headers

@@ -343,7 +343,7 @@ async fn run() -> ExitCode {
             _ = sigterm.recv() => break,
             ev = events.recv() => match ev {
                 Ok(Event::ContactSharesChanged { jid }) => print_contact(&service.catalog, &jid),
-                Ok(Event::Disconnected { reason, retrying: false }) => {
+                Ok(Event::Disconnected { reason, retrying: false, .. }) => {
                     eprintln!("bitweend: {reason}");
                     service.shutdown().await;
                     return ExitCode::FAILURE;

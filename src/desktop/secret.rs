@@ -5,6 +5,47 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Where the desktop app keeps an account's password: the system keyring
+/// (implemented by the shell, which links it) or [`FileStore`].
+pub trait SecretStore: Send + Sync {
+    /// Whether a password can be kept now; the error says why not.
+    fn probe(&self, jid: &str) -> Result<(), String>;
+    fn get(&self, jid: &str) -> Result<Option<String>, String>;
+    fn set(&self, jid: &str, password: &str) -> Result<(), String>;
+    /// Removes it; nothing there is fine.
+    fn forget(&self, jid: &str);
+}
+
+/// The password file (one account: the JID is not used).
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    pub path: PathBuf,
+}
+
+impl SecretStore for FileStore {
+    fn probe(&self, _jid: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn get(&self, _jid: &str) -> Result<Option<String>, String> {
+        load(&self.path)
+            .map_err(|e| format!("cannot read the password file {}: {e}", self.path.display()))
+    }
+
+    fn set(&self, _jid: &str, password: &str) -> Result<(), String> {
+        store(&self.path, password).map_err(|e| {
+            format!(
+                "cannot write the password file {}: {e}",
+                self.path.display()
+            )
+        })
+    }
+
+    fn forget(&self, _jid: &str) {
+        let _ = forget(&self.path);
+    }
+}
+
 /// `$XDG_CONFIG_HOME/bitween/password`.
 pub fn default_path() -> PathBuf {
     crate::paths::config_dir().join("password")

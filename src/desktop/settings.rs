@@ -26,13 +26,74 @@ pub struct Account {
     pub server: Option<String>,
 }
 
+/// Where the account's password is kept (`"keyring"`, `"file"` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretStoreKind {
+    /// The system keyring (Secret Service on Linux).
+    Keyring,
+    /// A file only the user can read (where there is no keyring).
+    File,
+}
+
+/// The settings the settings screen edits (the rest is kept as it is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditableSettings {
+    pub download_dir: PathBuf,
+    pub bt_port: u16,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub lan: bool,
+    pub upnp: bool,
+    pub start_at_login: bool,
+    pub start_hidden: bool,
+    pub upload_limit_kib: Option<u32>,
+    pub download_limit_kib: Option<u32>,
+}
+
+impl From<&DesktopSettings> for EditableSettings {
+    fn from(s: &DesktopSettings) -> Self {
+        EditableSettings {
+            download_dir: s.download_dir.clone(),
+            bt_port: s.bt_port,
+            ipv4: s.ipv4,
+            ipv6: s.ipv6,
+            lan: s.lan,
+            upnp: s.upnp,
+            start_at_login: s.start_at_login,
+            start_hidden: s.start_hidden,
+            upload_limit_kib: s.upload_limit_kib,
+            download_limit_kib: s.download_limit_kib,
+        }
+    }
+}
+
+impl EditableSettings {
+    /// `base` with these values in it.
+    pub fn applied_to(self, base: &DesktopSettings) -> DesktopSettings {
+        DesktopSettings {
+            download_dir: self.download_dir,
+            bt_port: self.bt_port,
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            lan: self.lan,
+            upnp: self.upnp,
+            start_at_login: self.start_at_login,
+            start_hidden: self.start_hidden,
+            upload_limit_kib: self.upload_limit_kib,
+            download_limit_kib: self.download_limit_kib,
+            ..base.clone()
+        }
+    }
+}
+
 /// Everything the user can set, with the defaults of a fresh install.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DesktopSettings {
     pub account: Option<Account>,
-    /// Where the password is kept: `keyring` or `file`.
-    pub secret_store: Option<String>,
+    /// Where the password is kept.
+    pub secret_store: Option<SecretStoreKind>,
     pub download_dir: PathBuf,
     /// 0 picks a free port on the first start and keeps it.
     pub bt_port: u16,

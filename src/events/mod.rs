@@ -9,11 +9,11 @@
 mod types;
 
 pub use types::{
-    PathKind, Peer, PortMapping, PublicIpDecision, Rule, ServiceAnswer, ServiceResult, Transfer,
-    TransferKind, TransferState,
+    OfflineCause, PathKind, Peer, PortMapping, PublicIpDecision, Rule, ServiceAnswer,
+    ServiceResult, Transfer, TransferKind, TransferState,
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::broadcast;
 
 use std::net::SocketAddr;
@@ -21,14 +21,20 @@ use std::net::SocketAddr;
 use crate::shares::{InfoHash, UserShares};
 
 /// Something that happened in the backend.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type")]
 pub enum Event {
     /// Logged in and bound; presence and our item follow.
     Connected { jid: String },
     /// The connection dropped or could not be made; `retrying` tells whether
     /// we keep trying on our own (a wrong password stops the retries).
-    Disconnected { reason: String, retrying: bool },
+    Disconnected {
+        reason: String,
+        retrying: bool,
+        /// What kind of failure, for a front end to act on.
+        #[serde(default)]
+        cause: OfflineCause,
+    },
     /// The catalog's entry for a contact changed (new item or retraction).
     ContactSharesChanged { jid: String },
     /// Entries of a contact's item were invalid and dropped; the rest of the

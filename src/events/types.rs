@@ -173,3 +173,27 @@ impl PublicIpDecision {
             .any(|a| matches!(a.result, ServiceResult::Answered { ip } if ip != self.ip))
     }
 }
+
+/// Why the connection to the XMPP server is down, kept as a kind (not only
+/// prose) so a front end can say what to do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum OfflineCause {
+    /// The server refused the JID and password (not retried).
+    WrongLogin,
+    /// No login mechanism we may use (not retried).
+    NoMechanism,
+    /// The server's name was not found.
+    Dns,
+    /// The secure (TLS) connection failed: certificate or handshake.
+    Tls,
+    /// Nothing answers at the server's address.
+    Refused,
+    /// A connection that was up was lost.
+    Lost,
+    /// We signed out.
+    SignedOut,
+    /// Anything else; the reason says what.
+    #[default]
+    Other,
+}

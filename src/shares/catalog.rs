@@ -10,7 +10,7 @@ use std::net::SocketAddr;
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use memchr::memmem::Finder;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::chunks::{self, More};
 use super::packed::PackedShares;
@@ -120,7 +120,7 @@ pub struct CatalogWriter {
 }
 
 /// One resource of a contact, as seen now.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ResourceView {
     pub resource: String,
     pub online: bool,
@@ -130,7 +130,7 @@ pub struct ResourceView {
 
 /// One contact: its published resources (online or not) and the resources
 /// that are online without having published anything.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ContactView {
     pub jid: String,
     pub resources: Vec<ResourceView>,
@@ -138,7 +138,7 @@ pub struct ContactView {
 }
 
 /// Where one info hash can be fetched from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Source {
     pub jid: String,
     pub resource: String,
@@ -147,7 +147,7 @@ pub struct Source {
 }
 
 /// A share whose name matched a search.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SearchHit {
     pub jid: String,
     pub resource: String,

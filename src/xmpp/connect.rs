@@ -31,6 +31,7 @@ use tokio_xmpp::stanzastream::Connection;
 use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, Timeouts};
 
 use super::guard::XmlGuard;
+use crate::events::OfflineCause;
 
 /// First retry delay after a failed or lost connection.
 pub const FIRST_RETRY: Duration = Duration::from_millis(250);
@@ -123,15 +124,17 @@ pub struct ConnStatus {
     pub reason: String,
     /// False when we stopped trying (wrong password, no usable mechanism).
     pub retrying: bool,
+    pub cause: OfflineCause,
 }
 
-/// A human-readable reason for a failed login, and whether retrying can
-/// help.
-fn describe(err: &XmppError, server: &str) -> (String, bool) {
+/// A human-readable reason for a failed login, whether retrying can help,
+/// and the kind of failure (from the typed error, never from its text).
+fn describe(err: &XmppError, server: &str) -> (String, bool, OfflineCause) {
     match err {
         XmppError::Auth(AuthError::Fail(cond)) => (
             format!("the server {server} refused the login ({cond:?}): check the JID and password"),
             false,
+            OfflineCause::WrongLogin,
         ),
         XmppError::Auth(AuthError::NoMechanism) => (
             format!(
@@ -139,9 +142,39 @@ fn describe(err: &XmppError, server: &str) -> (String, bool) {
                  plaintext servers need the insecure-plaintext option (local test servers only)"
             ),
             false,
+            OfflineCause::NoMechanism,
         ),
-        XmppError::Io(e) => (format!("cannot reach {server}: {e}"), true),
-        other => (format!("cannot log in to {server}: {other}"), true),
+        XmppError::DnsProto(_) | XmppError::DnsNet(_) | XmppError::Idna => (
+            format!("cannot find the server {server}: {err}"),
+            true,
+            OfflineCause::Dns,
+        ),
+        XmppError::Connection(e) => (
+            format!("cannot make a secure connection to {server}: {e}"),
+            true,
+            OfflineCause::Tls,
+        ),
+        XmppError::Io(e) => {
+            let cause = if e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<tokio_xmpp::rustls::Error>())
+            {
+                OfflineCause::Tls
+            } else {
+                match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => OfflineCause::Refused,
+                    // getaddrinfo's failures carry no kind of their own.
+                    _ if e.to_string().contains("lookup") => OfflineCause::Dns,
+                    _ => OfflineCause::Other,
+                }
+            };
+            (format!("cannot reach {server}: {e}"), true, cause)
+        }
+        other => (
+            format!("cannot log in to {server}: {other}"),
+            true,
+            OfflineCause::Other,
+        ),
     }
 }
 
@@ -215,9 +248,13 @@ pub fn reconnector<C: ServerConnector + Sync>(
                         return;
                     }
                     Err(err) => {
-                        let (reason, retrying) = describe(&err, &server);
-                        tracing::warn!(%jid, retrying, "{reason}");
-                        let _ = status.send(ConnStatus { reason, retrying });
+                        let (reason, retrying, cause) = describe(&err, &server);
+                        tracing::warn!(%jid, retrying, ?cause, "{reason}");
+                        let _ = status.send(ConnStatus {
+                            reason,
+                            retrying,
+                            cause,
+                        });
                         if !retrying {
                             // Keep the slot (dropping it would make the
                             // stream worker treat this as a crash) until the

@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::jid::{BareJid, Jid};
@@ -76,7 +76,7 @@ pub enum ConfigError {
 }
 
 /// Whether we are logged in, as last reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConnectionState {
     Connecting,
     Online { jid: String },
@@ -84,12 +84,11 @@ pub enum ConnectionState {
 }
 
 /// A roster entry: a contact and our subscription state with them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub jid: String,
     pub name: Option<String>,
-    /// `none`, `to` (we see their presence), `from` (they see ours), `both`.
-    pub subscription: String,
+    pub subscription: Subscription,
     /// We asked to see their presence and wait for their answer.
     pub pending_out: bool,
     /// They asked to see ours and wait for our answer.
@@ -103,6 +102,30 @@ pub(crate) enum Command {
     DeclineContact(BareJid),
     Roster(oneshot::Sender<Vec<Contact>>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Who sees whose presence (RFC 6121), as the roster says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subscription {
+    None,
+    /// We see their presence (and so get their PEP items).
+    To,
+    /// They see ours.
+    From,
+    Both,
+}
+
+impl Subscription {
+    /// Whether we see their presence, and so receive their share list.
+    pub fn we_see_them(self) -> bool {
+        matches!(self, Subscription::To | Subscription::Both)
+    }
+
+    /// Whether they see ours.
+    pub fn they_see_us(self) -> bool {
+        matches!(self, Subscription::From | Subscription::Both)
+    }
 }
 
 /// Talks to the session task. Cheap to clone.

@@ -153,13 +153,14 @@ fn error_reply(iq_id: String, to: Option<Jid>, condition: DefinedCondition) -> I
     }
 }
 
-fn subscription_name(s: &Subscription) -> &'static str {
+/// Our roster's view of a subscription (the wire's `remove` never gets
+/// here: such items leave the roster).
+fn ours(s: &Subscription) -> super::Subscription {
     match s {
-        Subscription::None => "none",
-        Subscription::From => "from",
-        Subscription::To => "to",
-        Subscription::Both => "both",
-        Subscription::Remove => "remove",
+        Subscription::To => super::Subscription::To,
+        Subscription::From => super::Subscription::From,
+        Subscription::Both => super::Subscription::Both,
+        Subscription::None | Subscription::Remove => super::Subscription::None,
     }
 }
 
@@ -219,7 +220,7 @@ impl Session {
                 },
                 Some(st) = status.recv() => {
                     self.set_state(ConnectionState::Offline { reason: st.reason.clone(), retrying: st.retrying });
-                    self.events.send(Event::Disconnected { reason: st.reason, retrying: st.retrying });
+                    self.events.send(Event::Disconnected { reason: st.reason, retrying: st.retrying, cause: st.cause });
                     if !st.retrying && self.shutdown.is_none() {
                         tracing::error!("giving up on logging in; the session stays offline until restarted");
                     }
@@ -374,6 +375,7 @@ impl Session {
         self.events.send(Event::Disconnected {
             reason,
             retrying: true,
+            cause: crate::events::OfflineCause::Lost,
         });
     }
 
@@ -397,9 +399,10 @@ impl Session {
             }
             Command::AcceptContact(jid) => {
                 self.send(Presence::subscribed().with_to(jid.clone())).await;
-                let subscribed_to_them = self.roster.get(&jid).is_some_and(|c| {
-                    c.subscription == "to" || c.subscription == "both" || c.pending_out
-                });
+                let subscribed_to_them = self
+                    .roster
+                    .get(&jid)
+                    .is_some_and(|c| c.subscription.we_see_them() || c.pending_out);
                 if !subscribed_to_them {
                     self.send(Presence::subscribe().with_to(jid.clone())).await;
                 }
@@ -770,7 +773,7 @@ impl Session {
                 Contact {
                     jid: item.jid.to_string(),
                     name: item.name.clone(),
-                    subscription: subscription_name(&item.subscription).to_string(),
+                    subscription: ours(&item.subscription),
                     pending_out: item.ask == Ask::Subscribe,
                     pending_in,
                 },
@@ -783,7 +786,7 @@ impl Session {
     fn is_contact(&self, jid: &BareJid) -> bool {
         self.roster
             .get(jid)
-            .is_some_and(|c| c.subscription == "to" || c.subscription == "both")
+            .is_some_and(|c| c.subscription.we_see_them())
     }
 
     async fn on_presence(&mut self, p: Presence) {
@@ -822,9 +825,10 @@ impl Session {
             }
             PresenceType::Subscribe => {
                 let expected = self.requested.contains(&bare)
-                    || self.roster.get(&bare).is_some_and(|c| {
-                        c.pending_out || c.subscription == "to" || c.subscription == "both"
-                    });
+                    || self
+                        .roster
+                        .get(&bare)
+                        .is_some_and(|c| c.pending_out || c.subscription.we_see_them());
                 if expected {
                     tracing::info!(contact = %bare, "accepting the subscription of a contact we asked");
                     self.send(Presence::subscribed().with_to(bare)).await;
@@ -837,7 +841,7 @@ impl Session {
                             Contact {
                                 jid: bare.to_string(),
                                 name: None,
-                                subscription: "none".into(),
+                                subscription: super::Subscription::None,
                                 pending_out: false,
                                 pending_in: true,
                             },

@@ -243,6 +243,7 @@ impl Demo {
                     Ok(Event::Disconnected {
                         reason,
                         retrying: false,
+                        ..
                     }) => return Err(DemoError::Peer(format!("{BOB} cannot log in: {reason}"))),
                     Ok(Event::PublishFailed { reason }) => {
                         return Err(DemoError::Peer(format!(
