@@ -7,6 +7,7 @@
 
 pub mod addresses;
 pub mod api;
+pub mod clock;
 pub mod desktop;
 pub mod events;
 pub mod memory;

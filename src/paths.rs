@@ -4,36 +4,41 @@
 
 use std::path::{Component, Path, PathBuf};
 
-fn home() -> PathBuf {
-    std::env::var_os("HOME")
-        .map(PathBuf::from)
-        .unwrap_or_default()
+/// The user's home folder (empty if there is none).
+pub fn home() -> PathBuf {
+    dirs::home_dir().unwrap_or_default()
 }
 
-fn xdg(var: &str, fallback: &str) -> PathBuf {
-    std::env::var_os(var)
-        .map(PathBuf::from)
-        .unwrap_or_else(|| home().join(fallback))
-}
-
-/// `$XDG_DATA_HOME/bitween` (`~/.local/share/bitween`).
+/// Where Bitween keeps its state: `$XDG_DATA_HOME/bitween`
+/// (`~/.local/share/bitween`; `%LOCALAPPDATA%\bitween` on Windows).
 pub fn data_dir() -> PathBuf {
-    xdg("XDG_DATA_HOME", ".local/share").join("bitween")
+    dirs::data_local_dir()
+        .unwrap_or_else(|| home().join(".local/share"))
+        .join("bitween")
 }
 
-/// `$XDG_CONFIG_HOME/bitween` (`~/.config/bitween`).
+/// Where Bitween's settings are: `$XDG_CONFIG_HOME/bitween`
+/// (`~/.config/bitween`; `%APPDATA%\bitween` on Windows).
 pub fn config_dir() -> PathBuf {
-    xdg("XDG_CONFIG_HOME", ".config").join("bitween")
+    system_config_dir().join("bitween")
 }
 
-/// `$XDG_CONFIG_HOME/bitween/bitweend.json` (`~/.config/...`).
+/// The system's settings folder (`$XDG_CONFIG_HOME`, `%APPDATA%`).
+pub fn system_config_dir() -> PathBuf {
+    dirs::config_dir().unwrap_or_else(|| home().join(".config"))
+}
+
+/// `bitweend`'s settings file, `bitweend.json` in [`config_dir`].
 pub fn config_file() -> PathBuf {
     config_dir().join("bitweend.json")
 }
 
-/// `$XDG_DOWNLOAD_DIR/Bitween` (`~/Downloads/Bitween`).
+/// The Downloads folder (`XDG_DOWNLOAD_DIR` of `user-dirs.dirs`, else
+/// `~/Downloads`) + `Bitween`.
 pub fn download_dir() -> PathBuf {
-    xdg("XDG_DOWNLOAD_DIR", "Downloads").join("Bitween")
+    dirs::download_dir()
+        .unwrap_or_else(|| home().join("Downloads"))
+        .join("Bitween")
 }
 
 /// Folders of the system that downloads must never go into (nor below).
@@ -92,7 +97,7 @@ pub fn check_download_dir(dir: &Path) -> Result<(), String> {
     if let Ok(real) = std::fs::canonicalize(dir) {
         candidates.push(real);
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let home = dirs::home_dir();
     for d in &candidates {
         let why = if d.parent().is_none() {
             Some("is the root of the file system")

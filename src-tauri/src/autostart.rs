@@ -14,12 +14,7 @@ impl bitween::desktop::Autostart for XdgAutostart {
 }
 
 fn entry_path() -> PathBuf {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config")
-        });
-    config.join("autostart/bitween.desktop")
+    bitween::paths::system_config_dir().join("autostart/bitween.desktop")
 }
 
 /// Creates or removes the entry.

@@ -166,12 +166,17 @@ fn parse_bare(jid: &str) -> Result<BareJid, ConfigError> {
 /// Whether `server` (`host:port`) names this machine, where logging in
 /// without TLS exposes nothing to the network.
 pub fn is_loopback_server(server: &str) -> bool {
-    let host = match server.rsplit_once(':') {
-        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-        None => server,
-    };
+    let host = split_host_port(server).map_or(server, |(h, _)| h);
     host.eq_ignore_ascii_case("localhost")
         || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host:port` (`[v6]:port` too) split in two; the port is `None` when it
+/// is not a number.
+pub fn split_host_port(server: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = server.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host, port.parse().ok()))
 }
 
 /// The file in the data dir that holds this device's resource.
@@ -236,9 +241,8 @@ pub fn contact_jid(jid: &str) -> Result<BareJid, ConfigError> {
 
 fn dns_config(server: &str) -> Result<DnsConfig, ConfigError> {
     let bad = || ConfigError::Server(server.to_string());
-    let (host, port) = server.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, port) = split_host_port(server).ok_or_else(bad)?;
+    let port = port.ok_or_else(bad)?;
     if host.is_empty() || port == 0 {
         return Err(bad());
     }

@@ -14,6 +14,8 @@ use futures::StreamExt;
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+
+use crate::clock::sleep_until;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::Message;
@@ -1128,12 +1130,6 @@ fn as_readers_see_it(own: &BareJid, entry: ResourceShares) -> ResourceShares {
         .unwrap_or_default()
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
-}
 
 trait WithToOpt {
     fn with_to_opt(self, to: Option<Jid>) -> Self;

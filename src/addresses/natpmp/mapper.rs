@@ -9,6 +9,8 @@ use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::clock::sleep_until;
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
@@ -257,13 +259,6 @@ struct MapperTask {
     events: EventBus,
     tx: watch::Sender<Option<PortMapping>>,
     held: Option<Held>,
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }
 
 impl MapperTask {
