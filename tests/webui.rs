@@ -180,7 +180,7 @@ async fn check_static_files(api_addr: &str) -> Result<()> {
     assert_eq!(h["x-content-type-options"], "nosniff");
     let html = index.text().await?;
     assert!(
-        html.contains(r#"<script src="app.js" defer></script>"#),
+        html.contains(r#"<script type="module" src="app.js"></script>"#),
         "{html}"
     );
     assert!(
@@ -197,6 +197,21 @@ async fn check_static_files(api_addr: &str) -> Result<()> {
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(r.headers()["content-type"], ty, "{path}");
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+    // The page's scripts are ES modules (app.js imports the others): each
+    // is served as JavaScript, or the browser would not run it.
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/ui"))? {
+        let name = entry?.file_name().into_string().unwrap();
+        if !name.ends_with(".js") {
+            continue;
+        }
+        let r = http.get(format!("http://{api_addr}/{name}")).send().await?;
+        assert_eq!(r.status(), 200, "{name}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/javascript; charset=utf-8",
+            "{name}"
+        );
     }
     let r = http
         .get(format!("http://{api_addr}/no-such-file.js"))

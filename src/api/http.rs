@@ -422,7 +422,7 @@ mod tests {
         let index = UI_FILES.iter().find(|f| f.0 == "/index.html").unwrap();
         let html = std::str::from_utf8(index.2).unwrap();
         // The CSP allows no inline script or style: everything is a file.
-        assert!(html.contains(r#"<script src="app.js" defer></script>"#));
+        assert!(html.contains(r#"<script type="module" src="app.js"></script>"#));
         assert!(
             !html.contains("<script>") && !html.contains("<style") && !html.contains(" style=")
         );
