@@ -946,6 +946,28 @@ async fn drive_desktop(
             t.contains("carol shared 3 photos")
         })
         .await?;
+    // Events were lost (the shell fell behind): the page reads everything
+    // again, the whole catalog included.
+    let reads = || async {
+        let calls = calls_to(browser, "api").await?;
+        Ok::<_, anyhow::Error>(
+            ["status", "shares", "transfers", "contacts", "catalog"].map(|m| {
+                calls
+                    .iter()
+                    .filter(|c| c["method"] == m && c["params"].is_null())
+                    .count()
+            }),
+        )
+    };
+    let before = reads().await?;
+    emit(browser, "bitween-event", json!({"type": "Resync"})).await?;
+    browser
+        .wait_until("everything read again", WAIT, || async {
+            let now = reads().await?;
+            let all = now.iter().zip(before).all(|(n, b)| *n > b);
+            Ok((all.then_some(()), format!("reads {before:?} -> {now:?}")))
+        })
+        .await?;
 
     // Download bob's file; the finished transfer offers open file/folder.
     dismiss_toasts(browser).await?;

@@ -1,6 +1,6 @@
-/* The event switch: every backend event (one Event of src/events.rs)
-   updates the state and the screens it concerns, or asks the backend
-   again for what changed. */
+/* The event switch: every backend event (one Event of src/events.rs, plus
+   Resync when some were missed) updates the state and the screens it
+   concerns, or asks the backend again for what changed. */
 
 import { DESKTOP, listen, openEventStream } from './transport.js';
 import { nameOf, S } from './state.js';
@@ -140,6 +140,11 @@ function onEvent(ev) {
       break;
     case 'DemoActivity':
       toast(ev.text, { kind: 'info' });
+      break;
+    case 'Resync':
+      // Events were missed (the stream lagged, or could not resume after
+      // a reconnect): everything is read again.
+      if (S.started) refreshAll(true);
       break;
     case 'OwnItemPublished':
       break;

@@ -86,7 +86,9 @@ export async function listen(name, handler) {
 /** The browser's event stream from bitweend: `handlers.event` gets every
  *  backend event, `handlers.open` runs each time the stream (re)opens and
  *  `handlers.down` each time it is lost. The browser reconnects on its
- *  own; when it gives up, this opens a new stream a little later. */
+ *  own, sending the last event's id so bitweend resends what was missed
+ *  (or a Resync event when it cannot); when the browser gives up, this
+ *  opens a new stream a little later. */
 export function openEventStream(handlers) {
   if (eventSource) eventSource.close();
   const es = new EventSource(`/events?token=${encodeURIComponent(token)}`);

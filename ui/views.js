@@ -84,8 +84,7 @@ export function resetData() {
 }
 
 /** The sidebar, the keyboard shortcuts (Alt+1..4, / for search), and a
- *  fresh look at everything now and then, and when the window comes back
- *  into view. */
+ *  fresh look at everything when the window comes back into view. */
 export function wireNav() {
   for (const span of $$('[data-icon]')) span.append(icon(span.dataset.icon));
   for (const b of $$('[data-nav]')) b.addEventListener('click', () => navigate(b.dataset.nav));
@@ -102,10 +101,6 @@ export function wireNav() {
       $('#contact-search').focus();
     }
   });
-  // The fallback: a slow poll in case an event was missed.
-  setInterval(() => {
-    if (S.started && !document.hidden) refreshAll(false);
-  }, 30000);
   document.addEventListener('visibilitychange', () => {
     if (S.started && !document.hidden) refreshAll(false);
   });
