@@ -345,6 +345,17 @@ async fn drive(
             t == "2 shares"
         })
         .await?;
+    // The page reads one contact's view at a time: `catalog` with a jid
+    // (null for someone the catalog does not know).
+    let view = alice.rpc("catalog", json!({ "jid": bob_jid }));
+    ensure!(
+        view["jid"] == bob_jid.as_str()
+            && view["resources"][0]["shares"].as_array().map(Vec::len) == Some(2),
+        "bob's view: {view}"
+    );
+    ensure!(alice
+        .rpc("catalog", json!({ "jid": format!("nobody@{DOMAIN}") }))
+        .is_null());
     browser.click(&format!("{bob_row} .expand")).await?;
     let share_row = format!("{bob_row} [data-hash=\"{hash}\"]");
     browser
@@ -966,6 +977,24 @@ async fn drive_desktop(
             let now = reads().await?;
             let all = now.iter().zip(before).all(|(n, b)| *n > b);
             Ok((all.then_some(()), format!("reads {before:?} -> {now:?}")))
+        })
+        .await?;
+    // A change of one contact: the page reads that contact's view alone.
+    let bob = format!("bob@{DOMAIN}");
+    emit(
+        browser,
+        "bitween-event",
+        json!({"type": "ContactSharesChanged", "jid": bob}),
+    )
+    .await?;
+    browser
+        .wait_until("bob's view read", WAIT, || async {
+            let calls = calls_to(browser, "api").await?;
+            let n = calls
+                .iter()
+                .filter(|c| c["method"] == "catalog" && c["params"]["jid"] == bob.as_str())
+                .count();
+            Ok(((n > 0).then_some(()), format!("{n} reads of bob's view")))
         })
         .await?;
 

@@ -1,6 +1,7 @@
 /* The contacts' catalog: what each contact shares, on which device, and
-   who is online, read whole. New shares of a contact are told in one
-   message per contact. */
+   who is online. Read whole at start (and on Resync); after that one
+   contact at a time, as its events come (`catalog` with a jid). New
+   shares of a contact are told in one message per contact. */
 
 import { api } from './transport.js';
 import { inDemo, S } from './state.js';
@@ -12,11 +13,45 @@ import { quietly } from './status.js';
 import { renderContacts } from './contacts.js';
 import { runSearch } from './search.js';
 
+// Every catalog read gets a number when it is asked for; a contact's view
+// from an older read never replaces one from a newer read.
+let reads = 0;
+
+/** Reads the whole catalog. */
 export function refreshCatalog() {
-  return quietly((async () => setCatalog((await api('catalog')) || []))());
+  return quietly((async () => {
+    const read = ++reads;
+    setCatalog((await api('catalog')) || [], read);
+  })());
 }
 
-export const refreshCatalogSoon = coalesce(refreshCatalog, 400);
+const changed = new Set(); // jids whose view is to be read again
+const refreshChangedSoon = coalesce(() => {
+  const jids = [...changed];
+  changed.clear();
+  return Promise.allSettled(jids.map(refreshContactView));
+}, 400);
+
+/** Reads one contact's view again soon (several changes, one read). */
+export function refreshContactSoon(jid) {
+  changed.add(jid);
+  refreshChangedSoon();
+}
+
+function refreshContactView(jid) {
+  return quietly((async () => {
+    const read = ++reads;
+    const view = await api('catalog', { jid });
+    if (read < S.catalogRead || read < (S.contactRead.get(jid) || 0)) return;
+    S.contactRead.set(jid, read);
+    if (view && S.me) noticeNewShares([view]);
+    if (view) S.catalog.set(jid, view);
+    else S.catalog.delete(jid);
+    indexCatalog();
+    renderContacts();
+    if (S.search.text) runSearch();
+  })());
+}
 
 const SEEN_PREFIX = 'bitween-seen:';
 const pendingNotices = new Map(); // jid -> [names]
@@ -84,9 +119,18 @@ function noticeNewShares(list) {
   if (pendingNotices.size) flushNotices();
 }
 
-function setCatalog(list) {
-  if (S.me) noticeNewShares(list);
-  S.catalog = new Map(list.map((c) => [c.jid, c]));
+function setCatalog(list, read) {
+  if (read < S.catalogRead) return;
+  S.catalogRead = read;
+  const catalog = new Map(list.map((c) => [c.jid, c]));
+  // A contact read on its own since this list was asked for keeps that view.
+  for (const [jid, r] of S.contactRead) {
+    if (r < read) continue;
+    if (S.catalog.has(jid)) catalog.set(jid, S.catalog.get(jid));
+    else catalog.delete(jid);
+  }
+  if (S.me) noticeNewShares([...catalog.values()]);
+  S.catalog = catalog;
   S.catalogLoaded = true;
   indexCatalog();
   renderContacts();
@@ -106,11 +150,13 @@ function indexCatalog() {
   }
 }
 
-/** A resource came or went: patch the catalog without fetching it all. */
+/** A resource came or went: its contact's view is patched at once; a
+ *  contact not known yet, or a device that comes online (its item
+ *  follows), is read again. */
 export function patchPresence(jid, resource, online) {
   const c = S.catalog.get(jid);
   if (!c) {
-    refreshCatalogSoon();
+    refreshContactSoon(jid);
     return;
   }
   const set = new Set(c.online);
@@ -122,5 +168,5 @@ export function patchPresence(jid, resource, online) {
   renderContacts();
   if (S.search.text) runSearch();
   // A resource that comes online publishes (again): its item follows.
-  if (online) refreshCatalogSoon();
+  if (online) refreshContactSoon(jid);
 }

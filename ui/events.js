@@ -9,7 +9,7 @@ import { toast } from './messages.js';
 import { navigate, refreshAll, setMe } from './views.js';
 import { renderStatusBar, setConnection } from './status.js';
 import { listenForDrops, refreshSharesSoon, renderHashing } from './shares.js';
-import { patchPresence, refreshCatalogSoon } from './catalog.js';
+import { patchPresence, refreshContactSoon } from './catalog.js';
 import { refreshContactsSoon, renderContacts } from './contacts.js';
 import { openPath, refreshTransfers, setTransfers } from './transfers.js';
 
@@ -49,7 +49,7 @@ function onEvent(ev) {
       setConnection({ kind: 'offline', reason: ev.reason, retrying: ev.retrying });
       break;
     case 'ContactSharesChanged':
-      refreshCatalogSoon();
+      refreshContactSoon(ev.jid);
       break;
     case 'ContactPresenceChanged':
       patchPresence(ev.jid, ev.resource, ev.online);

@@ -23,6 +23,8 @@ export function accountData() {
     contacts: [],
     catalog: new Map(), // jid -> ContactView
     catalogLoaded: false,
+    catalogRead: 0, // the number of the newest whole read of the catalog shown
+    contactRead: new Map(), // jid -> the number of the newest read of its view shown
     byHash: new Map(), // hash -> {share, jids: Map jid -> online}
     requests: new Set(),
     expanded: new Set(),
