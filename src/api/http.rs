@@ -66,7 +66,7 @@ pub async fn serve(
         .route("/api", post(rpc))
         .route("/events", get(events))
         .route("/", get(ui_file))
-        .route("/{file}", get(ui_file))
+        .route("/{*file}", get(ui_file))
         .with_state(ctx);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -247,29 +247,9 @@ fn resync() -> SseEvent {
 }
 
 /// The web UI's files (the same ones the desktop app loads), built in so the
-/// binary is self-contained: (path, content type, body).
-const UI_FILES: &[(&str, &str, &[u8])] = &[
-    (
-        "/index.html",
-        "text/html; charset=utf-8",
-        include_bytes!("../../ui/index.html"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../ui/app.js"),
-    ),
-    (
-        "/style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../ui/style.css"),
-    ),
-    (
-        "/logo.svg",
-        "image/svg+xml",
-        include_bytes!("../../ui/logo.svg"),
-    ),
-];
+/// binary is self-contained: (path, content type, body) for every file under
+/// `ui/`, listed by `build.rs`.
+const UI_FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/ui_files.rs"));
 
 /// What the UI's pages may load and run: only this server's own files (no
 /// inline scripts or styles, nothing from elsewhere).
@@ -384,11 +364,51 @@ mod tests {
     }
 
     #[test]
+    fn every_file_of_the_ui_is_served_with_its_type() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.starts_with('.') || name.ends_with(".md") {
+                continue;
+            }
+            let path = format!("/{name}");
+            assert!(UI_FILES.iter().any(|f| f.0 == path), "{path} is not served");
+        }
+        let types = [
+            (".html", "text/html; charset=utf-8"),
+            (".js", "text/javascript; charset=utf-8"),
+            (".css", "text/css; charset=utf-8"),
+            (".svg", "image/svg+xml"),
+        ];
+        for (path, content_type, body) in UI_FILES {
+            for (ext, want) in types {
+                if path.ends_with(ext) {
+                    assert_eq!(content_type, &want, "{path}");
+                }
+            }
+            if !path.ends_with(".js") {
+                continue;
+            }
+            // Every module a script imports is served too.
+            let base = &path[..path.rfind('/').unwrap() + 1];
+            let text = std::str::from_utf8(body).unwrap();
+            for import in text.split(" from './").skip(1) {
+                let file = &import[..import.find('\'').unwrap()];
+                let want = format!("{base}{file}");
+                assert!(
+                    UI_FILES.iter().any(|f| f.0 == want),
+                    "{path} imports {file}, which is not served"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_ui_files_are_built_in_and_load_nothing_inline() {
         let index = UI_FILES.iter().find(|f| f.0 == "/index.html").unwrap();
         let html = std::str::from_utf8(index.2).unwrap();
         // The CSP allows no inline script or style: everything is a file.
-        assert!(html.contains(r#"<script src="app.js" defer></script>"#));
+        assert!(html.contains(r#"<script type="module" src="app.js"></script>"#));
         assert!(
             !html.contains("<script>") && !html.contains("<style") && !html.contains(" style=")
         );
