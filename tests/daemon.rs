@@ -528,30 +528,44 @@ fn the_event_stream_numbers_events_and_a_client_catches_up() {
     let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
     let file = tmp.path().join("note.txt");
     std::fs::write(&file, b"numbered").unwrap();
-    alice.json(&["share", file.to_str().unwrap()]);
-    // A client that saw event 1 gets what followed, in order, with ids.
-    let caught_up = event_stream(&alice, Some(1), 2);
-    let ids: Vec<u64> = caught_up
-        .lines()
-        .filter_map(|l| l.strip_prefix("id:"))
-        .map(|i| i.trim().parse().unwrap())
-        .collect();
-    assert!(ids.len() >= 2 && ids[0] == 2, "{caught_up}");
-    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{caught_up}");
+    // A client follows the stream while a file is shared.
+    let live = std::thread::scope(|s| {
+        let watcher = s.spawn(|| event_stream(&alice, None, 4));
+        std::thread::sleep(Duration::from_secs(1));
+        alice.json(&["share", file.to_str().unwrap()]);
+        watcher.join().unwrap()
+    });
+    let ids = |text: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("id:"))
+            .map(|i| i.trim().parse().unwrap())
+            .collect()
+    };
+    let seen = ids(&live);
+    assert!(seen.len() >= 2, "{live}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{live}");
+    assert!(live.contains("\"HashingDone\""), "{live}");
+    // Reconnecting after the first of them, it gets what followed, in
+    // order (bar the per-second transfer snapshots), and no Resync.
+    let caught_up = event_stream(&alice, Some(seen[0]), 2);
+    let again = ids(&caught_up);
+    assert!(!again.is_empty() && again[0] > seen[0], "{caught_up}");
+    assert!(
+        again
+            .iter()
+            .all(|i| seen.contains(i) || *i > *seen.last().unwrap()),
+        "{caught_up}"
+    );
     assert!(caught_up.contains("\"HashingDone\""), "{caught_up}");
     assert!(!caught_up.contains("Resync"), "{caught_up}");
-    // One that claims an id this daemon never sent must reload.
-    let lost = event_stream(&alice, Some(1_000_000), 2);
-    let first = lost.lines().find(|l| l.starts_with("data:")).unwrap_or("");
-    assert_eq!(
-        first.trim_start_matches("data:").trim(),
-        r#"{"type":"Resync"}"#,
-        "{lost}"
-    );
-    // A first connection gets only what happens from now on.
-    let fresh = event_stream(&alice, None, 2);
-    assert!(
-        !fresh.contains("HashingDone") && !fresh.contains("Resync"),
-        "{fresh}"
-    );
+    // An id of an earlier run, or one never sent, must reload.
+    for lost in [5, u64::MAX / 2] {
+        let text = event_stream(&alice, Some(lost), 2);
+        let first = text.lines().find(|l| l.starts_with("data:")).unwrap_or("");
+        assert_eq!(
+            first.trim_start_matches("data:").trim(),
+            r#"{"type":"Resync"}"#,
+            "{lost}: {text}"
+        );
+    }
 }

@@ -105,7 +105,9 @@ pub enum Event {
     Resync,
 }
 
-/// One event with its sequence number (1, 2, ... in the order sent).
+/// One event with its sequence number (rising in the order sent; each run
+/// starts from its start time in microseconds, so an id from an earlier
+/// run is never taken for one of this run).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Numbered {
     pub id: u64,
@@ -158,11 +160,17 @@ impl EventBus {
         // far more than a UI falls behind by.
         let (tx, _) = broadcast::channel(1024);
         let (numbered, _) = broadcast::channel(1024);
+        let first = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(1, |d| d.as_micros() as u64)
+            .max(1);
         EventBus {
             tx,
             numbered,
             replay: std::sync::Arc::new(std::sync::Mutex::new(Replay {
-                next: 1,
+                next: first,
+                // Anything before this run: too old to catch up from.
+                lost_up_to: first - 1,
                 ..Default::default()
             })),
         }
@@ -231,20 +239,25 @@ mod tests {
         bus.send(Event::Transfers { transfers: vec![] });
         bus.send(Event::LocalSharesChanged);
         let ids: Vec<u64> = (0..3).map(|_| rx.try_recv().unwrap().id).collect();
-        assert_eq!(ids, [1, 2, 3]);
-        match bus.since(1) {
+        let first = ids[0];
+        assert_eq!(ids, [first, first + 1, first + 2]);
+        assert!(first > 1_000_000_000_000, "numbered from the start time");
+        match bus.since(first) {
             // Transfers snapshots are not replayed.
-            CatchUp::Events(e) => {
-                assert_eq!(e.iter().map(|n| n.id).collect::<Vec<_>>(), [3], "{e:?}")
-            }
-            CatchUp::Resync => panic!("1 is recent"),
+            CatchUp::Events(e) => assert_eq!(
+                e.iter().map(|n| n.id).collect::<Vec<_>>(),
+                [first + 2],
+                "{e:?}"
+            ),
+            CatchUp::Resync => panic!("the first is recent"),
         }
-        assert_eq!(bus.since(3), CatchUp::Events(vec![]));
-        assert_eq!(bus.since(99), CatchUp::Resync, "an id from another run");
+        assert_eq!(bus.since(first + 2), CatchUp::Events(vec![]));
+        assert_eq!(bus.since(first + 99), CatchUp::Resync, "an id not sent yet");
+        assert_eq!(bus.since(5), CatchUp::Resync, "an id of an earlier run");
         for _ in 0..REPLAY {
             bus.send(Event::RosterChanged);
         }
-        assert_eq!(bus.since(1), CatchUp::Resync, "too much happened");
-        assert!(matches!(bus.since(10), CatchUp::Events(e) if e.len() == REPLAY - 7));
+        assert_eq!(bus.since(first), CatchUp::Resync, "too much happened");
+        assert!(matches!(bus.since(first + 9), CatchUp::Events(e) if e.len() == REPLAY - 7));
     }
 }

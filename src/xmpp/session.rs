@@ -1130,7 +1130,6 @@ fn as_readers_see_it(own: &BareJid, entry: ResourceShares) -> ResourceShares {
         .unwrap_or_default()
 }
 
-
 trait WithToOpt {
     fn with_to_opt(self, to: Option<Jid>) -> Self;
 }

@@ -198,7 +198,6 @@ pub fn check_mapping(
 mod tests {
     use super::*;
 
-
     #[test]
     fn requests_are_laid_out_as_rfc_6886_says() {
         assert_eq!(external_address_request(), [0, 0]);
