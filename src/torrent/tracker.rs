@@ -15,8 +15,12 @@
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::net::PeerPaths;
@@ -29,7 +33,7 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct LocalTracker {
     url: String,
-    addr: std::net::SocketAddr,
+    addr: SocketAddr,
 }
 
 impl LocalTracker {
@@ -39,24 +43,19 @@ impl LocalTracker {
         let addr = listener.local_addr()?;
         let secret: u64 = rand::random();
         let path = format!("/{secret:016x}/announce");
-        let url = format!("http://{}{path}", listener.local_addr()?);
-        let task = async move {
-            loop {
-                let conn = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    c = listener.accept() => c,
-                };
-                let Ok((stream, _)) = conn else { continue };
-                let (paths, path) = (paths.clone(), path.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = serve(stream, &paths, &path).await {
-                        tracing::debug!("local tracker request failed: {e}");
-                    }
-                });
-            }
-        };
+        let url = format!("http://{addr}{path}");
+        let app = Router::new()
+            .route(&path, get(announce))
+            .with_state(paths);
         tokio::spawn(tracing::Instrument::instrument(
-            task,
+            async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!("the local tracker stopped: {e}");
+                }
+            },
             tracing::debug_span!("local-tracker"),
         ));
         Ok(LocalTracker { url, addr })
@@ -67,45 +66,19 @@ impl LocalTracker {
     }
 
     /// Where it listens (librqbit reaches it through the path layer).
-    pub fn addr(&self) -> std::net::SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 }
 
-async fn serve(mut stream: TcpStream, paths: &PeerPaths, path: &str) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow request"))??;
-        if n == 0 || buf.len() > 16 * 1024 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
-    }
-    let head = String::from_utf8_lossy(&buf);
-    let target = head
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("GET "))
-        .and_then(|l| l.split(' ').next())
-        .unwrap_or("");
-    let body = match target.split_once('?') {
-        Some((p, query)) if p == path => match info_hash_param(query) {
-            Some(hash) => announce_response(&paths.peers_for(&hash)),
-            None => failure("missing or malformed info_hash"),
-        },
-        _ => failure("unknown path"),
+/// One announce: the torrent's sources from the catalog, in compact form
+/// (a failure reason when the request names no torrent).
+async fn announce(State(paths): State<PeerPaths>, RawQuery(query): RawQuery) -> impl IntoResponse {
+    let body = match query.as_deref().and_then(info_hash_param) {
+        Some(hash) => announce_response(&paths.peers_for(&hash)),
+        None => failure("missing or malformed info_hash"),
     };
-    let mut response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    response.extend_from_slice(&body);
-    stream.write_all(&response).await?;
-    stream.shutdown().await
+    ([(header::CONTENT_TYPE, "text/plain")], body)
 }
 
 /// The raw 20 bytes of the `info_hash` query parameter (percent-encoded).
@@ -113,32 +86,8 @@ fn info_hash_param(query: &str) -> Option<InfoHash> {
     let value = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("info_hash="))?;
-    let bytes = percent_decode(value)?;
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(value).collect();
     Some(InfoHash(bytes.try_into().ok()?))
-}
-
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(20);
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
 }
 
 /// A bencoded announce answer with compact IPv4 and IPv6 peer lists.
