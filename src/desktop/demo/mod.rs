@@ -31,7 +31,7 @@ use crate::shares::{InfoHash, Share};
 use crate::torrent::EngineConfig;
 use crate::xmpp::XmppConfig;
 
-pub use samples::{png_rgb, FOLDER, PICTURE, WELCOME};
+pub use samples::{FOLDER, PICTURE, WELCOME};
 pub use server::{add_roster_entry, register, DOMAIN};
 
 /// The account the app logs in as.
