@@ -44,9 +44,7 @@ impl LocalTracker {
         let secret: u64 = rand::random();
         let path = format!("/{secret:016x}/announce");
         let url = format!("http://{addr}{path}");
-        let app = Router::new()
-            .route(&path, get(announce))
-            .with_state(paths);
+        let app = Router::new().route(&path, get(announce)).with_state(paths);
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 let served = axum::serve(listener, app)
