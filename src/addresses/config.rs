@@ -36,6 +36,11 @@ pub struct AddressConfig {
     /// (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32): only for
     /// test networks built on them.
     pub allow_documentation: bool,
+    /// Take addresses in 198.18.0.0/15 (RFC 2544, benchmarking) for public
+    /// ones: from what-is-my-IP services, from a gateway's report and on
+    /// our interfaces. Only for network labs, whose "internet" is that
+    /// range (`--allow-reserved-addresses`); never on real networks.
+    pub allow_reserved: bool,
     /// Always published, unfiltered (`--address IP`): a VPN address, or
     /// 127.0.0.1 in tests. Unspecified, multicast and broadcast addresses
     /// are refused by [`AddressConfig::validate`].
@@ -89,6 +94,7 @@ impl Default for AddressConfig {
             lan: true,
             ula: false,
             allow_documentation: false,
+            allow_reserved: false,
             static_addresses: Vec::new(),
             services: DEFAULT_SERVICES.iter().map(|s| s.to_string()).collect(),
             service_timeout: Duration::from_secs(5),

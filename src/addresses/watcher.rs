@@ -89,7 +89,7 @@ impl AddressWatcher {
         config.validate()?;
         let lookup = if config.public_ipv4 && !config.services.is_empty() {
             match PublicIpLookup::new(config.services.clone(), config.service_timeout) {
-                Ok(l) => Some(l),
+                Ok(l) => Some(l.allow_reserved(config.allow_reserved)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot set up HTTP for the public IPv4 lookup; going on without it");
                     None

@@ -38,6 +38,10 @@ struct Args {
     /// the clear.
     #[arg(long)]
     insecure_plaintext: bool,
+    /// A PEM file of certificate authorities to trust beside the system's,
+    /// for a server whose certificate comes from a CA of its own.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
     /// The XMPP resource (device name) to use; default: one chosen for this
     /// device on first start and kept in the data dir (file `resource`).
     #[arg(long)]
@@ -62,6 +66,16 @@ struct Args {
     /// Do not look up our public IPv4.
     #[arg(long)]
     no_public_ip: bool,
+    /// For network labs only: take addresses in 198.18.0.0/15 (RFC 2544,
+    /// the "internet" of test networks) for public ones, from what-is-my-IP
+    /// services, a gateway's report and our interfaces. Never on real
+    /// networks, where such an address is nobody's.
+    #[arg(long)]
+    allow_reserved_addresses: bool,
+    /// Also publish unique local IPv6 addresses (fc00::/7), for networks
+    /// that route them (a VPN, a company network, a lab).
+    #[arg(long)]
+    publish_ula: bool,
     /// Do not ask the router for a port mapping over UPnP (librqbit maps the
     /// BitTorrent port to the same external port).
     #[arg(long)]
@@ -101,6 +115,7 @@ struct FileConfig {
     password_file: Option<PathBuf>,
     server: Option<String>,
     insecure_plaintext: bool,
+    tls_ca: Option<PathBuf>,
     resource: Option<String>,
     data_dir: Option<PathBuf>,
     download_dir: Option<PathBuf>,
@@ -108,6 +123,8 @@ struct FileConfig {
     address: Vec<IpAddr>,
     ip_service: Vec<String>,
     no_public_ip: bool,
+    allow_reserved_addresses: bool,
+    publish_ula: bool,
     no_upnp: bool,
     no_natpmp: bool,
     api: Option<SocketAddr>,
@@ -140,6 +157,7 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
     args.password_file = args.password_file.take().or(f.password_file);
     args.server = args.server.take().or(f.server);
     args.insecure_plaintext |= f.insecure_plaintext;
+    args.tls_ca = args.tls_ca.take().or(f.tls_ca);
     args.resource = args.resource.take().or(f.resource);
     args.data_dir = args.data_dir.take().or(f.data_dir);
     args.download_dir = args.download_dir.take().or(f.download_dir);
@@ -151,6 +169,8 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
         args.ip_services = f.ip_service;
     }
     args.no_public_ip |= f.no_public_ip;
+    args.allow_reserved_addresses |= f.allow_reserved_addresses;
+    args.publish_ula |= f.publish_ula;
     args.no_upnp |= f.no_upnp;
     args.no_natpmp |= f.no_natpmp;
     args.api = args.api.or(f.api);
@@ -238,6 +258,7 @@ async fn run() -> ExitCode {
             resource: args.resource.clone(),
             server: args.server.clone(),
             insecure_plaintext: args.insecure_plaintext,
+            tls_ca: args.tls_ca.clone(),
         },
         engine: EngineConfig {
             data_dir: args
@@ -256,6 +277,8 @@ async fn run() -> ExitCode {
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,
+            allow_reserved: args.allow_reserved_addresses,
+            ula: args.publish_ula,
             natpmp: !args.no_natpmp,
             static_addresses: args.addresses.clone(),
             services: if args.ip_services.is_empty() {

@@ -116,6 +116,9 @@ pub struct DesktopSettings {
     /// and the what-is-my-IP services to ask instead of the defaults.
     pub addresses: Vec<IpAddr>,
     pub ip_services: Vec<String>,
+    /// Advanced: a PEM bundle of certificate authorities trusted beside the
+    /// system's, for a self-hosted XMPP server with a CA of its own.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for DesktopSettings {
@@ -136,6 +139,7 @@ impl Default for DesktopSettings {
             close_hint_shown: false,
             addresses: Vec::new(),
             ip_services: Vec::new(),
+            tls_ca: None,
         }
     }
 }
@@ -224,6 +228,7 @@ impl DesktopSettings {
                 resource: None,
                 insecure_plaintext: account.server.as_deref().is_some_and(is_loopback_server),
                 server: account.server.clone().filter(|s| !s.trim().is_empty()),
+                tls_ca: self.tls_ca.clone(),
             },
             engine: EngineConfig {
                 data_dir,

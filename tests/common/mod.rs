@@ -247,6 +247,7 @@ pub fn service_config(
             resource: Some("pc".into()),
             server: Some(server.server()),
             insecure_plaintext: true,
+            tls_ca: None,
         },
         engine: bitween::torrent::EngineConfig {
             data_dir: dir.join("data"),
@@ -292,6 +293,7 @@ impl Peer {
                 resource: Some(resource.into()),
                 server: Some(server.server()),
                 insecure_plaintext: true,
+                tls_ca: None,
             },
             bus.clone(),
             writer,

@@ -92,6 +92,7 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             resource: Some("demo".into()),
             server: Some(server.to_string()),
             insecure_plaintext: true,
+            tls_ca: None,
         },
         engine: EngineConfig {
             data_dir: home.join("data"),
