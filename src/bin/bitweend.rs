@@ -76,8 +76,8 @@ struct Args {
     /// that route them (a VPN, a company network, a lab).
     #[arg(long)]
     publish_ula: bool,
-    /// Do not ask the router for a port mapping over UPnP (librqbit maps the
-    /// BitTorrent port to the same external port).
+    /// Do not ask the router for a port mapping over UPnP IGD (which
+    /// publishes the mapped external address and port).
     #[arg(long)]
     no_upnp: bool,
     /// Where the JSON-RPC API listens (POST /api, GET /events); default
@@ -272,7 +272,6 @@ async fn run() -> ExitCode {
             listen_port: args.bt_port.unwrap_or(0),
             upload_limit: args.upload_limit,
             download_limit: None,
-            upnp: !args.no_upnp,
             allow_loopback_peers: false,
         },
         addresses: AddressConfig {
@@ -280,6 +279,7 @@ async fn run() -> ExitCode {
             allow_reserved: args.allow_reserved_addresses,
             ula: args.publish_ula,
             natpmp: !args.no_natpmp,
+            upnp: !args.no_upnp,
             static_addresses: args.addresses.clone(),
             services: if args.ip_services.is_empty() {
                 AddressConfig::default().services

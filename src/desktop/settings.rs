@@ -236,7 +236,6 @@ impl DesktopSettings {
                 listen_port: self.bt_port,
                 upload_limit: self.upload_limit(),
                 download_limit: self.download_limit(),
-                upnp: self.upnp,
                 allow_loopback_peers: false,
             },
             addresses: AddressConfig {
@@ -244,6 +243,7 @@ impl DesktopSettings {
                 ipv6: self.ipv6,
                 lan: self.lan,
                 natpmp: self.upnp,
+                upnp: self.upnp,
                 static_addresses: self.addresses.clone(),
                 services: if self.ip_services.is_empty() {
                     defaults.services.clone()

@@ -67,12 +67,6 @@ pub struct EngineConfig {
     pub upload_limit: Option<std::num::NonZeroU32>,
     /// Download limit in bytes per second for the whole session.
     pub download_limit: Option<std::num::NonZeroU32>,
-    /// Ask the router for a port mapping over UPnP IGD (librqbit's
-    /// forwarder; `bitweend` turns it on unless `--no-upnp`). librqbit maps
-    /// TCP with the external port equal to the listen port and does not
-    /// report the mapping back, so nothing extra is published for it: the
-    /// listen port already is. Tests set it to `false` (there is no router).
-    pub upnp: bool,
     /// Contacts' loopback addresses may be dialed: only when our own XMPP
     /// server is on this machine (tests, the demo). `Service` sets it from
     /// the XMPP settings.
@@ -270,7 +264,10 @@ impl Engine {
             listen: Some(ListenerOptions {
                 mode: ListenerMode::TcpAndUtp,
                 listen_addr: (Ipv6Addr::UNSPECIFIED, port).into(),
-                enable_upnp_port_forwarding: config.upnp,
+                // Port mapping is ours (`addresses::upnp`, `natpmp`):
+                // librqbit's forwarder knows only WANIPConnection:1 and
+                // reports neither the external address nor the port.
+                enable_upnp_port_forwarding: false,
                 ..Default::default()
             }),
             trackers: [tracker_url.parse().expect("our tracker URL parses")].into(),

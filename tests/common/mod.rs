@@ -29,6 +29,7 @@ pub fn loopback_addresses() -> bitween::addresses::AddressConfig {
         ipv6: false,
         lan: false,
         natpmp: false,
+        upnp: false,
         static_addresses: vec!["127.0.0.1".parse().unwrap()],
         ..Default::default()
     }
@@ -255,7 +256,6 @@ pub fn service_config(
             listen_port: 0,
             upload_limit: upload_limit.and_then(std::num::NonZeroU32::new),
             download_limit: None,
-            upnp: false,
             allow_loopback_peers: true,
         },
         addresses: loopback_addresses(),
