@@ -24,6 +24,9 @@
 //! torrents to download (`torrent`).
 
 mod dial;
+pub mod punch;
+pub mod relay;
+pub mod signal;
 pub mod socks;
 
 use std::collections::HashMap;
