@@ -222,6 +222,16 @@ impl Engine {
             }),
         };
         tracing::info!(port, "BitTorrent engine listening");
+        // The path layer answers contacts' requests only for torrents we
+        // serve, and splices what arrives into our listener.
+        let weak = Arc::downgrade(&engine.inner);
+        engine.inner.paths.set_engine(
+            Arc::new(move |hash: &InfoHash| {
+                weak.upgrade()
+                    .is_some_and(|inner| Engine { inner }.record(hash).is_some())
+            }),
+            port,
+        );
         // Saved torrents come back in the background: start-up does not wait
         // for their files to be checked.
         let restoring = engine.clone();
@@ -279,6 +289,13 @@ impl Engine {
             // contacts who list the torrent (`crate::net`).
             connect: Some(ConnectionOptions {
                 proxy_url: Some(paths.proxy_url()),
+                // The path layer may try direct, then punched, then
+                // relayed before the peer's handshake can come back.
+                peer_opts: Some(librqbit::PeerConnectionOptions {
+                    connect_timeout: Some(Duration::from_secs(20)),
+                    read_write_timeout: Some(Duration::from_secs(30)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ratelimits: librqbit::limits::LimitsConfig {
@@ -297,6 +314,11 @@ impl Engine {
     /// The port peers reach us on.
     pub fn listen_port(&self) -> u16 {
         self.inner.port
+    }
+
+    /// The path layer (for the XMPP side's signalling and the addresses).
+    pub fn paths(&self) -> &PeerPaths {
+        &self.inner.paths
     }
 
     fn save(&self) {
