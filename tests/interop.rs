@@ -204,6 +204,7 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
             upload_limit: None,
             download_limit: None,
             allow_loopback_peers: true,
+            relay: true,
         },
         Catalog::default(),
         bitween::events::EventBus::new(),

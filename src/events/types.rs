@@ -79,6 +79,10 @@ pub struct Peer {
     pub contact: Option<String>,
     /// How the connection was made.
     pub path: PathKind,
+    /// For a relayed connection: the relay (the XMPP server's proxy) the
+    /// bytes cross.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub via: Option<String>,
 }
 
 /// How a connection reached its peer.
@@ -87,6 +91,10 @@ pub struct Peer {
 pub enum PathKind {
     /// A TCP connection to (or from) an address the contact published.
     Direct,
+    /// Both sides dialed each other at once (through NAT or a firewall).
+    Punched,
+    /// Through a SOCKS5 bytestream proxy of an XMPP server.
+    Relayed,
 }
 
 /// How a port mapping was asked of the gateway.

@@ -1,71 +1,111 @@
-//! The one place that owns outgoing peer connections (the path layer).
+//! The one place that owns peer connections (the path layer).
 //!
 //! librqbit sends every outgoing peer connection, and its tracker requests,
 //! through a SOCKS5 proxy when one is set: this module is that proxy, on
 //! 127.0.0.1 with a random username and password. librqbit never learns a
 //! contact's real address. It is handed one *virtual* address per online
 //! contact resource (`127.128.0.0/9`, derived from the contact and resource
-//! with a key of this session), from which this layer:
+//! with a key of this session), from which this layer (`outgoing.rs`):
 //!
 //! 1. refuses anything that is not such an address of a contact resource
 //!    online now (so peer exchange, a hostile tracker answer or any other
 //!    address a peer hands librqbit never makes us connect anywhere);
 //! 2. reads librqbit's BitTorrent handshake and refuses unless that contact
 //!    resource lists the info hash it names;
-//! 3. connects to the addresses the resource publishes (IPv6 first,
-//!    loopback only when our own server is on loopback) and splices the
-//!    two, remembering the path for the UI, the CLI and the API.
+//! 3. reaches the resource by the first path that works, and splices:
+//!    **direct** to the addresses it publishes (IPv6 first, loopback only
+//!    when our own server is on loopback); **punched**, both sides dialing
+//!    each other at once (`punch.rs`), agreed over XMPP (`signal.rs`);
+//!    **relayed** through the XEP-0065 proxy of the contact's server
+//!    (`relay.rs`), when relaying is on.
+//!
+//! The other side of punched and relayed connections (`incoming.rs`)
+//! answers a contact's request, and splices what it gets into librqbit's
+//! own listener on loopback. Every connection's path is remembered for the
+//! UI, the CLI and the API.
 //!
 //! Peer exchange leaks nothing either: what librqbit passes on are the
 //! virtual addresses, which mean nothing anywhere else (and which librqbit
 //! only sends to peers on the same machine or network: loopback).
 //!
-//! Not here: incoming connections (librqbit's own listener), choosing which
-//! torrents to download (`torrent`).
+//! Not here: sending the signalling over XMPP (the [`Signal`] the XMPP
+//! session provides), choosing which torrents to download (`torrent`).
 
 mod dial;
+mod incoming;
+mod outgoing;
+pub mod punch;
+pub mod relay;
+pub mod signal;
 pub mod socks;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
 
+use futures::future::BoxFuture;
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 pub use crate::events::PathKind;
 use crate::shares::{Catalog, InfoHash};
-use socks::Reply;
+pub use signal::{Accept, Proxy, Request};
 
-/// How long librqbit may take to send its handshake after the proxy said
-/// yes.
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the direct attempts to one contact resource may take in all
-/// (librqbit waits 10 s for the remote handshake).
-const DIAL_BUDGET: Duration = Duration::from_secs(8);
-/// Bytes copied at a time each way once connected.
-const SPLICE_BUFFER: usize = 256 * 1024;
-
-/// A live outgoing connection, as the UI shows it.
+/// A live connection, as the UI shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PeerPath {
     /// `contact/resource`.
     pub contact: String,
-    /// The real address connected to.
+    /// The address connected to (direct, punched) or the relay's.
     pub address: SocketAddr,
     pub path: PathKind,
+    /// The relay's JID, for a relayed connection.
+    pub via: Option<String>,
 }
 
+/// What the path layer needs from the XMPP session: asking a contact's
+/// device, and the relays of the servers.
+pub trait Signal: Send + Sync {
+    /// Whether `jid/resource` advertises the path signalling.
+    fn can_ask<'a>(&'a self, jid: &'a str, resource: &'a str) -> BoxFuture<'a, bool>;
+    /// Sends `req` to `jid/resource` and waits for its answer.
+    fn ask<'a>(
+        &'a self,
+        jid: &'a str,
+        resource: &'a str,
+        req: Request,
+    ) -> BoxFuture<'a, Result<Accept, String>>;
+    /// The relay of our own server, if it has one.
+    fn own_relay(&self) -> BoxFuture<'_, Option<Proxy>>;
+    /// Where the relay `proxy_jid` takes streams, as the relay says.
+    fn streamhost<'a>(&'a self, proxy_jid: &'a str) -> BoxFuture<'a, Result<SocketAddr, String>>;
+    /// Asks the relay to join the stream `sid` of ours with `target`'s.
+    fn activate<'a>(
+        &'a self,
+        proxy_jid: &'a str,
+        sid: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, Result<(), String>>;
+    /// Our full JID while online.
+    fn own_full_jid(&self) -> Option<String>;
+}
+
+/// Whether we serve a torrent (a share, or a download under way).
+pub type Serving = Arc<dyn Fn(&InfoHash) -> bool + Send + Sync>;
+
+/// A live connection of ours, under the virtual address librqbit used.
 struct Live {
     virtual_addr: SocketAddr,
     hash: InfoHash,
     peer: PeerPath,
 }
+
+/// The most path requests one contact may make per minute.
+const REQUESTS_PER_MINUTE: usize = 30;
 
 struct Inner {
     catalog: Catalog,
@@ -77,7 +117,24 @@ struct Inner {
     /// Addresses connected to as they are (our local tracker).
     passthrough: Mutex<Vec<SocketAddr>>,
     live: Mutex<HashMap<u64, Live>>,
+    /// Punched and relayed connections spliced into our listener, by the
+    /// address librqbit sees them come from.
+    spliced: Mutex<HashMap<SocketAddr, PeerPath>>,
     next_id: AtomicU64,
+    signal: OnceLock<Arc<dyn Signal>>,
+    serving: OnceLock<Serving>,
+    /// Our BitTorrent listener, where incoming streams are spliced.
+    listener: OnceLock<u16>,
+    /// Our published addresses (the candidates we offer for punching).
+    own_ips: Mutex<Vec<IpAddr>>,
+    relay: AtomicBool,
+    /// When the direct attempt to a contact resource last failed (it is
+    /// skipped for a while).
+    direct_failed: Mutex<HashMap<(String, String), Instant>>,
+    /// Why the last connection to a contact resource failed.
+    failures: Mutex<HashMap<(String, String), String>>,
+    /// Path requests per contact in the last minute.
+    requests: Mutex<HashMap<String, VecDeque<Instant>>>,
 }
 
 /// The path layer's handle; cheap to clone.
@@ -109,7 +166,16 @@ impl PeerPaths {
             password: random_token(),
             passthrough: Mutex::new(Vec::new()),
             live: Mutex::new(HashMap::new()),
+            spliced: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
+            signal: OnceLock::new(),
+            serving: OnceLock::new(),
+            listener: OnceLock::new(),
+            own_ips: Mutex::new(Vec::new()),
+            relay: AtomicBool::new(true),
+            direct_failed: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+            requests: Mutex::new(HashMap::new()),
         });
         let serving = Arc::downgrade(&inner);
         tokio::spawn(tracing::Instrument::instrument(
@@ -120,10 +186,8 @@ impl PeerPaths {
                         c = listener.accept() => c,
                     };
                     let Ok((stream, _)) = conn else { continue };
-                    let Some(inner) = serving.upgrade() else {
-                        break;
-                    };
-                    tokio::spawn(serve(inner, stream, stop.child_token()));
+                    let Some(inner) = serving.upgrade() else { break };
+                    tokio::spawn(outgoing::serve(inner, stream, stop.child_token()));
                 }
             },
             tracing::debug_span!("peer-paths"),
@@ -143,17 +207,41 @@ impl PeerPaths {
         self.inner.passthrough.lock().unwrap().push(addr);
     }
 
+    /// The XMPP side that carries our path requests and answers.
+    pub fn set_signal(&self, signal: Arc<dyn Signal>) {
+        let _ = self.inner.signal.set(signal);
+    }
+
+    /// Which torrents we serve, and where our BitTorrent listener is.
+    pub fn set_engine(&self, serving: Serving, listen_port: u16) {
+        let _ = self.inner.serving.set(serving);
+        let _ = self.inner.listener.set(listen_port);
+    }
+
+    /// Our published addresses (offered as candidates for punching).
+    pub fn set_own_addresses(&self, ips: Vec<IpAddr>) {
+        *self.inner.own_ips.lock().unwrap() = ips;
+    }
+
+    /// Whether relayed connections are made and accepted.
+    pub fn set_relay(&self, enabled: bool) {
+        self.inner.relay.store(enabled, Ordering::SeqCst);
+    }
+
     /// The peers librqbit gets for `hash`: one virtual address per online
-    /// contact resource that lists it and published an address we may dial.
+    /// contact resource that lists it and that we may reach: one that
+    /// published an address we may dial, or that can be asked for a
+    /// punched or relayed connection.
     pub fn peers_for(&self, hash: &InfoHash) -> Vec<SocketAddr> {
         let catalog = &self.inner.catalog;
         let mut out: Vec<SocketAddr> = catalog
             .online_holders(hash)
             .into_iter()
             .filter(|(jid, resource)| {
-                catalog
-                    .online_addresses(jid, resource)
-                    .is_some_and(|a| !dial::order(&a, self.inner.allow_loopback).is_empty())
+                self.inner.signal.get().is_some()
+                    || catalog.online_addresses(jid, resource).is_some_and(|a| {
+                        !dial::order(&a, self.inner.allow_loopback).is_empty()
+                    })
             })
             .map(|(jid, resource)| self.inner.virtual_addr(&jid, &resource))
             .collect();
@@ -162,13 +250,30 @@ impl PeerPaths {
         out
     }
 
-    /// Who a peer address of a torrent is, and how we reached it, for an
-    /// outgoing connection of ours.
+    /// Who a peer of a torrent is and how it was reached, if the path
+    /// layer made the connection (ours under a virtual address, or one it
+    /// spliced into our listener).
     pub fn describe(&self, hash: &InfoHash, peer: SocketAddr) -> Option<PeerPath> {
+        // (librqbit's dual-stack listener may see 127.0.0.1 as ::ffff:…)
+        let peer = SocketAddr::new(peer.ip().to_canonical(), peer.port());
+        if let Some(p) = self.inner.spliced.lock().unwrap().get(&peer) {
+            return Some(p.clone());
+        }
         let live = self.inner.live.lock().unwrap();
         live.values()
             .find(|l| l.virtual_addr == peer && l.hash == *hash)
             .map(|l| l.peer.clone())
+    }
+
+    /// Why the last connection to `jid/resource` failed, if it did.
+    pub fn last_failure(&self, jid: &str, resource: &str) -> Option<String> {
+        let key = (jid.to_string(), resource.to_string());
+        self.inner.failures.lock().unwrap().get(&key).cloned()
+    }
+
+    /// Answers a contact device's path request (`from`: its full JID).
+    pub async fn answer(&self, from: &str, req: Request) -> Result<Accept, String> {
+        incoming::answer(&self.inner, from, req).await
     }
 }
 
@@ -191,87 +296,48 @@ impl Inner {
             .into_iter()
             .find(|(jid, resource)| self.virtual_addr(jid, resource) == target)
     }
-}
 
-/// One connection from librqbit to the proxy.
-async fn serve(inner: Arc<Inner>, mut client: TcpStream, stop: CancellationToken) {
-    let target = match socks::accept(&mut client, &inner.user, &inner.password).await {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::debug!("a proxy client was turned away: {e}");
-            return;
+    fn note_failure(&self, jid: &str, resource: &str, why: String) {
+        tracing::info!(contact = %format!("{jid}/{resource}"), "no path: {why}");
+        self.failures
+            .lock()
+            .unwrap()
+            .insert((jid.to_string(), resource.to_string()), why);
+    }
+
+    fn note_success(&self, jid: &str, resource: &str) {
+        self.failures
+            .lock()
+            .unwrap()
+            .remove(&(jid.to_string(), resource.to_string()));
+    }
+
+    /// Our addresses to offer for punching, each with the port for its
+    /// family.
+    fn punch_candidates(&self, port: u16, port6: Option<u16>) -> Vec<SocketAddr> {
+        self.own_ips
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|ip| match ip {
+                IpAddr::V4(_) => Some(SocketAddr::new(*ip, port)),
+                IpAddr::V6(_) => port6.map(|p| SocketAddr::new(*ip, p)),
+            })
+            .collect()
+    }
+
+    /// Whether `jid` may make one more request now.
+    fn allow_request(&self, jid: &str) -> bool {
+        let mut requests = self.requests.lock().unwrap();
+        let recent = requests.entry(jid.to_string()).or_default();
+        let minute_ago = Instant::now() - Duration::from_secs(60);
+        while recent.front().is_some_and(|t| *t < minute_ago) {
+            recent.pop_front();
         }
-    };
-    if inner.passthrough.lock().unwrap().contains(&target) {
-        match TcpStream::connect(target).await {
-            Ok(mut remote) => {
-                if socks::reply(&mut client, Reply::Succeeded).await.is_ok() {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut remote).await;
-                }
-            }
-            Err(_) => {
-                let _ = socks::reply(&mut client, Reply::HostUnreachable).await;
-            }
+        if recent.len() >= REQUESTS_PER_MINUTE {
+            return false;
         }
-        return;
+        recent.push_back(Instant::now());
+        true
     }
-    let Some((jid, resource)) = inner.resolve(target) else {
-        tracing::debug!(%target, "refused a peer connection: not an address of a contact online now");
-        let _ = socks::reply(&mut client, Reply::NotAllowed).await;
-        return;
-    };
-    // Said yes before connecting: which torrent librqbit wants is in the
-    // handshake it sends next, and decides whether we connect at all.
-    if socks::reply(&mut client, Reply::Succeeded).await.is_err() {
-        return;
-    }
-    let mut handshake = [0u8; 68];
-    match tokio::time::timeout(HANDSHAKE_TIMEOUT, client.read_exact(&mut handshake)).await {
-        Ok(Ok(_)) => {}
-        _ => return,
-    }
-    if handshake[0] != 19 || &handshake[1..20] != b"BitTorrent protocol" {
-        tracing::debug!("refused a peer connection: not a BitTorrent handshake");
-        return;
-    }
-    let hash = InfoHash(handshake[28..48].try_into().expect("20 bytes"));
-    let who = format!("{jid}/{resource}");
-    if !inner.catalog.lists(&jid, &resource, &hash) {
-        tracing::debug!(contact = %who, %hash, "refused a peer connection: the contact does not list this torrent");
-        return;
-    }
-    let published = inner
-        .catalog
-        .online_addresses(&jid, &resource)
-        .unwrap_or_default();
-    let candidates = dial::order(&published, inner.allow_loopback);
-    let (mut remote, address) = match dial::first_connect(&candidates, DIAL_BUDGET).await {
-        Ok(c) => c,
-        Err(why) => {
-            tracing::debug!(contact = %who, %hash, "cannot reach the contact directly: {why}");
-            return;
-        }
-    };
-    if remote.write_all(&handshake).await.is_err() {
-        return;
-    }
-    tracing::debug!(contact = %who, %address, %hash, "connected directly");
-    let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-    inner.live.lock().unwrap().insert(
-        id,
-        Live {
-            virtual_addr: target,
-            hash,
-            peer: PeerPath {
-                contact: who,
-                address,
-                path: PathKind::Direct,
-            },
-        },
-    );
-    tokio::select! {
-        _ = stop.cancelled() => {}
-        _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut remote, SPLICE_BUFFER, SPLICE_BUFFER) => {}
-    }
-    inner.live.lock().unwrap().remove(&id);
 }

@@ -71,6 +71,25 @@ pub struct EngineConfig {
     /// server is on this machine (tests, the demo). `Service` sets it from
     /// the XMPP settings.
     pub allow_loopback_peers: bool,
+    /// Make and accept relayed connections (through the XMPP servers'
+    /// bytestream proxies, whose operators could read the bytes, as any
+    /// network on a direct path could).
+    pub relay: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            data_dir: crate::paths::data_dir(),
+            download_dir: crate::paths::download_dir(),
+            listen_port: 0,
+            upload_limit: None,
+            download_limit: None,
+            upnp: true,
+            allow_loopback_peers: false,
+            relay: true,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -177,6 +196,7 @@ impl Engine {
             .await
             .map_err(err)?;
         paths.allow_passthrough(tracker.addr());
+        paths.set_relay(config.relay);
         let wanted = match config.listen_port {
             0 => state.listen_port,
             p => p,
@@ -216,6 +236,16 @@ impl Engine {
             }),
         };
         tracing::info!(port, "BitTorrent engine listening");
+        // The path layer answers contacts' requests only for torrents we
+        // serve, and splices what arrives into our listener.
+        let weak = Arc::downgrade(&engine.inner);
+        engine.inner.paths.set_engine(
+            Arc::new(move |hash: &InfoHash| {
+                weak.upgrade()
+                    .is_some_and(|inner| Engine { inner }.record(hash).is_some())
+            }),
+            port,
+        );
         // Saved torrents come back in the background: start-up does not wait
         // for their files to be checked.
         let restoring = engine.clone();
@@ -276,6 +306,13 @@ impl Engine {
             // contacts who list the torrent (`crate::net`).
             connect: Some(ConnectionOptions {
                 proxy_url: Some(paths.proxy_url()),
+                // The path layer may try direct, then punched, then
+                // relayed before the peer's handshake can come back.
+                peer_opts: Some(librqbit::PeerConnectionOptions {
+                    connect_timeout: Some(Duration::from_secs(20)),
+                    read_write_timeout: Some(Duration::from_secs(30)),
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ratelimits: librqbit::limits::LimitsConfig {
@@ -294,6 +331,11 @@ impl Engine {
     /// The port peers reach us on.
     pub fn listen_port(&self) -> u16 {
         self.inner.port
+    }
+
+    /// The path layer (for the XMPP side's signalling and the addresses).
+    pub fn paths(&self) -> &PeerPaths {
+        &self.inner.paths
     }
 
     fn save(&self) {

@@ -116,11 +116,13 @@ impl Engine {
                             address: p.address.to_string(),
                             contact: Some(p.contact),
                             path: p.path,
+                            via: p.via,
                         },
                         None => Peer {
                             address: key.clone(),
                             contact: addr.and_then(|a| contact_of(&sources, a)),
                             path: PathKind::Direct,
+                            via: None,
                         },
                     }
                 })

@@ -257,6 +257,7 @@ pub fn service_config(
             upload_limit: upload_limit.and_then(std::num::NonZeroU32::new),
             download_limit: None,
             allow_loopback_peers: true,
+            relay: true,
         },
         addresses: loopback_addresses(),
     }

@@ -102,6 +102,7 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             upload_limit: None,
             download_limit: None,
             allow_loopback_peers: false,
+            relay: true,
         },
         addresses: loopback_only(),
     }

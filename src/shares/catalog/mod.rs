@@ -295,6 +295,15 @@ impl Catalog {
         Some(entry.resources.get(resource)?.addresses.clone())
     }
 
+    /// Whether we see `jid/resource` online.
+    pub fn is_online(&self, jid: &str, resource: &str) -> bool {
+        let state = self.read();
+        state
+            .contacts
+            .get(jid)
+            .is_some_and(|e| e.online.contains(resource))
+    }
+
     /// Whether `jid/resource` lists `hash` now.
     pub fn lists(&self, jid: &str, resource: &str, hash: &InfoHash) -> bool {
         let state = self.read();
