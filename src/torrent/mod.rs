@@ -85,7 +85,6 @@ impl Default for EngineConfig {
             listen_port: 0,
             upload_limit: None,
             download_limit: None,
-            upnp: true,
             allow_loopback_peers: false,
             relay: true,
         }
