@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 # nftables and miniupnpd-nftables (the daemon alone, no system service)
 # build the network lab's namespaces, routers and UPnP gateway
 # (tests/lab.rs).
-DESKTOP=1 EXTRA_PACKAGES="prosody qbittorrent-nox chromium chromium-driver xvfb xauth webkit2gtk-driver iproute2 nftables miniupnpd-nftables" \
+DESKTOP=1 EXTRA_PACKAGES="prosody qbittorrent-nox chromium chromium-driver xvfb xauth webkit2gtk-driver iproute2 nftables miniupnpd-nftables openssl" \
   source scripts/deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v tauri-driver >/dev/null 2>&1; then

@@ -275,7 +275,13 @@ async fn bob_sees_alices_mapped_port_and_the_gateways_address_until_shutdown() {
 
     let mapped = alice
         .wait_for("the port mapping", |e| {
-            matches!(e, Event::PortMappingChanged { mapping: Some(_), .. })
+            matches!(
+                e,
+                Event::PortMappingChanged {
+                    mapping: Some(_),
+                    ..
+                }
+            )
         })
         .await;
     assert_eq!(

@@ -94,7 +94,7 @@ pub enum Source {
 
 /// Where a port mapping stands (NAT-PMP or UPnP), for the status and the
 /// diagnosis.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(tag = "state", rename_all = "snake_case")]
 pub enum MappingStatus {
     /// Switched off, or no listen port yet.
