@@ -389,3 +389,37 @@ async fn run() -> ExitCode {
     service.shutdown().await;
     ExitCode::SUCCESS
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_settings_file_takes_the_lab_and_tls_keys_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bitweend.json");
+        std::fs::write(
+            &file,
+            r#"{"jid": "alice@lab.example", "tls-ca": "/srv/lab/ca.pem",
+                "allow-reserved-addresses": true, "publish-ula": true, "no-upnp": true}"#,
+        )
+        .unwrap();
+        let mut args = Args::parse_from(["bitweend", "--config", file.to_str().unwrap()]);
+        apply_config_file(&mut args).unwrap();
+        assert_eq!(args.tls_ca.as_deref(), Some(Path::new("/srv/lab/ca.pem")));
+        assert!(args.allow_reserved_addresses && args.publish_ula && args.no_upnp);
+        let mut args = Args::parse_from([
+            "bitweend",
+            "--config",
+            file.to_str().unwrap(),
+            "--tls-ca",
+            "/other.pem",
+        ]);
+        apply_config_file(&mut args).unwrap();
+        assert_eq!(args.tls_ca.as_deref(), Some(Path::new("/other.pem")));
+        // Off by default.
+        let plain = Args::parse_from(["bitweend"]);
+        assert!(!plain.allow_reserved_addresses && plain.tls_ca.is_none());
+    }
+}

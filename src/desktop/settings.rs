@@ -356,4 +356,29 @@ mod tests {
         assert_eq!(c.engine.upload_limit.unwrap().get(), 100 * 1024);
         assert!(!c.xmpp.insecure_plaintext);
     }
+
+    #[test]
+    fn a_private_ca_reaches_the_login_and_changing_it_logs_in_again() {
+        let s: DesktopSettings =
+            serde_json::from_str(r#"{"tls_ca": "/etc/ssl/my-server-ca.pem", "upnp": false}"#)
+                .unwrap();
+        let account = Account {
+            jid: "alice@example.org".into(),
+            server: None,
+        };
+        let c = s.service_config(&account, "pw".into(), "/d".into());
+        assert_eq!(
+            c.xmpp.tls_ca.as_deref(),
+            Some(Path::new("/etc/ssl/my-server-ca.pem"))
+        );
+        assert!(!c.addresses.upnp && !c.addresses.natpmp);
+        // A refused certificate is not retried until the settings change:
+        // a new CA restarts the backend, which logs in again.
+        let other = DesktopSettings {
+            tls_ca: Some("/etc/ssl/other.pem".into()),
+            ..s.clone()
+        };
+        assert!(s.needs_restart(&other));
+        assert_eq!(DesktopSettings::default().tls_ca, None);
+    }
 }
