@@ -33,10 +33,7 @@ pub(super) async fn answer(inner: &Arc<Inner>, from: &str, req: Request) -> Resu
     if !inner.allow_request(bare) {
         return Err("too many requests; try again in a minute".into());
     }
-    let serving = inner
-        .serving
-        .get()
-        .is_some_and(|serves| serves(&req.hash));
+    let serving = inner.serving.get().is_some_and(|serves| serves(&req.hash));
     if !serving {
         return Err(format!("{} is not shared here", req.hash));
     }

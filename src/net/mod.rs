@@ -186,7 +186,9 @@ impl PeerPaths {
                         c = listener.accept() => c,
                     };
                     let Ok((stream, _)) = conn else { continue };
-                    let Some(inner) = serving.upgrade() else { break };
+                    let Some(inner) = serving.upgrade() else {
+                        break;
+                    };
                     tokio::spawn(outgoing::serve(inner, stream, stop.child_token()));
                 }
             },
@@ -239,9 +241,9 @@ impl PeerPaths {
             .into_iter()
             .filter(|(jid, resource)| {
                 self.inner.signal.get().is_some()
-                    || catalog.online_addresses(jid, resource).is_some_and(|a| {
-                        !dial::order(&a, self.inner.allow_loopback).is_empty()
-                    })
+                    || catalog
+                        .online_addresses(jid, resource)
+                        .is_some_and(|a| !dial::order(&a, self.inner.allow_loopback).is_empty())
             })
             .map(|(jid, resource)| self.inner.virtual_addr(&jid, &resource))
             .collect();

@@ -150,13 +150,19 @@ async fn reach(
                 return Some((stream, peer(address, PathKind::Direct, None)));
             }
             Err(e) => {
-                inner.direct_failed.lock().unwrap().insert(key, Instant::now());
+                inner
+                    .direct_failed
+                    .lock()
+                    .unwrap()
+                    .insert(key, Instant::now());
                 why.push(format!("direct: {e}"));
             }
         }
     }
     let Some(signal) = signal.filter(|_| can_ask) else {
-        why.push("its app cannot be asked to punch or relay (an older Bitween or the original)".into());
+        why.push(
+            "its app cannot be asked to punch or relay (an older Bitween or the original)".into(),
+        );
         inner.note_failure(jid, resource, why.join("; "));
         return None;
     };
