@@ -280,7 +280,7 @@ async fn run() -> ExitCode {
             listen_port: args.bt_port.unwrap_or(0),
             upload_limit: args.upload_limit,
             download_limit: None,
-            allow_loopback_peers: false,
+            allow_loopback_peers: true,
             relay: !args.no_relay,
         },
         addresses: AddressConfig {

@@ -248,7 +248,7 @@ impl DesktopSettings {
                 listen_port: self.bt_port,
                 upload_limit: self.upload_limit(),
                 download_limit: self.download_limit(),
-                allow_loopback_peers: false,
+                allow_loopback_peers: true,
                 relay: self.relay,
             },
             addresses: AddressConfig {

@@ -67,9 +67,10 @@ pub struct EngineConfig {
     pub upload_limit: Option<std::num::NonZeroU32>,
     /// Download limit in bytes per second for the whole session.
     pub download_limit: Option<std::num::NonZeroU32>,
-    /// Contacts' loopback addresses may be dialed: only when our own XMPP
-    /// server is on this machine (tests, the demo). `Service` sets it from
-    /// the XMPP settings.
+    /// Contacts' loopback addresses may be dialed. `Service` allows them
+    /// only when this is set *and* our own XMPP server is on this machine
+    /// (tests, the demo); false refuses them always (tests of the punched
+    /// and relayed paths on loopback).
     pub allow_loopback_peers: bool,
     /// Make and accept relayed connections (through the XMPP servers'
     /// bytestream proxies, whose operators could read the bytes, as any
@@ -85,7 +86,7 @@ impl Default for EngineConfig {
             listen_port: 0,
             upload_limit: None,
             download_limit: None,
-            allow_loopback_peers: false,
+            allow_loopback_peers: true,
             relay: true,
         }
     }

@@ -32,6 +32,7 @@ impl Disco {
             ns::PING.to_string(),
             NS_SHARES.to_string(),
             format!("{NS_SHARES}+notify"),
+            crate::net::signal::NS_PATHS.to_string(),
         ];
         let info = DiscoInfoResult {
             node: None,

@@ -101,7 +101,7 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             listen_port: 0,
             upload_limit: None,
             download_limit: None,
-            allow_loopback_peers: false,
+            allow_loopback_peers: true,
             relay: true,
         },
         addresses: loopback_only(),
