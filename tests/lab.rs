@@ -5,11 +5,9 @@
 //! the other, and asserts that it arrives byte for byte over the path the
 //! transfer reports (`bitweenc --json transfers`: each peer's `path`).
 //!
-//! Scenarios that need the punched and relayed paths are marked ignored
-//! until those land; run them with
-//! `cargo test --test lab -- --ignored`. The benchmark (100 MiB per path,
-//! time to first byte) is `cargo test --test lab -- --ignored --nocapture
-//! bench_`.
+//! The benchmark (100 MiB per path, time to first byte) is ignored in
+//! normal runs: `cargo test --release --test lab -- --ignored --nocapture
+//! bench_paths`.
 //!
 //! Needs root and network namespaces: the lab fails (never skips) when it
 //! cannot make them.
@@ -243,13 +241,12 @@ fn an_untrusted_server_certificate_is_named_and_not_retried() {
     );
 }
 
-// ----- scenarios that need the punched and relayed paths ---------------------
+// ----- scenarios of the punched and relayed paths ------------------------------
 
 /// Both homes behind NAT that keeps source ports, no UPnP, IPv4 only: the
 /// direct attempts fail (nothing is forwarded) and both sides dial each
 /// other at once from their listen ports through their NATs: punched.
 #[test]
-#[ignore = "needs the punched/relayed paths (in progress)"]
 fn port_keeping_nat_punched() {
     let mut lab = Lab::start(&["alice", "bob"], &[("alice", "bob")]);
     let home_a = lab.home(1, RouterSpec::nat(), 1);
@@ -269,7 +266,6 @@ fn port_keeping_nat_punched() {
 /// through the XMPP server's SOCKS5 bytestream proxy: relayed, via
 /// proxy.lab.example.
 #[test]
-#[ignore = "needs the punched/relayed paths (in progress)"]
 fn random_port_nat_relayed() {
     let mut lab = Lab::start(&["alice", "bob"], &[("alice", "bob")]);
     let home_a = lab.home(1, RouterSpec::random_ports(), 1);
@@ -291,7 +287,6 @@ fn random_port_nat_relayed() {
 /// only a TCP simultaneous open over IPv6 can work: punched, to bob's
 /// IPv6 address.
 #[test]
-#[ignore = "needs the punched/relayed paths (in progress)"]
 fn ipv6_firewall_punched() {
     let mut lab = Lab::start(&["alice", "bob"], &[("alice", "bob")]);
     let home_a = lab.home(1, RouterSpec::random_ports().with_ipv6(), 1);
@@ -309,10 +304,9 @@ fn ipv6_firewall_punched() {
 
 /// Relaying off, no UPnP, random-port NAT on both sides (so punching
 /// cannot work either): nothing arrives, and alice's diagnosis of bob
-/// names the cause (no path: relaying is off) and her own side (no port
-/// mapping: no UPnP gateway).
+/// names the cause (each path's failure: direct, punched, relaying off)
+/// and her own side (no port mapping: no UPnP gateway answered).
 #[test]
-#[ignore = "needs the punched/relayed paths (in progress)"]
 fn relay_off_no_transfer_and_the_diagnosis_says_why() {
     let mut lab = Lab::start(&["alice", "bob"], &[("alice", "bob")]);
     let home_a = lab.home(1, RouterSpec::random_ports(), 1);
@@ -328,8 +322,16 @@ fn relay_off_no_transfer_and_the_diagnosis_says_why() {
     let report = alice.rpc("diagnose", serde_json::json!([format!("bob@{DOMAIN}")]));
     let d = &report[0]["diagnosis"];
     assert_ne!(d["verdict"], "reachable", "{report}");
-    let message = d["message"].as_str().unwrap().to_lowercase();
-    assert!(message.contains("relay"), "names relaying (off): {report}");
+    // Why each path failed: direct and punched tried, relaying off.
+    let paths = report[0]["paths"].as_str().unwrap_or_default();
+    assert!(
+        paths.contains("punched"),
+        "names the punch that failed: {report}"
+    );
+    assert!(
+        paths.contains("relaying is off"),
+        "names relaying (off): {report}"
+    );
     assert!(
         d["this_device"]
             .as_str()
@@ -347,7 +349,7 @@ fn relay_off_no_transfer_and_the_diagnosis_says_why() {
 /// `BITWEEN_LAB_BENCH=direct,relayed` picks some of `direct`, `punched`,
 /// `relayed` (all by default).
 #[test]
-#[ignore = "benchmark (and the punched/relayed paths are in progress): run with --ignored --nocapture"]
+#[ignore = "benchmark: run with --ignored --nocapture"]
 fn bench_paths() {
     const BENCH: usize = 100 * 1024 * 1024;
     let cases: [(&str, RouterSpec, RouterSpec, &[&str]); 3] = [

@@ -112,7 +112,8 @@ pub fn this_device(own: &OwnAddresses) -> String {
         });
     if let Some((how, external)) = mapped {
         return format!(
-            "This device accepts connections from outside at {external} (a {how} port mapping              at its router), so the contact can connect to it."
+            "This device accepts connections from outside at {external} (a {how} port mapping \
+             at its router), so the contact can connect to it."
         );
     }
     let why = |s: &MappingStatus| match s {
@@ -122,7 +123,8 @@ pub fn this_device(own: &OwnAddresses) -> String {
         MappingStatus::Failed { reason } => reason.clone(),
     };
     format!(
-        "This device has no port mapping at its router (UPnP: {}; NAT-PMP: {}): unless it has          a public address of its own, contacts cannot connect to it either.",
+        "This device has no port mapping at its router (UPnP: {}; NAT-PMP: {}): unless it has \
+         a public address of its own, contacts cannot connect to it either.",
         why(&own.upnp),
         why(&own.natpmp)
     )
@@ -304,6 +306,7 @@ mod tests {
         };
         let text = this_device(&own);
         assert!(text.contains("no port mapping"), "{text}");
+        assert!(!text.contains("  "), "{text}");
         assert!(text.contains("no UPnP gateway answered"), "{text}");
         assert!(text.contains("NAT-PMP: nothing answers"), "{text}");
         own.upnp = MappingStatus::Mapped {

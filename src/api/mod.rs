@@ -335,7 +335,11 @@ impl Api {
             for r in c.resources {
                 let diagnosis =
                     crate::addresses::diagnose(&r.addresses, &own, Duration::from_secs(3)).await;
-                let paths = self.svc.engine.paths().last_failure(&jid.to_string(), &r.resource);
+                let paths = self
+                    .svc
+                    .engine
+                    .paths()
+                    .last_failure(&jid.to_string(), &r.resource);
                 out.push(ResourceDiagnosis {
                     resource: r.resource,
                     diagnosis,
