@@ -7,6 +7,7 @@
 
 mod connect;
 mod disco;
+mod limits;
 mod session;
 
 use std::net::IpAddr;

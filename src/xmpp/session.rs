@@ -26,6 +26,7 @@ use tokio_xmpp::Stanza;
 
 use super::connect::ConnStatus;
 use super::disco::Disco;
+use super::limits::{self, StanzaBudget};
 use super::{Command, ConnectionState, Contact};
 use crate::events::{Event, EventBus};
 use crate::shares::{
@@ -34,9 +35,9 @@ use crate::shares::{
 };
 use crate::NS_SHARES;
 
-/// The most our item may weigh: Prosody's default client stanza limit is
-/// 256 KiB, and the IQ around the item needs a few hundred bytes.
-const MAX_ITEM_BYTES: usize = 250_000;
+/// How often a publish refused for a passing reason is sent again at once
+/// (see `limits::transient`).
+const PUBLISH_RETRIES: u8 = 3;
 /// How long a clean shutdown waits for the server to confirm the retraction.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
@@ -122,6 +123,10 @@ pub(super) struct Session {
     fetches: HashMap<(BareJid, String), Fetch>,
     /// The retraction of our resource sent on shutdown awaits its answer.
     retract_pending: bool,
+    /// How large our item and chunks may be (learned from the server).
+    budget: StanzaBudget,
+    /// Publishes sent again after a passing refusal, since the last success.
+    publish_retries: u8,
     shutdown: Option<(oneshot::Sender<()>, Instant)>,
 }
 
@@ -179,6 +184,8 @@ impl Session {
             expansions: HashMap::new(),
             fetches: HashMap::new(),
             retract_pending: false,
+            budget: StanzaBudget::default(),
+            publish_retries: 0,
             shutdown: None,
         }
     }
@@ -264,6 +271,14 @@ impl Session {
                 payload,
             }
         };
+        if matches!(
+            what,
+            Pending::Publish { .. } | Pending::ChunkPublish { .. } | Pending::Retract
+        ) {
+            if let Iq::Set { payload, .. } = &iq {
+                self.budget.sent(&id, limits::wire_bytes(payload));
+            }
+        }
         self.pending.insert(id, what);
         self.send(iq).await;
     }
@@ -272,7 +287,11 @@ impl Session {
 
     async fn on_stream(&mut self, ev: StreamEvent) {
         match ev {
-            StreamEvent::Stream(Lifecycle::Reset { bound_jid, .. }) => {
+            StreamEvent::Stream(Lifecycle::Reset {
+                bound_jid,
+                features,
+            }) => {
+                self.budget.on_features(&features);
                 self.on_online(bound_jid).await
             }
             StreamEvent::Stream(Lifecycle::Resumed) => {
@@ -340,6 +359,10 @@ impl Session {
             return;
         }
         tracing::warn!("connection lost; reconnecting");
+        if self.budget.connection_lost() {
+            // Publish the whole list again at the smaller size.
+            self.chunks_published = None;
+        }
         self.pending.clear();
         self.publish_in_flight = false;
         for (jid, resource) in self.catalog.all_offline() {
@@ -446,10 +469,10 @@ impl Session {
         // moved out there is nothing to point to (readers refuse a pointer
         // to no chunks, so our own item would never read back as sent and
         // we would publish it again and again).
-        let fitted =
-            fit_to(&mut item, &resource, MAX_ITEM_BYTES - 300).filter(|(kept, total)| kept < total);
+        let fitted = fit_to(&mut item, &resource, self.budget.item_bytes() - 300)
+            .filter(|(kept, total)| kept < total);
         if let Some((kept, total)) = fitted {
-            match chunks::split(&self.local.shares[kept..]) {
+            match chunks::split_within(&self.local.shares[kept..], self.budget.chunk_bytes()) {
                 Some(parts) => {
                     // Of what the chunks hold: when the split point
                     // moves, readers must fetch them again.
@@ -477,7 +500,10 @@ impl Session {
                 }
             }
         }
-        if &item == base {
+        let chunks_in_place = chunks
+            .as_ref()
+            .is_none_or(|(version, _)| self.chunks_published.as_ref() == Some(version));
+        if &item == base && chunks_in_place {
             return; // the server already holds exactly this
         }
         if let Some((version, parts)) = chunks {
@@ -510,6 +536,29 @@ impl Session {
         self.send_iq(None, false, payload, what).await;
     }
 
+    /// Whether a refused publish should be sent again: it was too large and
+    /// the budget could shrink (the list is split again, smaller), or the
+    /// server had a passing problem (a few times in a row at most).
+    fn may_publish_again(&mut self, error: &StanzaError) -> bool {
+        if limits::too_big(error) {
+            return self.budget.refused_last();
+        }
+        if limits::transient(error) && self.publish_retries < PUBLISH_RETRIES {
+            self.publish_retries += 1;
+            return true;
+        }
+        false
+    }
+
+    /// Publishes the list again now, or after the publish under way.
+    async fn republish(&mut self) {
+        if self.publish_in_flight {
+            self.publish_again = true;
+        } else {
+            self.publish().await;
+        }
+    }
+
     /// Our account's item arrived (pushed or fetched).
     async fn on_own_item(&mut self, item: UserShares) {
         let others = item.merged(self.resource(), None);
@@ -530,6 +579,7 @@ impl Session {
         self.publish_in_flight = false;
         match error {
             None => {
+                self.publish_retries = 0;
                 if self.pushes == pushes_before {
                     self.base = Some(item.clone());
                 }
@@ -573,6 +623,7 @@ impl Session {
             _ => self.is_own_or_server(from),
         };
         if expected {
+            self.budget.answered(id);
             self.pending.remove(id)
         } else {
             None
@@ -673,7 +724,11 @@ impl Session {
                     );
                     tracing::warn!("{reason}");
                     self.chunks_published = None;
-                    self.events.send(Event::PublishFailed { reason });
+                    if self.may_publish_again(&e) {
+                        self.republish().await;
+                    } else {
+                        self.events.send(Event::PublishFailed { reason });
+                    }
                 }
             }
             (
@@ -721,8 +776,15 @@ impl Session {
                     "the server refused our publish: {:?} {text}",
                     e.defined_condition
                 );
-                self.on_publish_result(item, pushes_before, Some(reason))
-                    .await
+                if self.may_publish_again(&e) {
+                    tracing::warn!("{reason}; publishing again");
+                    self.chunks_published = None;
+                    self.publish_in_flight = false;
+                    self.publish().await;
+                } else {
+                    self.on_publish_result(item, pushes_before, Some(reason))
+                        .await
+                }
             }
         }
     }
