@@ -671,6 +671,12 @@ impl Session {
                 from, id, payload, ..
             } => {
                 if payload.is("query", ns::ROSTER) && self.is_own_or_server(from.as_ref()) {
+                    let seen_before: BTreeSet<BareJid> = self
+                        .roster
+                        .keys()
+                        .filter(|j| self.is_contact(j))
+                        .cloned()
+                        .collect();
                     self.apply_roster(payload, true);
                     self.send(Iq::Result {
                         from: None,
@@ -679,6 +685,7 @@ impl Session {
                         payload: None,
                     })
                     .await;
+                    self.show_caps_to_new_contacts(&seen_before).await;
                 } else {
                     self.send(error_reply(id, from, DefinedCondition::ServiceUnavailable))
                         .await;
@@ -822,6 +829,29 @@ impl Session {
             );
         }
         self.events.send(Event::RosterChanged);
+    }
+
+    /// Sends our presence with caps to each contact whose presence we see
+    /// since this roster push (they accepted us): ejabberd learns a
+    /// contact's caps, and so whom to send our PEP items, only from a
+    /// presence of theirs that arrives while they may see ours. Theirs came
+    /// when they accepted, before our side of the subscription was
+    /// complete, and was not kept; so this one makes them receive our items
+    /// (see docs/PROTOCOL.md, "Server notes").
+    async fn show_caps_to_new_contacts(&mut self, seen_before: &BTreeSet<BareJid>) {
+        let new: Vec<BareJid> = self
+            .roster
+            .keys()
+            .filter(|j| self.is_contact(j) && !seen_before.contains(*j))
+            .cloned()
+            .collect();
+        for jid in new {
+            tracing::debug!(contact = %jid, "showing our caps to a new contact");
+            let presence = Presence::available()
+                .with_to(jid)
+                .with_payload(self.disco.caps());
+            self.send(presence).await;
+        }
     }
 
     /// Whether we see `jid`'s presence (so the server sends us their PEP).
