@@ -58,6 +58,13 @@ enum Pending {
     ChunkPublish {
         node: String,
     },
+    /// A contact's current item, asked for when their presence first came
+    /// in this session; `events` is how many items of theirs had arrived
+    /// then (an item pushed meanwhile is as new, so the answer is dropped).
+    ContactItem {
+        jid: BareJid,
+        events: u64,
+    },
     /// Chunk `n` of a contact resource's list (see `shares::chunks`).
     ChunkFetch {
         jid: BareJid,
@@ -125,6 +132,10 @@ pub(super) struct Session {
     retract_pending: bool,
     /// How large our item and chunks may be (learned from the server).
     budget: StanzaBudget,
+    /// Contacts whose current item we asked for this session, and how many
+    /// items of theirs arrived this session (see `Pending::ContactItem`).
+    pulled: BTreeSet<BareJid>,
+    contact_events: HashMap<BareJid, u64>,
     /// Publishes sent again after a passing refusal, since the last success.
     publish_retries: u8,
     shutdown: Option<(oneshot::Sender<()>, Instant)>,
@@ -185,6 +196,8 @@ impl Session {
             fetches: HashMap::new(),
             retract_pending: false,
             budget: StanzaBudget::default(),
+            pulled: BTreeSet::new(),
+            contact_events: HashMap::new(),
             publish_retries: 0,
             shutdown: None,
         }
@@ -321,6 +334,8 @@ impl Session {
         self.fetches.clear();
         self.roster_loaded = false;
         self.deferred.clear();
+        self.pulled.clear();
+        self.contact_events.clear();
         self.base = None;
         self.own_gone.clear();
         self.pushes = 0;
@@ -619,7 +634,9 @@ impl Session {
     /// The request an answer is for, if it comes from whom we asked.
     fn take_pending(&mut self, id: &str, from: Option<&Jid>) -> Option<Pending> {
         let expected = match self.pending.get(id)? {
-            Pending::ChunkFetch { jid, .. } => from.is_some_and(|f| f.to_bare() == *jid),
+            Pending::ChunkFetch { jid, .. } | Pending::ContactItem { jid, .. } => {
+                from.is_some_and(|f| f.to_bare() == *jid)
+            }
             _ => self.is_own_or_server(from),
         };
         if expected {
@@ -717,6 +734,36 @@ impl Session {
                     .map(|p| p.item)
                     .unwrap_or_default();
                 self.on_own_item(item).await;
+            }
+            (Pending::ContactItem { jid, events }, Ok(Some(payload))) => {
+                if self.contact_events.get(&jid).copied().unwrap_or(0) != events {
+                    return; // an item was pushed meanwhile: as new as this one
+                }
+                let Some(item) = payload
+                    .get_child("items", NS_PUBSUB)
+                    .and_then(|items| items.children().filter(|c| c.is("item", NS_PUBSUB)).last())
+                    .and_then(|item| item.children().next())
+                else {
+                    return;
+                };
+                match parse_user_shares(item, &jid.to_string()) {
+                    Ok(p) => {
+                        if !p.rejections.is_empty() {
+                            self.events.send(Event::InvalidEntries {
+                                jid: jid.to_string(),
+                                reasons: p.rejections.iter().map(ToString::to_string).collect(),
+                            });
+                        }
+                        self.deliver(jid, p.item).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(contact = %jid, "ignoring an item we cannot read: {e}");
+                    }
+                }
+            }
+            (Pending::ContactItem { jid, .. }, answer) => {
+                // Nothing published (item-not-found), or not for us to see.
+                tracing::debug!(contact = %jid, "no current item to fetch: {answer:?}");
             }
             (Pending::OwnItem, Err(e)) => {
                 // item-not-found: we never published; start from nothing.
@@ -876,6 +923,9 @@ impl Session {
                     return;
                 }
                 let online = p.type_ == PresenceType::None;
+                if online && bare != self.own && self.pulled.insert(bare.clone()) {
+                    self.pull_item(bare.clone()).await;
+                }
                 if bare == self.own {
                     if online {
                         self.own_gone.remove(resource.as_str());
@@ -927,6 +977,29 @@ impl Session {
         }
     }
 
+    /// Asks for a contact's current item, once per session, when their
+    /// presence first comes in. The server pushes it too, but ejabberd only
+    /// when the contact's session has already verified our caps (the first
+    /// login of a client version on a server misses it) and has our
+    /// presence; asking costs one request and makes receiving independent
+    /// of that (docs/PROTOCOL.md, "Server notes").
+    async fn pull_item(&mut self, jid: BareJid) {
+        let events = self.contact_events.get(&jid).copied().unwrap_or(0);
+        let items = Element::builder("pubsub", NS_PUBSUB)
+            .append(
+                Element::builder("items", NS_PUBSUB)
+                    .attr("node".try_into().unwrap(), NS_SHARES)
+                    .attr("max_items".try_into().unwrap(), "1")
+                    .build(),
+            )
+            .build();
+        let what = Pending::ContactItem {
+            jid: jid.clone(),
+            events,
+        };
+        self.send_iq(Some(jid.into()), true, items, what).await;
+    }
+
     async fn on_message(&mut self, msg: Message) {
         let Some(from) = msg.from.clone() else { return };
         // PEP events come from the publisher's bare JID.
@@ -956,6 +1029,9 @@ impl Session {
                 tracing::warn!(%from, "ignoring shares from a JID that is not our contact");
                 return;
             }
+        }
+        if from != self.own {
+            *self.contact_events.entry(from.clone()).or_default() += 1;
         }
         let Some(item) = self.read_event(&from, &event) else {
             return;
