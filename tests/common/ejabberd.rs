@@ -198,11 +198,7 @@ impl Ejabberd {
 impl Drop for Ejabberd {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            if debug_log() {
-                let keep = std::env::temp_dir().join(format!("bitween-ejabberd-{}.log", self.port));
-                let _ = std::fs::copy(self.log_path(), &keep);
-                eprintln!("--- the whole server log: {} ---", keep.display());
-            }
+            super::keep_log_of_failure(&self.log_path(), self.port);
             for (name, lines) in [
                 ("ejabberd.log", 120),
                 ("error.log", 40),
@@ -225,8 +221,8 @@ impl Drop for Ejabberd {
     }
 }
 
-/// `BITWEEN_EJABBERD_DEBUG=1` logs every stanza (and keeps the whole log of
-/// a failed test).
+/// `BITWEEN_EJABBERD_DEBUG=1` logs every stanza (add
+/// `BITWEEN_KEEP_SERVER_LOGS=1` to keep the whole log of a failed test).
 fn debug_log() -> bool {
     std::env::var_os("BITWEEN_EJABBERD_DEBUG").is_some()
 }

@@ -265,6 +265,7 @@ VirtualHost "{DOMAIN}"
 impl Drop for Prosody {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            keep_log_of_failure(&self.log_path(), self.port);
             // The server's side of a failure, shown with the test's output.
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
@@ -282,6 +283,17 @@ impl Drop for Prosody {
             let _ = child.kill();
             let _ = child.wait();
         }
+    }
+}
+
+/// With `BITWEEN_KEEP_SERVER_LOGS=1`, a failed test's whole server log is
+/// copied to the temp dir (the test's output shows only its end).
+pub fn keep_log_of_failure(log: &Path, port: u16) {
+    if std::env::var_os("BITWEEN_KEEP_SERVER_LOGS").is_some() {
+        let name = log.file_stem().and_then(|s| s.to_str()).unwrap_or("server");
+        let keep = std::env::temp_dir().join(format!("bitween-{name}-{port}.log"));
+        let _ = std::fs::copy(log, &keep);
+        eprintln!("--- the whole server log: {} ---", keep.display());
     }
 }
 
