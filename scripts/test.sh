@@ -1,16 +1,16 @@
 #!/usr/bin/env bash
 # Runs every check and test of Bitween: formatting, clippy, unit tests,
-# property tests, the integration tests against a real Prosody (each test
-# starts its own server on a loopback port), the web UI in headless Chromium
-# and the desktop app in its real webview under Xvfb. Installs what is
-# missing.
+# property tests, the integration tests against a real Prosody and a real
+# ejabberd (each test starts its own server on a loopback port; the core
+# flow runs on both), the web UI in headless Chromium and the desktop app in
+# its real webview under Xvfb. Installs what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-# Prosody is the tests' XMPP server; qbittorrent-nox the independent
-# BitTorrent client of the interop test; chromium and chromium-driver the
+# Prosody and ejabberd are the tests' XMPP servers; qbittorrent-nox the
+# independent BitTorrent client of the interop test; chromium and chromium-driver the
 # headless browser of the web UI test; Xvfb, xauth and WebKitWebDriver
 # (webkit2gtk-driver) run the desktop app's end-to-end test.
-DESKTOP=1 EXTRA_PACKAGES="prosody qbittorrent-nox chromium chromium-driver xvfb xauth webkit2gtk-driver" \
+DESKTOP=1 EXTRA_PACKAGES="prosody ejabberd qbittorrent-nox chromium chromium-driver xvfb xauth webkit2gtk-driver" \
   source scripts/deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v tauri-driver >/dev/null 2>&1; then
