@@ -424,8 +424,9 @@ async fn hostile_items_lose_only_their_bad_entries(kind: ServerKind) {
         );
     }
     assert_eq!(reasons.len(), 9, "{all}");
+    // (Her presence alone puts her in the catalog: wait for the item.)
     bob.wait_catalog("mallory's valid entries", |c| {
-        c.contact(&jid("mallory")).is_some()
+        c.resource(&jid("mallory"), "evil").is_some()
     })
     .await;
     let evil = bob.catalog.resource(&jid("mallory"), "evil").unwrap();
