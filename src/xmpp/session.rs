@@ -119,6 +119,9 @@ pub(super) struct Session {
     publish_again: bool,
     /// The version of our list whose chunks the server holds.
     chunks_published: Option<String>,
+    /// A chunk publish failed: the server may lack part of our list, so it
+    /// is published again even if the item itself is unchanged.
+    chunks_stale: bool,
     /// Shares beyond the item, per contact resource, for one list version:
     /// kept to expand the item again when it is delivered again, even after
     /// an item of another version came in between (several resources of an
@@ -192,6 +195,7 @@ impl Session {
             publish_in_flight: false,
             publish_again: false,
             chunks_published: None,
+            chunks_stale: false,
             expansions: HashMap::new(),
             fetches: HashMap::new(),
             retract_pending: false,
@@ -515,10 +519,7 @@ impl Session {
                 }
             }
         }
-        let chunks_in_place = chunks
-            .as_ref()
-            .is_none_or(|(version, _)| self.chunks_published.as_ref() == Some(version));
-        if &item == base && chunks_in_place {
+        if &item == base && !(self.chunks_stale && chunks.is_some()) {
             return; // the server already holds exactly this
         }
         if let Some((version, parts)) = chunks {
@@ -532,6 +533,7 @@ impl Session {
                         .await;
                 }
                 self.chunks_published = Some(version);
+                self.chunks_stale = false;
             }
         }
         self.publish_in_flight = true;
@@ -778,6 +780,7 @@ impl Session {
                     );
                     tracing::warn!("{reason}");
                     self.chunks_published = None;
+                    self.chunks_stale = true;
                     if self.may_publish_again(&e) {
                         self.republish().await;
                     } else {
@@ -832,7 +835,6 @@ impl Session {
                 );
                 if self.may_publish_again(&e) {
                     tracing::warn!("{reason}; publishing again");
-                    self.chunks_published = None;
                     self.publish_in_flight = false;
                     self.publish().await;
                 } else {
