@@ -7,13 +7,16 @@
 
 pub mod addresses;
 pub mod api;
+pub mod clock;
 pub mod desktop;
 pub mod events;
 pub mod memory;
+pub mod net;
 pub mod paths;
 pub mod service;
 pub mod shares;
 pub mod torrent;
+pub mod units;
 pub mod xmpp;
 
 /// The namespace and PEP node name of the shares protocol (`PROTOCOL.md`).

@@ -63,8 +63,29 @@ impl Service {
     ) -> Result<Service, StartError> {
         let (catalog, writer) = Catalog::new();
         config.addresses.validate()?;
-        let engine = Engine::start(config.engine.clone(), catalog.clone(), events.clone()).await?;
-        let xmpp = match xmpp::start(config.xmpp.clone(), events.clone(), writer) {
+        let mut xmpp_config = config.xmpp.clone();
+        if xmpp_config.resource.is_none() {
+            // One resource per device, kept in the data dir.
+            let resource = xmpp::device_resource(&config.engine.data_dir).map_err(|e| {
+                EngineError::BadPath(format!(
+                    "cannot keep this device's resource in {}: {e}",
+                    config.engine.data_dir.display()
+                ))
+            })?;
+            xmpp_config.resource = Some(resource);
+        }
+        let engine_config = EngineConfig {
+            // Contacts' loopback addresses are this machine's own programs
+            // unless our server (and so every contact here) is on it too.
+            allow_loopback_peers: config
+                .xmpp
+                .server
+                .as_deref()
+                .is_some_and(xmpp::is_loopback_server),
+            ..config.engine.clone()
+        };
+        let engine = Engine::start(engine_config, catalog.clone(), events.clone()).await?;
+        let xmpp = match xmpp::start(xmpp_config, events.clone(), writer) {
             Ok(x) => x,
             Err(e) => {
                 engine.shutdown().await;

@@ -371,3 +371,202 @@ fn settings_come_from_the_config_file_and_flags_win() {
         "{err}"
     );
 }
+
+/// The resources of `user` that `watcher` holds an entry of, sorted.
+fn entries_of(watcher: &Daemon, user: &str) -> Vec<String> {
+    let shares = watcher.rpc("xmpp.get_shares", json!([]));
+    let mut out: Vec<String> = shares[format!("{user}@{DOMAIN}")]
+        .as_object()
+        .map(|o| o.keys().cloned().collect())
+        .unwrap_or_default();
+    out.sort();
+    out
+}
+
+fn wait_entries(watcher: &Daemon, user: &str, want: &[&str], what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let now = entries_of(watcher, user);
+        if now == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{what}: {user}'s entries are {now:?}, not {want:?}"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn a_device_keeps_one_entry_and_dead_ones_go() {
+    // A killed client's session ends a second later (not ten minutes).
+    let server = Prosody::start_with(
+        &["alice", "bob"],
+        &[("alice", "bob")],
+        "smacks_hibernation_time = 1",
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
+    // A device of alice's that crashes leaves its entry behind ...
+    let old = Daemon::start(&server, "alice", &tmp.path().join("old"));
+    wait_entries(&bob, "alice", &["pc"], "the old device");
+    drop(old);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(
+        entries_of(&bob, "alice"),
+        ["pc"],
+        "a crash retracts nothing"
+    );
+    // ... which goes when another device of hers publishes. That device has
+    // its own resource, kept in its data dir, through every restart (a
+    // kill -9 each time: nothing is retracted cleanly).
+    let dir = tmp.path().join("laptop");
+    let mut laptop = Daemon::start_device(&server, "alice", &dir);
+    let resource = std::fs::read_to_string(dir.join("data/resource"))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(!resource.is_empty() && resource != "pc");
+    wait_entries(
+        &bob,
+        "alice",
+        &[&resource],
+        "the laptop replaces the dead entry",
+    );
+    for round in 0..3 {
+        drop(laptop);
+        laptop = Daemon::start_device(&server, "alice", &dir);
+        // Online again, bound to the same resource ...
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let status = laptop.json(&["status"]);
+            let bound = status["connection"]["Online"]["jid"]
+                .as_str()
+                .unwrap_or_default();
+            if !bound.is_empty() {
+                assert!(bound.ends_with(&format!("/{resource}")), "{status}");
+                break;
+            }
+            assert!(Instant::now() < deadline, "restart {round}: {status}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        // ... and its item still holds one entry for this device.
+        wait_entries(
+            &bob,
+            "alice",
+            &[&resource],
+            &format!("restart {round}: still one entry"),
+        );
+    }
+}
+
+#[test]
+fn the_api_stays_on_loopback_and_says_how_to_reach_it_from_elsewhere() {
+    let server = Prosody::start(&["alice"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let exe = env!("CARGO_BIN_EXE_bitweend");
+    for extra in [
+        &["--api", "0.0.0.0:0"][..],
+        &["--api", "127.0.0.1:0", "--api-public"][..],
+    ] {
+        let out = Command::new(exe)
+            .args(extra)
+            .args([
+                "--jid",
+                &format!("alice@{DOMAIN}"),
+                "--server",
+                &server.server(),
+            ])
+            .args([
+                "--insecure-plaintext",
+                "--no-public-ip",
+                "--no-upnp",
+                "--no-natpmp",
+            ])
+            .arg("--data-dir")
+            .arg(tmp.path().join("data"))
+            .env("BITWEEN_PASSWORD", PASSWORD)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{extra:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("loopback only") && err.contains("ssh -N -L"),
+            "{extra:?}: {err}"
+        );
+        assert!(
+            !tmp.path().join("data/api-token").exists(),
+            "{extra:?}: no API was started"
+        );
+    }
+}
+
+/// What the event stream sends within `secs` seconds to a client that says
+/// it saw up to `last` (`None`: a first connection).
+fn event_stream(daemon: &Daemon, last: Option<u64>, secs: u32) -> String {
+    let (addr, token) = daemon.api();
+    let mut cmd = Command::new("curl");
+    cmd.args([
+        "-sN",
+        "-m",
+        &secs.to_string(),
+        &format!("http://{addr}/events"),
+        "-H",
+    ])
+    .arg(format!("Authorization: Bearer {token}"));
+    if let Some(last) = last {
+        cmd.args(["-H", &format!("Last-Event-ID: {last}")]);
+    }
+    String::from_utf8_lossy(&cmd.output().unwrap().stdout).into_owned()
+}
+
+#[test]
+fn the_event_stream_numbers_events_and_a_client_catches_up() {
+    let server = Prosody::start(&["alice"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
+    let file = tmp.path().join("note.txt");
+    std::fs::write(&file, b"numbered").unwrap();
+    // A client follows the stream while a file is shared.
+    let live = std::thread::scope(|s| {
+        let watcher = s.spawn(|| event_stream(&alice, None, 4));
+        std::thread::sleep(Duration::from_secs(1));
+        alice.json(&["share", file.to_str().unwrap()]);
+        watcher.join().unwrap()
+    });
+    let ids = |text: &str| -> Vec<u64> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix("id:"))
+            .map(|i| i.trim().parse().unwrap())
+            .collect()
+    };
+    let seen = ids(&live);
+    assert!(seen.len() >= 2, "{live}");
+    assert!(seen.windows(2).all(|w| w[0] < w[1]), "{live}");
+    assert!(live.contains("\"HashingDone\""), "{live}");
+    // Reconnecting after the first of them, it gets what followed, in
+    // order (bar the per-second transfer snapshots), and no Resync.
+    let caught_up = event_stream(&alice, Some(seen[0]), 2);
+    let again = ids(&caught_up);
+    assert!(!again.is_empty() && again[0] > seen[0], "{caught_up}");
+    assert!(
+        again
+            .iter()
+            .all(|i| seen.contains(i) || *i > *seen.last().unwrap()),
+        "{caught_up}"
+    );
+    assert!(caught_up.contains("\"HashingDone\""), "{caught_up}");
+    assert!(!caught_up.contains("Resync"), "{caught_up}");
+    // An id of an earlier run, or one never sent, must reload.
+    for lost in [5, u64::MAX / 2] {
+        let text = event_stream(&alice, Some(lost), 2);
+        let first = text.lines().find(|l| l.starts_with("data:")).unwrap_or("");
+        assert_eq!(
+            first.trim_start_matches("data:").trim(),
+            r#"{"type":"Resync"}"#,
+            "{lost}: {text}"
+        );
+    }
+}

@@ -65,10 +65,9 @@ async fn the_demo_shows_the_whole_flow_and_leaves_nothing() {
     // The app logs in as demo-alice and sees bob's three shares.
     let backend = Backend::new(bus.clone(), CancellationToken::new());
     let api = backend.start(demo.alice_config(), true).await.unwrap();
-    let alice = api.service().clone();
     let bob = demo.bob_jid();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while alice.catalog.contact(&bob).map_or(0, |c| {
+    while api.contact(&bob).map_or(0, |c| {
         c.resources.iter().map(|r| r.shares.len()).sum::<usize>()
     }) < 3
     {
@@ -81,7 +80,7 @@ async fn the_demo_shows_the_whole_flow_and_leaves_nothing() {
 
     // One download: bob's text file, byte for byte.
     let welcome = demo.bob_shares()[0].hash;
-    alice.engine.download(welcome, None).await.unwrap();
+    api.download(welcome, None).await.unwrap();
     next_event(
         &mut events,
         "the download of the text file",
@@ -94,7 +93,7 @@ async fn the_demo_shows_the_whole_flow_and_leaves_nothing() {
     // Alice shares a file of her own: bob fetches it and says so.
     let mine = base.path().join("Shopping list.txt");
     std::fs::write(&mine, "milk, eggs, flour\n").unwrap();
-    alice.engine.share(&mine).await.unwrap();
+    api.share(&mine).await.unwrap();
     next_event(&mut events, "bob starting his download", |e| {
         matches!(e, Event::DemoActivity { text } if text == "demo-bob started downloading Shopping list.txt")
     })

@@ -7,7 +7,7 @@ mod common;
 
 use std::path::PathBuf;
 
-use bitween::desktop::{share_paths, Account, Backend, DesktopSettings, LoginError};
+use bitween::desktop::{Account, Backend, DesktopSettings, LoginError};
 use bitween::events::{Event, EventBus};
 use common::{next_event, Peer, Prosody, DOMAIN, PASSWORD};
 use tokio_util::sync::CancellationToken;
@@ -65,7 +65,7 @@ async fn dropped_paths_become_shares_the_contact_sees() {
         PathBuf::from("relative/path"),
         PathBuf::new(),
     ];
-    let out = share_paths(&api.service().engine, &paths).await;
+    let out = api.share_paths(&paths).await;
     assert_eq!(out.len(), 4, "{out:#?}");
     let notes = out[0].share.clone().expect("notes.txt shared");
     assert_eq!((notes.name.as_str(), notes.size), ("notes.txt", 9));

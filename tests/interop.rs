@@ -204,6 +204,7 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
             upload_limit: None,
             download_limit: None,
             upnp: false,
+            allow_loopback_peers: true,
         },
         Catalog::default(),
         bitween::events::EventBus::new(),

@@ -11,7 +11,7 @@ use std::time::Duration;
 use bitween::events::Event;
 use bitween::shares::{ResourceShares, UserShares};
 use bitween::xmpp::{contact_jid, ConnectionState};
-use common::{entry, share, Peer, Server, ServerKind, XmppServer, DOMAIN, PASSWORD};
+use common::{entry, share, Peer, Prosody, Server, ServerKind, XmppServer, DOMAIN, PASSWORD};
 use minidom::Element;
 use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::parsers::iq::Iq;
@@ -39,7 +39,7 @@ async fn wait_mutual(peer: &mut Peer, other: &str) {
         let roster = peer.xmpp.roster().await.unwrap();
         if roster
             .iter()
-            .any(|c| c.jid == other && c.subscription == "both")
+            .any(|c| c.jid == other && c.subscription == bitween::xmpp::Subscription::Both)
         {
             return;
         }
@@ -623,7 +623,10 @@ async fn a_wrong_password_is_reported_and_not_retried(kind: ServerKind) {
             matches!(e, Event::Disconnected { .. })
         })
         .await;
-    let Event::Disconnected { reason, retrying } = e else {
+    let Event::Disconnected {
+        reason, retrying, ..
+    } = e
+    else {
         unreachable!()
     };
     assert!(!retrying, "a wrong password must not be retried: {reason}");
@@ -753,5 +756,134 @@ async fn ten_thousand_shares_travel_whole_and_the_original_reads_what_fits(kind:
     .await;
     for p in [&laptop, &desktop, &phone, &bob] {
         p.xmpp.shutdown().await;
+    }
+}
+
+/// One item with names, hashes, resources, attribute and element names
+/// just below and above the XML reader's limits (ours: 4096 bytes; rxml's
+/// own: 8192) and a 70,000-character name: the stream stays up through it
+/// and through a fresh login (when the server pushes the item again), and
+/// the item's valid entries are kept.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_poisoned_item_neither_ends_the_stream_nor_loses_the_rest() {
+    let server = Prosody::start(&["bob", "mallory"], &[("bob", "mallory")]);
+    let good = [
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4",
+        "da39a3ee5e6b4b0d3255bfef95601890afd80709",
+    ];
+    let limits = [
+        bitween::xmpp::MAX_TOKEN - 1,
+        bitween::xmpp::MAX_TOKEN + 1,
+        8191,
+        8193,
+        70_000,
+    ];
+    // Built, not parsed: our own XML reader would refuse such a document.
+    let share = |hash: &str, name: &str, size: &str| {
+        Element::builder("share_item", NS)
+            .attr("hash".try_into().unwrap(), hash)
+            .attr("name".try_into().unwrap(), name)
+            .attr("size".try_into().unwrap(), size)
+    };
+    let mut evil = Element::builder("resource", NS)
+        .attr("resource".try_into().unwrap(), "evil")
+        .append(share(good[0], "kept first", "10").build());
+    // (Prosody takes stanzas up to 256 KiB: not every kind at every size.)
+    for (i, n) in limits.iter().enumerate() {
+        let long = |c: &str| c.repeat(*n);
+        evil = evil.append(share(&format!("{i}{}", "0".repeat(39)), &long("n"), "1").build());
+        if *n < 70_000 {
+            evil = evil.append(share(&long("a"), "long hash", "1").build());
+        }
+        if i % 2 == 1 {
+            evil = evil
+                .append(
+                    share(
+                        &format!("{i}{}", "1".repeat(39)),
+                        "long attribute name",
+                        "1",
+                    )
+                    .attr(long("z").as_str().try_into().unwrap(), "x")
+                    .build(),
+                )
+                .append(
+                    Element::builder(long("e"), "urn:evil")
+                        .append(Element::builder("inner", "urn:evil").build())
+                        .build(),
+                );
+        }
+    }
+    let evil = evil
+        .append(share(good[1], "kept last", "20").build())
+        .append(
+            Element::builder("ip_address", NS)
+                .attr("address".try_into().unwrap(), "127.0.0.1")
+                .attr("port".try_into().unwrap(), "7000")
+                .build(),
+        )
+        .build();
+    let mut item = Element::builder("user_shares", NS).append(evil);
+    for n in [limits[0], limits[1], limits[3]] {
+        item = item.append(
+            Element::builder("resource", NS)
+                .attr("resource".try_into().unwrap(), "r".repeat(n))
+                .append(share(good[0], "in a long resource", "3").build())
+                .build(),
+        );
+    }
+    let item = item.build();
+    raw_iq_set(&server, "mallory", publish_payload(item))
+        .await
+        .unwrap();
+
+    for round in [
+        "first login",
+        "a fresh login (the server pushes the item again)",
+    ] {
+        let mut bob = Peer::login(&server, "bob", "desk").await;
+        bob.wait_catalog_within(
+            &format!("{round}: mallory's valid entries"),
+            Duration::from_secs(20),
+            |c| {
+                c.resource(&jid("mallory"), "evil")
+                    .is_some_and(|r| r.shares.len() == 4)
+            },
+        )
+        .await;
+        let evil = bob.catalog.resource(&jid("mallory"), "evil").unwrap();
+        let names: Vec<&str> = evil.shares.iter().map(|s| s.name.as_str()).collect();
+        // An over-long attribute name is an unknown attribute: left out,
+        // the entry kept.
+        assert_eq!(
+            names,
+            [
+                "kept first",
+                "long attribute name",
+                "long attribute name",
+                "kept last"
+            ],
+            "{round}"
+        );
+        assert_eq!(evil.addresses, vec!["127.0.0.1:7000".parse().unwrap()]);
+        // Resources up to the validator's bound are kept, longer are not.
+        let resources = bob.catalog.contact(&jid("mallory")).unwrap().resources;
+        assert_eq!(resources.len(), 1, "{round}: only \"evil\" is valid");
+        // The stream stays up: no reconnect in the next seconds.
+        let quiet = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                if let Ok(e @ (Event::Disconnected { .. } | Event::Connected { .. })) =
+                    bob.events.recv().await
+                {
+                    break e;
+                }
+            }
+        })
+        .await;
+        assert!(quiet.is_err(), "{round}: the stream went down: {quiet:?}");
+        assert!(
+            matches!(bob.xmpp.state(), ConnectionState::Online { .. }),
+            "{round}"
+        );
+        bob.xmpp.shutdown().await;
     }
 }

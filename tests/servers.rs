@@ -248,7 +248,7 @@ async fn scram_sha_1_and_scram_sha_256_logins_work(kind: ServerKind) {
             })
             .await;
         assert!(
-            matches!(&e, Event::Disconnected { retrying: false, reason } if reason.contains("password")),
+            matches!(&e, Event::Disconnected { retrying: false, reason, .. } if reason.contains("password")),
             "{e:?}"
         );
         wrong.xmpp.shutdown().await;

@@ -15,7 +15,7 @@ use std::time::Duration;
 use bitween::events::Event;
 use bitween::service::Service;
 use bitween::shares::InfoHash;
-use bitween::torrent::Transfer;
+use bitween::torrent::{Transfer, TransferState};
 use common::{Prosody, Server, ServerKind, XmppServer, DOMAIN};
 use rand::RngCore;
 use tokio::sync::broadcast;
@@ -114,7 +114,7 @@ impl Node {
             .engine
             .transfers()
             .iter()
-            .any(|t| t.hash == hash && t.state == "seeding")
+            .any(|t| t.hash == hash && t.state == TransferState::Seeding)
         {
             return;
         }
@@ -258,7 +258,7 @@ async fn a_swarm_uses_late_sources_and_survives_a_leaving_one() {
     );
     carol
         .wait_for("carol downloading from alice", Duration::from_secs(60), |e| {
-            matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == film.hash && t.state == "downloading" && t.done_bytes > 0))
+            matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == film.hash && t.state == TransferState::Downloading && t.done_bytes > 0))
         })
         .await;
 
@@ -271,7 +271,7 @@ async fn a_swarm_uses_late_sources_and_survives_a_leaving_one() {
         "port 0 picks a port once and keeps it"
     );
     bob.wait_for("bob seeding again after his restart", Duration::from_secs(60), |e| {
-        matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == film.hash && t.state == "seeding"))
+        matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == film.hash && t.state == TransferState::Seeding))
     })
     .await;
     let e = carol
@@ -448,7 +448,7 @@ async fn pause_resume_cancel_and_a_changed_share() {
     .await;
     bob.svc.engine.pause(&slow.hash).await.unwrap();
     bob.wait_for("slow.bin paused", Duration::from_secs(20), |e| {
-        matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == slow.hash && t.state == "paused"))
+        matches!(e, Event::Transfers { transfers } if transfers.iter().any(|t| t.hash == slow.hash && t.state == TransferState::Paused))
     })
     .await;
     bob.svc.engine.resume(&slow.hash).await.unwrap();

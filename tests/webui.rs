@@ -180,7 +180,7 @@ async fn check_static_files(api_addr: &str) -> Result<()> {
     assert_eq!(h["x-content-type-options"], "nosniff");
     let html = index.text().await?;
     assert!(
-        html.contains(r#"<script src="app.js" defer></script>"#),
+        html.contains(r#"<script type="module" src="app.js"></script>"#),
         "{html}"
     );
     assert!(
@@ -197,6 +197,21 @@ async fn check_static_files(api_addr: &str) -> Result<()> {
         assert_eq!(r.status(), 200, "{path}");
         assert_eq!(r.headers()["content-type"], ty, "{path}");
         assert_eq!(r.headers()["x-content-type-options"], "nosniff", "{path}");
+    }
+    // The page's scripts are ES modules (app.js imports the others): each
+    // is served as JavaScript, or the browser would not run it.
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/ui"))? {
+        let name = entry?.file_name().into_string().unwrap();
+        if !name.ends_with(".js") {
+            continue;
+        }
+        let r = http.get(format!("http://{api_addr}/{name}")).send().await?;
+        assert_eq!(r.status(), 200, "{name}");
+        assert_eq!(
+            r.headers()["content-type"],
+            "text/javascript; charset=utf-8",
+            "{name}"
+        );
     }
     let r = http
         .get(format!("http://{api_addr}/no-such-file.js"))
@@ -330,6 +345,17 @@ async fn drive(
             t == "2 shares"
         })
         .await?;
+    // The page reads one contact's view at a time: `catalog` with a jid
+    // (null for someone the catalog does not know).
+    let view = alice.rpc("catalog", json!({ "jid": bob_jid }));
+    ensure!(
+        view["jid"] == bob_jid.as_str()
+            && view["resources"][0]["shares"].as_array().map(Vec::len) == Some(2),
+        "bob's view: {view}"
+    );
+    ensure!(alice
+        .rpc("catalog", json!({ "jid": format!("nobody@{DOMAIN}") }))
+        .is_null());
     browser.click(&format!("{bob_row} .expand")).await?;
     let share_row = format!("{bob_row} [data-hash=\"{hash}\"]");
     browser
@@ -929,6 +955,46 @@ async fn drive_desktop(
     browser
         .wait_text("#toast", "the demo activity", WAIT, |t| {
             t.contains("carol shared 3 photos")
+        })
+        .await?;
+    // Events were lost (the shell fell behind): the page reads everything
+    // again, the whole catalog included.
+    let reads = || async {
+        let calls = calls_to(browser, "api").await?;
+        Ok::<_, anyhow::Error>(
+            ["status", "shares", "transfers", "contacts", "catalog"].map(|m| {
+                calls
+                    .iter()
+                    .filter(|c| c["method"] == m && c["params"].is_null())
+                    .count()
+            }),
+        )
+    };
+    let before = reads().await?;
+    emit(browser, "bitween-event", json!({"type": "Resync"})).await?;
+    browser
+        .wait_until("everything read again", WAIT, || async {
+            let now = reads().await?;
+            let all = now.iter().zip(before).all(|(n, b)| *n > b);
+            Ok((all.then_some(()), format!("reads {before:?} -> {now:?}")))
+        })
+        .await?;
+    // A change of one contact: the page reads that contact's view alone.
+    let bob = format!("bob@{DOMAIN}");
+    emit(
+        browser,
+        "bitween-event",
+        json!({"type": "ContactSharesChanged", "jid": bob}),
+    )
+    .await?;
+    browser
+        .wait_until("bob's view read", WAIT, || async {
+            let calls = calls_to(browser, "api").await?;
+            let n = calls
+                .iter()
+                .filter(|c| c["method"] == "catalog" && c["params"]["jid"] == bob.as_str())
+                .count();
+            Ok(((n > 0).then_some(()), format!("{n} reads of bob's view")))
         })
         .await?;
 

@@ -1,20 +1,24 @@
 //! "Start at login": an XDG autostart entry
 //! (`$XDG_CONFIG_HOME/autostart/bitween.desktop`) that starts the app
-//! hidden in the tray.
+//! hidden in the tray; the core's `Autostart`.
 
 use std::path::PathBuf;
 
+/// The XDG autostart entry.
+pub struct XdgAutostart;
+
+impl bitween::desktop::Autostart for XdgAutostart {
+    fn set(&self, enabled: bool) -> Result<(), String> {
+        set(enabled)
+    }
+}
+
 fn entry_path() -> PathBuf {
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(std::env::var_os("HOME").unwrap_or_default()).join(".config")
-        });
-    config.join("autostart/bitween.desktop")
+    bitween::paths::system_config_dir().join("autostart/bitween.desktop")
 }
 
 /// Creates or removes the entry.
-pub fn set(enabled: bool) -> Result<(), String> {
+fn set(enabled: bool) -> Result<(), String> {
     let path = entry_path();
     if !enabled {
         return match std::fs::remove_file(&path) {

@@ -1,7 +1,6 @@
-//! Bitween's desktop app: a thin Tauri 2 shell over the `bitween` core.
-//! It owns the window, the tray, notifications and the OS keyring; every
-//! operation is the core's (`Api::call`, `desktop::*`), and every backend
-//! event is forwarded to the frontend (`ui/`) as `bitween-event`.
+//! Bitween's desktop app: a thin Tauri 2 shell over the `bitween` core. It
+//! owns the window, the tray, notifications, the OS keyring and autostart;
+//! every operation and every event is the core's (`DesktopApp`, `Api`).
 //!
 //! Flags: `--hidden` starts in the tray without showing the window;
 //! `--demo` starts in demo mode (a private server and a demo contact on
@@ -15,14 +14,11 @@
 mod autostart;
 mod commands;
 mod forward;
-mod instance;
 mod keyring_store;
-mod shell;
 mod tray;
 
-use tauri::{Manager, WindowEvent};
-
-use shell::Shell;
+use bitween::desktop::DesktopApp;
+use tauri::{AppHandle, Manager, WindowEvent};
 
 fn main() {
     // Before any thread exists: the catalog's memory behaves as in bitweend.
@@ -35,7 +31,10 @@ fn main() {
         .init();
     let hidden_flag = std::env::args().any(|a| a == "--hidden");
     let demo_flag = std::env::args().any(|a| a == "--demo");
-    let shell = match Shell::load() {
+    let shell = match DesktopApp::load(
+        Box::new(keyring_store::Keyring),
+        Box::new(autostart::XdgAutostart),
+    ) {
         Ok(s) => s,
         Err(e) => {
             // Nothing is lost: the settings file is left as it is.
@@ -43,7 +42,7 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let listener = match instance::claim(&shell.data_dir) {
+    let listener = match bitween::desktop::instance::claim(shell.data_dir()) {
         Ok(l) => l,
         Err(e) => {
             eprintln!("bitween: {e}");
@@ -77,21 +76,34 @@ fn main() {
                 // Closing hides to the tray; Quit is in the tray menu.
                 api.prevent_close();
                 let _ = window.hide();
-                shell::on_hidden_to_tray(window.app_handle());
+                if window.app_handle().state::<DesktopApp>().hidden_to_tray() {
+                    forward::notify(
+                        window.app_handle(),
+                        "Bitween is still running",
+                        "It keeps sharing from the tray. Use Quit in the tray menu to stop it.",
+                    );
+                }
             }
         })
         .setup(move |app| {
             let handle = app.handle().clone();
             tray::create(&handle)?;
             forward::spawn(handle.clone());
-            instance::serve(handle.clone(), listener);
-            spawn_signal_handler(handle.clone());
+            let shown = handle.clone();
+            tauri::async_runtime::spawn(bitween::desktop::instance::serve(listener, move || {
+                show_window(&shown)
+            }));
+            let signalled = handle.clone();
+            tauri::async_runtime::spawn(async move {
+                bitween::desktop::quit_signal().await;
+                quit(&signalled).await;
+            });
             // Demo folders of apps that were killed: their servers died
             // with them, their folders are removed here.
             tauri::async_runtime::spawn_blocking(|| {
                 bitween::desktop::demo::remove_stale(&std::env::temp_dir())
             });
-            let shell = handle.state::<Shell>();
+            let shell = handle.state::<DesktopApp>();
             let show = demo_flag || !(hidden_flag || shell.starts_hidden());
             if show {
                 if let Some(w) = handle.get_webview_window("main") {
@@ -101,47 +113,35 @@ fn main() {
             }
             tauri::async_runtime::spawn(async move {
                 // (Not in demo mode: the saved account waits for its end.)
-                handle.state::<Shell>().auto_login().await;
+                handle.state::<DesktopApp>().auto_login().await;
             });
             Ok(())
         })
         .build(tauri::generate_context!())
         .expect("the desktop app could not start (is a display available?)")
-        .run(|app, event| {
-            if let tauri::RunEvent::ExitRequested { api, code, .. } = event {
-                // Closing the last window is not quitting; only Quit (code
-                // set) is.
-                if code.is_none() {
-                    api.prevent_exit();
-                } else {
-                    let _ = app;
-                }
+        .run(|_, event| {
+            // Closing the last window is not quitting; only Quit (a code) is.
+            if let tauri::RunEvent::ExitRequested {
+                api, code: None, ..
+            } = event
+            {
+                api.prevent_exit();
             }
         });
 }
 
-/// SIGTERM and SIGINT (Ctrl-C) quit like the tray's Quit: the backend signs
-/// out and the demo, if one runs, is stopped and removed. A second signal
-/// while that runs exits at once.
-fn spawn_signal_handler(app: tauri::AppHandle) {
-    use tokio::signal::unix::{signal, SignalKind};
-    tauri::async_runtime::spawn(async move {
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            tracing::warn!("cannot watch for SIGTERM");
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: quitting"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: quitting"),
-        }
-        tauri::async_runtime::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::warn!("a second signal: exiting at once");
-            std::process::exit(130);
-        });
-        Shell::quit(&app).await;
-    });
+/// Brings the window up (a second instance was started).
+pub fn show_window(app: &AppHandle) {
+    if let Some(w) = app.get_webview_window("main") {
+        let _ = w.show();
+        let _ = w.unminimize();
+        let _ = w.set_focus();
+    }
+}
+
+/// Quit (tray), `Api.exit` and signals: the backend signs out, the demo
+/// stops, then the app exits.
+pub async fn quit(app: &AppHandle) {
+    app.state::<DesktopApp>().shut_down().await;
+    app.exit(0);
 }

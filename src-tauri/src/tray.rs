@@ -4,41 +4,17 @@
 
 use std::sync::Mutex;
 
+use bitween::desktop::tray::{Look, TrayStatus};
+use bitween::desktop::DesktopApp;
 use bitween::events::Event;
 use tauri::image::Image;
 use tauri::menu::{Menu, MenuItem, PredefinedMenuItem};
 use tauri::tray::TrayIconBuilder;
 use tauri::{AppHandle, Manager};
 
-use crate::shell::Shell;
-
 const TRAY_ID: &str = "bitween";
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Look {
-    Offline,
-    Online,
-    Busy,
-}
-
-/// What the tray shows now.
-struct TrayState {
-    online: Option<String>,
-    offline_reason: Option<String>,
-    downloading: usize,
-    uploading: usize,
-    look: Option<Look>,
-    tip: String,
-}
-
-static STATE: Mutex<TrayState> = Mutex::new(TrayState {
-    online: None,
-    offline_reason: None,
-    downloading: 0,
-    uploading: 0,
-    look: None,
-    tip: String::new(),
-});
+static STATUS: Mutex<Option<TrayStatus>> = Mutex::new(None);
 
 fn icon(look: Look) -> tauri::Result<Image<'static>> {
     Image::from_bytes(match look {
@@ -70,7 +46,7 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
             "resume_all" => all(app, false),
             "quit" => {
                 let app = app.clone();
-                tauri::async_runtime::spawn(async move { Shell::quit(&app).await });
+                tauri::async_runtime::spawn(async move { crate::quit(&app).await });
             }
             _ => {}
         })
@@ -79,14 +55,11 @@ pub fn create(app: &AppHandle) -> tauri::Result<()> {
 }
 
 fn toggle_window(app: &AppHandle) {
-    if let Some(w) = app.get_webview_window("main") {
-        if w.is_visible().unwrap_or(false) {
+    match app.get_webview_window("main") {
+        Some(w) if w.is_visible().unwrap_or(false) => {
             let _ = w.hide();
-        } else {
-            let _ = w.show();
-            let _ = w.unminimize();
-            let _ = w.set_focus();
         }
+        _ => crate::show_window(app),
     }
 }
 
@@ -94,21 +67,11 @@ fn toggle_window(app: &AppHandle) {
 fn all(app: &AppHandle, pause: bool) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
-        let Some(api) = app.state::<Shell>().backend.api().await else {
-            return;
-        };
-        let engine = &api.service().engine;
-        for t in engine.transfers() {
-            let paused = t.state == "paused";
-            let result = if pause && !paused {
-                engine.pause(&t.hash).await
-            } else if !pause && paused {
-                engine.resume(&t.hash).await
+        if let Ok(api) = app.state::<DesktopApp>().api().await {
+            if pause {
+                api.pause_all().await
             } else {
-                Ok(())
-            };
-            if let Err(e) = result {
-                tracing::warn!("{}: {e}", t.name);
+                api.resume_all().await
             }
         }
     });
@@ -116,54 +79,18 @@ fn all(app: &AppHandle, pause: bool) {
 
 /// Keeps icon and tooltip in step with the backend.
 pub fn on_event(app: &AppHandle, event: &Event) {
-    let mut s = STATE.lock().unwrap();
-    match event {
-        Event::Connected { jid } => {
-            s.online = Some(jid.clone());
-            s.offline_reason = None;
-        }
-        Event::Disconnected { reason, .. } => {
-            s.online = None;
-            s.offline_reason = Some(reason.clone());
-        }
-        Event::Transfers { transfers } => {
-            s.downloading = transfers
-                .iter()
-                .filter(|t| t.kind == "download" && t.state != "seeding" && t.state != "paused")
-                .count();
-            s.uploading = transfers.iter().filter(|t| t.up_bytes_per_sec > 0).count();
-        }
-        _ => return,
-    }
-    let look = match (&s.online, s.downloading + s.uploading) {
-        (None, _) => Look::Offline,
-        (Some(_), 0) => Look::Online,
-        _ => Look::Busy,
-    };
-    let tip = match &s.online {
-        None => format!(
-            "Bitween — offline{}",
-            s.offline_reason
-                .as_deref()
-                .map(|r| format!(": {r}"))
-                .unwrap_or_default()
-        ),
-        Some(jid) => format!(
-            "Bitween — online as {jid} · {} downloading · {} uploading",
-            s.downloading, s.uploading
-        ),
-    };
-    let Some(tray) = app.tray_by_id(TRAY_ID) else {
+    let Some((look, tip)) = STATUS
+        .lock()
+        .unwrap()
+        .get_or_insert_default()
+        .on_event(event)
+    else {
         return;
     };
-    if s.look != Some(look) {
+    if let Some(tray) = app.tray_by_id(TRAY_ID) {
         if let Ok(img) = icon(look) {
             let _ = tray.set_icon(Some(img));
         }
-        s.look = Some(look);
-    }
-    if s.tip != tip {
         let _ = tray.set_tooltip(Some(&tip));
-        s.tip = tip;
     }
 }

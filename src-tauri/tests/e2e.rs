@@ -101,6 +101,37 @@ async fn submit_login(app: &Session, server: &str, password: &str) -> Result<()>
     app.click("#login-submit").await
 }
 
+/// The page's scripts are ES modules (ui/app.js imports the others): each
+/// file of ui/ that is one loads in the webview, from the app's own files.
+async fn check_modules(app: &Session) -> Result<()> {
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/../ui"))? {
+        let name = entry?.file_name().into_string().unwrap();
+        if name.ends_with(".js") {
+            names.push(name);
+        }
+    }
+    ensure!(names.len() > 1, "ui/ has no modules: {names:?}");
+    let loaded = app
+        .execute(
+            "return Promise.all(arguments[0].map(n => import('./' + n).then(\
+               m => [n, Object.keys(m).length], e => [n, String(e)])));",
+            json!([names]),
+        )
+        .await?;
+    let loaded = loaded.as_array().cloned().unwrap_or_default();
+    ensure!(loaded.len() == names.len(), "import gave {loaded:?}");
+    for module in &loaded {
+        ensure!(
+            module[1].is_number(),
+            "{} did not load: {}",
+            module[0],
+            module[1]
+        );
+    }
+    Ok(())
+}
+
 async fn drive(
     app: &Session,
     server: &mut Prosody,
@@ -111,6 +142,7 @@ async fn drive(
 ) -> Result<()> {
     // First run: the account screen.
     app.wait_for("#login-jid", WAIT).await?;
+    check_modules(app).await?;
     shot(app, "account").await?;
     let address = server.server();
 

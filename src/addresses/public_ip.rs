@@ -11,88 +11,17 @@
 //! that), and IPv6 (read from our interfaces: no NAT in the way).
 
 use std::collections::HashMap;
-use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
-use serde::Serialize;
 
 use super::interfaces::{classify_v4, V4Class};
 
 /// Longest answer body we read; an IPv4 literal with a newline is 16 bytes.
 const MAX_BODY: usize = 64;
 
-/// How the public IPv4 was decided.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Rule {
-    /// Two (or more) services gave the same answer.
-    TwoAgree,
-    /// Only one service answered; its answer is taken unchecked.
-    OnlyOneAnswered,
-    /// Several answered, no two agreed: the first in the list wins.
-    FirstInList,
-}
-
-impl Rule {
-    /// A sentence for logs and the UI.
-    pub fn describe(self) -> &'static str {
-        match self {
-            Rule::TwoAgree => "two services agree",
-            Rule::OnlyOneAnswered => "only one service answered, so its answer is taken unchecked",
-            Rule::FirstInList => {
-                "the services disagree and no two agree, so the first service in the list wins"
-            }
-        }
-    }
-}
-
-impl fmt::Display for Rule {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.describe())
-    }
-}
-
-/// What one service said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum ServiceResult {
-    Answered {
-        ip: Ipv4Addr,
-    },
-    Failed {
-        reason: String,
-    },
-    /// Not waited for: a decision was reached without it.
-    NotAwaited,
-}
-
-/// One service's part in a lookup.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ServiceAnswer {
-    pub service: String,
-    #[serde(flatten)]
-    pub result: ServiceResult,
-}
-
-/// The outcome of one lookup: the address, the rule that chose it and what
-/// each service said.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct PublicIpDecision {
-    pub ip: Ipv4Addr,
-    pub rule: Rule,
-    pub answers: Vec<ServiceAnswer>,
-}
-
-impl PublicIpDecision {
-    /// Whether some service answered something else than the decision.
-    pub fn disputed(&self) -> bool {
-        self.answers
-            .iter()
-            .any(|a| matches!(a.result, ServiceResult::Answered { ip } if ip != self.ip))
-    }
-}
+pub use crate::events::{PublicIpDecision, Rule, ServiceAnswer, ServiceResult};
 
 /// No service gave a usable answer; one reason per service.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -15,6 +15,8 @@ use std::time::Duration;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
+
+use crate::clock::sleep_until;
 use tracing::Instrument;
 
 use super::config::{AddressConfig, AddressConfigError};
@@ -157,13 +159,6 @@ impl AddressWatcher {
         if let Some(task) = self.task.take() {
             let _ = task.await;
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

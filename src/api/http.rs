@@ -25,7 +25,11 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use super::{Api, ApiError, FORBIDDEN, INVALID_REQUEST, PARSE_ERROR, UNAUTHORIZED};
+use futures::StreamExt;
+use tokio::sync::broadcast::error::RecvError;
+
+use super::{Api, ApiError, ErrorKind};
+use crate::events::{CatchUp, Event, Numbered};
 
 #[derive(Clone)]
 struct Ctx {
@@ -62,7 +66,7 @@ pub async fn serve(
         .route("/api", post(rpc))
         .route("/events", get(events))
         .route("/", get(ui_file))
-        .route("/{file}", get(ui_file))
+        .route("/{*file}", get(ui_file))
         .with_state(ctx);
     axum::serve(listener, app)
         .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -70,17 +74,11 @@ pub async fn serve(
 }
 
 fn rpc_error(id: Value, e: &ApiError) -> Value {
-    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message}})
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": e.code, "message": e.message, "data": {"kind": e.kind}}})
 }
 
-fn refuse(status: StatusCode, code: i64, message: &str) -> Box<Response> {
-    let body = rpc_error(
-        Value::Null,
-        &ApiError {
-            code,
-            message: message.into(),
-        },
-    );
+fn refuse(status: StatusCode, kind: ErrorKind, message: &str) -> Box<Response> {
+    let body = rpc_error(Value::Null, &ApiError::new(kind, message));
     Box::new(
         (
             status,
@@ -110,7 +108,7 @@ fn check_host(ctx: &Ctx, headers: &HeaderMap) -> Result<(), Box<Response>> {
     if !ctx.hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
         return Err(refuse(
             StatusCode::FORBIDDEN,
-            FORBIDDEN,
+            ErrorKind::Forbidden,
             &format!("Host {host:?} is not this API's address; connect to 127.0.0.1 or localhost"),
         ));
     }
@@ -129,7 +127,7 @@ fn check(ctx: &Ctx, headers: &HeaderMap, query_token: Option<&str>) -> Result<()
         if !own {
             return Err(refuse(
                 StatusCode::FORBIDDEN,
-                FORBIDDEN,
+                ErrorKind::Forbidden,
                 &format!("requests from web pages of {origin:?} are not allowed"),
             ));
         }
@@ -141,10 +139,10 @@ fn check(ctx: &Ctx, headers: &HeaderMap, query_token: Option<&str>) -> Result<()
     match bearer.or(query_token) {
         None => Err(refuse(
             StatusCode::UNAUTHORIZED,
-            UNAUTHORIZED,
+            ErrorKind::Unauthorized,
             "missing token: send Authorization: Bearer <the token from the data dir's api-token file>",
         )),
-        Some(t) if !same(t, &ctx.token) => Err(refuse(StatusCode::UNAUTHORIZED, UNAUTHORIZED, "wrong token")),
+        Some(t) if !same(t, &ctx.token) => Err(refuse(StatusCode::UNAUTHORIZED, ErrorKind::Unauthorized, "wrong token")),
         Some(_) => Ok(()),
     }
 }
@@ -156,10 +154,10 @@ async fn rpc(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respons
     let reply = match serde_json::from_slice::<Value>(&body) {
         Err(e) => rpc_error(
             Value::Null,
-            &ApiError {
-                code: PARSE_ERROR,
-                message: format!("the request is not valid JSON: {e}"),
-            },
+            &ApiError::new(
+                ErrorKind::Parse,
+                format!("the request is not valid JSON: {e}"),
+            ),
         ),
         Ok(req) => handle(&ctx.api, req).await,
     };
@@ -172,15 +170,7 @@ async fn rpc(State(ctx): State<Ctx>, headers: HeaderMap, body: Bytes) -> Respons
 
 async fn handle(api: &Api, req: Value) -> Value {
     let id = req.get("id").cloned().unwrap_or(Value::Null);
-    let invalid = |m: &str| {
-        rpc_error(
-            id.clone(),
-            &ApiError {
-                code: INVALID_REQUEST,
-                message: m.into(),
-            },
-        )
-    };
+    let invalid = |m: &str| rpc_error(id.clone(), &ApiError::new(ErrorKind::InvalidRequest, m));
     let Value::Object(obj) = &req else {
         return invalid("a request is a JSON object {\"jsonrpc\": \"2.0\", \"method\": ..., \"params\": ..., \"id\": ...} (batches are not supported)");
     };
@@ -210,48 +200,56 @@ async fn events(
     if let Err(r) = check(&ctx, &headers, q.token.as_deref()) {
         return *r;
     }
-    let rx = ctx.api.service().events.subscribe();
-    let stream = futures::stream::unfold(rx, |mut rx| async move {
+    let bus = ctx.api.events().clone();
+    // Subscribed before looking back, so nothing falls between the two.
+    let rx = bus.subscribe_numbered();
+    let last = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let (first, last_sent) = match last.map(|l| (l, bus.since(l))) {
+        None => (vec![], 0),
+        Some((_, CatchUp::Resync)) => (vec![resync()], 0),
+        Some((last, CatchUp::Events(missed))) => {
+            let newest = missed.last().map_or(last, |n| n.id);
+            (missed.iter().map(numbered).collect(), newest)
+        }
+    };
+    let live = futures::stream::unfold((rx, last_sent), |(mut rx, last_sent)| async move {
         loop {
             match rx.recv().await {
-                Ok(ev) => {
-                    let data = serde_json::to_string(&ev).unwrap_or_default();
-                    return Some((Ok::<_, Infallible>(SseEvent::default().data(data)), rx));
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return None,
+                Ok(n) if n.id <= last_sent => continue, // replayed already
+                Ok(n) => return Some((numbered(&n), (rx, last_sent))),
+                // Fell behind: the client reloads rather than miss a change.
+                Err(RecvError::Lagged(_)) => return Some((resync(), (rx, last_sent))),
+                Err(RecvError::Closed) => return None,
             }
         }
     });
+    let stream = futures::stream::iter(first)
+        .chain(live)
+        .map(Ok::<_, Infallible>);
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
 }
 
+/// An event for the stream, with its number as the SSE id (a client that
+/// reconnects sends it back as `Last-Event-ID`).
+fn numbered(n: &Numbered) -> SseEvent {
+    SseEvent::default()
+        .id(n.id.to_string())
+        .data(serde_json::to_string(&n.event).unwrap_or_default())
+}
+
+fn resync() -> SseEvent {
+    SseEvent::default().data(serde_json::to_string(&Event::Resync).unwrap_or_default())
+}
+
 /// The web UI's files (the same ones the desktop app loads), built in so the
-/// binary is self-contained: (path, content type, body).
-const UI_FILES: &[(&str, &str, &[u8])] = &[
-    (
-        "/index.html",
-        "text/html; charset=utf-8",
-        include_bytes!("../../ui/index.html"),
-    ),
-    (
-        "/app.js",
-        "text/javascript; charset=utf-8",
-        include_bytes!("../../ui/app.js"),
-    ),
-    (
-        "/style.css",
-        "text/css; charset=utf-8",
-        include_bytes!("../../ui/style.css"),
-    ),
-    (
-        "/logo.svg",
-        "image/svg+xml",
-        include_bytes!("../../ui/logo.svg"),
-    ),
-];
+/// binary is self-contained: (path, content type, body) for every file under
+/// `ui/`, listed by `build.rs`.
+const UI_FILES: &[(&str, &str, &[u8])] = include!(concat!(env!("OUT_DIR"), "/ui_files.rs"));
 
 /// What the UI's pages may load and run: only this server's own files (no
 /// inline scripts or styles, nothing from elsewhere).
@@ -366,11 +364,51 @@ mod tests {
     }
 
     #[test]
+    fn every_file_of_the_ui_is_served_with_its_type() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("ui");
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let name = entry.unwrap().file_name().into_string().unwrap();
+            if name.starts_with('.') || name.ends_with(".md") {
+                continue;
+            }
+            let path = format!("/{name}");
+            assert!(UI_FILES.iter().any(|f| f.0 == path), "{path} is not served");
+        }
+        let types = [
+            (".html", "text/html; charset=utf-8"),
+            (".js", "text/javascript; charset=utf-8"),
+            (".css", "text/css; charset=utf-8"),
+            (".svg", "image/svg+xml"),
+        ];
+        for (path, content_type, body) in UI_FILES {
+            for (ext, want) in types {
+                if path.ends_with(ext) {
+                    assert_eq!(content_type, &want, "{path}");
+                }
+            }
+            if !path.ends_with(".js") {
+                continue;
+            }
+            // Every module a script imports is served too.
+            let base = &path[..path.rfind('/').unwrap() + 1];
+            let text = std::str::from_utf8(body).unwrap();
+            for import in text.split(" from './").skip(1) {
+                let file = &import[..import.find('\'').unwrap()];
+                let want = format!("{base}{file}");
+                assert!(
+                    UI_FILES.iter().any(|f| f.0 == want),
+                    "{path} imports {file}, which is not served"
+                );
+            }
+        }
+    }
+
+    #[test]
     fn the_ui_files_are_built_in_and_load_nothing_inline() {
         let index = UI_FILES.iter().find(|f| f.0 == "/index.html").unwrap();
         let html = std::str::from_utf8(index.2).unwrap();
         // The CSP allows no inline script or style: everything is a file.
-        assert!(html.contains(r#"<script src="app.js" defer></script>"#));
+        assert!(html.contains(r#"<script type="module" src="app.js"></script>"#));
         assert!(
             !html.contains("<script>") && !html.contains("<style") && !html.contains(" style=")
         );

@@ -1,157 +1,83 @@
-//! The operations a frontend needs, in one list: the JSON-RPC API of
-//! `bitweend` and (later) the desktop shell's commands both call
-//! [`Api::call`]. Method names and result shapes of the original are kept
-//! (`Api.versions`, `bt.*`, `xmpp.*`) so scripts written for it still work.
+//! The operations a front end needs, as one typed API: the desktop app's
+//! commands, bitweend's JSON-RPC API (`rpc.rs`, a table from method names
+//! to these methods) and bitweenc (which reads the same result types) all
+//! go through [`Api`]. Every failure is an [`ApiError`] with a kind a UI
+//! can act on and a message a person can read.
 //!
 //! Not here: HTTP, authentication and the event stream (`http.rs`).
 
+mod error;
 pub mod http;
+pub mod rpc;
+
+pub use error::{
+    ApiError, ErrorKind, FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
+    OPERATION_FAILED, PARSE_ERROR, UNAUTHORIZED,
+};
+pub use rpc::METHODS;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::num::NonZeroU32;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
+use crate::addresses::Diagnosis;
+use crate::desktop::{share_paths, ShareOutcome};
+use crate::events::{EventBus, Transfer, TransferState};
 use crate::service::Service;
-use crate::shares::InfoHash;
-use crate::xmpp::contact_jid;
+use crate::shares::{Catalog, ContactView, InfoHash, SearchHit, Share};
+use crate::xmpp::{contact_jid, ConnectionState, Contact};
 
-/// A JSON-RPC error: code and a message that says what is wrong.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ApiError {
-    pub code: i64,
-    pub message: String,
+/// `Api.versions`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Versions {
+    pub bitween: String,
+    pub api: u32,
+    pub protocol: String,
 }
 
-pub const PARSE_ERROR: i64 = -32700;
-pub const INVALID_REQUEST: i64 = -32600;
-pub const METHOD_NOT_FOUND: i64 = -32601;
-pub const INVALID_PARAMS: i64 = -32602;
-/// The operation itself failed (a path that does not exist, ...).
-pub const OPERATION_FAILED: i64 = -32000;
-pub const UNAUTHORIZED: i64 = -32001;
-pub const FORBIDDEN: i64 = -32002;
-
-impl ApiError {
-    fn params(message: impl Into<String>) -> ApiError {
-        ApiError {
-            code: INVALID_PARAMS,
-            message: message.into(),
-        }
-    }
-    fn failed(e: impl std::fmt::Display) -> ApiError {
-        ApiError {
-            code: OPERATION_FAILED,
-            message: e.to_string(),
-        }
-    }
+/// `status`: who we are, whether we are online, where we can be reached.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Status {
+    pub jid: String,
+    pub connection: ConnectionState,
+    pub bt_port: u16,
+    pub addresses: Vec<SocketAddr>,
+    pub catalog: CatalogTotals,
 }
 
-/// Every method, with its parameter names in positional order.
-pub const METHODS: &[(&str, &[&str])] = &[
-    ("Api.versions", &[]),
-    ("Api.exit", &[]),
-    ("bt.get_torrents", &[]),
-    ("bt.add_path", &["path"]),
-    ("bt.add_torrent_by_hash", &["hash", "save_path"]),
-    ("bt.del_torrent", &["hash"]),
-    ("xmpp.get_hashes", &[]),
-    ("xmpp.get_shares", &[]),
-    ("status", &[]),
-    ("shares", &[]),
-    ("share", &["path"]),
-    ("unshare", &["hash"]),
-    ("catalog", &[]),
-    ("search", &["text", "limit"]),
-    ("download", &["hash", "to"]),
-    ("transfers", &[]),
-    ("pause", &["hash"]),
-    ("resume", &["hash"]),
-    ("cancel", &["hash", "delete"]),
-    ("contacts", &[]),
-    ("add_contact", &["jid"]),
-    ("accept_contact", &["jid"]),
-    ("decline_contact", &["jid"]),
-    ("diagnose", &["jid"]),
-];
-
-/// Named parameters, from a JSON-RPC `params` array (positional) or object.
-struct Params {
-    method: &'static str,
-    values: BTreeMap<&'static str, Value>,
+/// How much the contacts' catalog holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CatalogTotals {
+    pub contacts: usize,
+    pub shares: usize,
 }
 
-impl Params {
-    fn new(
-        method: &'static str,
-        names: &[&'static str],
-        params: Value,
-    ) -> Result<Params, ApiError> {
-        let mut values = BTreeMap::new();
-        match params {
-            Value::Null => {}
-            Value::Array(items) => {
-                if items.len() > names.len() {
-                    return Err(ApiError::params(format!(
-                        "{method} takes at most {} parameters ({}), got {}",
-                        names.len(),
-                        names.join(", "),
-                        items.len()
-                    )));
-                }
-                values.extend(names.iter().copied().zip(items));
-            }
-            Value::Object(map) => {
-                for (k, v) in map {
-                    let Some(name) = names.iter().find(|n| **n == k) else {
-                        return Err(ApiError::params(format!(
-                            "{method} has no parameter {k:?} (it takes: {})",
-                            names.join(", ")
-                        )));
-                    };
-                    values.insert(*name, v);
-                }
-            }
-            _ => return Err(ApiError::params("params must be an array or an object")),
-        }
-        Ok(Params { method, values })
-    }
+/// `diagnose`: one contact resource and whether we can reach it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ResourceDiagnosis {
+    pub resource: String,
+    pub diagnosis: Diagnosis,
+}
 
-    fn opt_str(&self, name: &str) -> Result<Option<String>, ApiError> {
-        match self.values.get(name) {
-            None | Some(Value::Null) => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s.clone())),
-            Some(_) => Err(ApiError::params(format!(
-                "{}: {name} must be a string",
-                self.method
-            ))),
-        }
-    }
+/// `xmpp.get_shares` (the original's shape): per contact, per resource.
+pub type OriginalShares = BTreeMap<String, BTreeMap<String, OriginalResource>>;
 
-    fn str(&self, name: &str) -> Result<String, ApiError> {
-        self.opt_str(name)?
-            .ok_or_else(|| ApiError::params(format!("{}: missing parameter {name}", self.method)))
-    }
+/// One resource in the original's shape.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OriginalResource {
+    pub ip_v4: Vec<(String, u16)>,
+    pub ip_v6: Vec<(String, u16)>,
+    pub shares: BTreeMap<String, Share>,
+}
 
-    fn hash(&self) -> Result<InfoHash, ApiError> {
-        let s = self.str("hash")?;
-        s.parse()
-            .map_err(|e| ApiError::params(format!("{}: {e}", self.method)))
-    }
-
-    fn bool(&self, name: &str) -> Result<bool, ApiError> {
-        match self.values.get(name) {
-            None | Some(Value::Null) => Ok(false),
-            Some(Value::Bool(b)) => Ok(*b),
-            Some(_) => Err(ApiError::params(format!(
-                "{}: {name} must be true or false",
-                self.method
-            ))),
-        }
-    }
+fn addr_pair(a: &SocketAddr) -> (String, u16) {
+    (a.ip().to_string(), a.port())
 }
 
 /// The operations over one running backend.
@@ -161,192 +87,249 @@ pub struct Api {
     exit: CancellationToken,
 }
 
-fn addr_pair(a: &SocketAddr) -> Value {
-    json!([a.ip().to_string(), a.port()])
-}
-
 impl Api {
     /// `exit` is cancelled when a client calls `Api.exit`.
     pub fn new(svc: Service, exit: CancellationToken) -> Api {
         Api { svc, exit }
     }
 
-    pub fn service(&self) -> &Service {
-        &self.svc
-    }
-
-    /// Runs one method. Unknown methods and bad parameters get JSON-RPC
-    /// errors whose message says what is wrong; nothing changes then.
+    /// Runs one JSON-RPC method by name (see `rpc.rs`).
     pub async fn call(&self, method: &str, params: Value) -> Result<Value, ApiError> {
-        let Some((name, names)) = METHODS.iter().find(|(n, _)| *n == method) else {
-            return Err(ApiError {
-                code: METHOD_NOT_FOUND,
-                message: format!("unknown method {method:?}"),
-            });
-        };
-        let p = Params::new(name, names, params)?;
-        let engine = &self.svc.engine;
-        Ok(match *name {
-            "Api.versions" => json!({
-                "bitween": env!("CARGO_PKG_VERSION"),
-                "api": 1,
-                "protocol": crate::NS_SHARES,
-            }),
-            "Api.exit" => {
-                self.exit.cancel();
-                json!(true)
-            }
-            "bt.get_torrents" | "transfers" => to_json(&engine.transfers()),
-            "bt.add_path" | "share" => {
-                let path = PathBuf::from(p.str("path")?);
-                to_json(&engine.share(&path).await.map_err(ApiError::failed)?)
-            }
-            "bt.add_torrent_by_hash" | "download" => {
-                let hash = p.hash()?;
-                let to = p.opt_str(if *name == "download" {
-                    "to"
-                } else {
-                    "save_path"
-                })?;
-                engine
-                    .download(hash, to.map(PathBuf::from))
-                    .await
-                    .map_err(ApiError::failed)?;
-                json!(true)
-            }
-            "bt.del_torrent" | "unshare" => {
-                engine.unshare(&p.hash()?).await.map_err(ApiError::failed)?;
-                json!(true)
-            }
-            "xmpp.get_hashes" => self.get_hashes(),
-            "xmpp.get_shares" => self.get_shares(),
-            "status" => {
-                let own = self.svc.own_addresses();
-                let (contacts, shares) = self.svc.catalog.totals();
-                json!({
-                    "jid": self.svc.xmpp.jid(),
-                    "connection": self.svc.xmpp.state(),
-                    "bt_port": engine.listen_port(),
-                    "addresses": own.addresses,
-                    "catalog": { "contacts": contacts, "shares": shares },
-                })
-            }
-            "shares" => to_json(&engine.local_shares()),
-            "catalog" => {
-                let contacts: Vec<_> = self
-                    .svc
-                    .catalog
-                    .contacts()
-                    .iter()
-                    .filter_map(|c| self.svc.catalog.contact(c))
-                    .collect();
-                to_json(&contacts)
-            }
-            "search" => {
-                let limit = match p.values.get("limit") {
-                    None | Some(Value::Null) => usize::MAX,
-                    Some(v) => v.as_u64().map(|n| n as usize).ok_or_else(|| {
-                        ApiError::params("search: limit must be a whole number of hits")
-                    })?,
-                };
-                to_json(&self.svc.catalog.search_first(&p.str("text")?, limit))
-            }
-            "pause" => {
-                engine.pause(&p.hash()?).await.map_err(ApiError::failed)?;
-                json!(true)
-            }
-            "resume" => {
-                engine.resume(&p.hash()?).await.map_err(ApiError::failed)?;
-                json!(true)
-            }
-            "cancel" => {
-                engine
-                    .cancel(&p.hash()?, p.bool("delete")?)
-                    .await
-                    .map_err(ApiError::failed)?;
-                json!(true)
-            }
-            "contacts" => to_json(&self.svc.xmpp.roster().await.map_err(ApiError::failed)?),
-            "add_contact" | "accept_contact" | "decline_contact" => {
-                let jid =
-                    contact_jid(&p.str("jid")?).map_err(|e| ApiError::params(e.to_string()))?;
-                let x = &self.svc.xmpp;
-                match *name {
-                    "add_contact" => x.add_contact(jid),
-                    "accept_contact" => x.accept_contact(jid),
-                    _ => x.decline_contact(jid),
-                }
-                .map_err(ApiError::failed)?;
-                json!(true)
-            }
-            "diagnose" => {
-                let jid =
-                    contact_jid(&p.str("jid")?).map_err(|e| ApiError::params(e.to_string()))?;
-                let own = self.svc.own_addresses();
-                let mut out = Vec::new();
-                if let Some(c) = self.svc.catalog.contact(&jid.to_string()) {
-                    for r in c.resources {
-                        let d =
-                            crate::addresses::diagnose(&r.addresses, &own, Duration::from_secs(3))
-                                .await;
-                        out.push(json!({"resource": r.resource, "diagnosis": d}));
-                    }
-                }
-                json!(out)
-            }
-            other => unreachable!("method {other} is listed but not handled"),
-        })
+        rpc::call(self, method, params).await
     }
 
-    /// `{hash: [[addr, port], ...]}` over every online source.
-    fn get_hashes(&self) -> Value {
+    /// The backend's events.
+    pub fn events(&self) -> &EventBus {
+        &self.svc.events
+    }
+
+    /// A read handle on the contacts' catalog.
+    pub fn catalog_handle(&self) -> Catalog {
+        self.svc.catalog.clone()
+    }
+
+    pub fn versions(&self) -> Versions {
+        Versions {
+            bitween: env!("CARGO_PKG_VERSION").into(),
+            api: 1,
+            protocol: crate::NS_SHARES.into(),
+        }
+    }
+
+    /// Asks the program to quit (`Api.exit`).
+    pub fn exit(&self) {
+        self.exit.cancel();
+    }
+
+    pub fn transfers(&self) -> Vec<Transfer> {
+        self.svc.engine.transfers()
+    }
+
+    /// Hashes `path` in place and seeds it.
+    pub async fn share(&self, path: &Path) -> Result<Share, ApiError> {
+        self.svc.engine.share(path).await.map_err(ApiError::failed)
+    }
+
+    /// Shares each path in turn, reporting each outcome (the drop handler).
+    pub async fn share_paths(&self, paths: &[PathBuf]) -> Vec<ShareOutcome> {
+        share_paths(&self.svc.engine, paths).await
+    }
+
+    /// Downloads `hash` from every contact who has it, into `to` (default:
+    /// the download folder).
+    pub async fn download(&self, hash: InfoHash, to: Option<PathBuf>) -> Result<(), ApiError> {
+        self.svc
+            .engine
+            .download(hash, to)
+            .await
+            .map_err(ApiError::failed)
+    }
+
+    pub async fn unshare(&self, hash: &InfoHash) -> Result<(), ApiError> {
+        self.svc
+            .engine
+            .unshare(hash)
+            .await
+            .map_err(ApiError::failed)
+    }
+
+    pub async fn pause(&self, hash: &InfoHash) -> Result<(), ApiError> {
+        self.svc.engine.pause(hash).await.map_err(ApiError::failed)
+    }
+
+    pub async fn resume(&self, hash: &InfoHash) -> Result<(), ApiError> {
+        self.svc.engine.resume(hash).await.map_err(ApiError::failed)
+    }
+
+    /// Cancels a download (or stops a share), deleting what the download
+    /// wrote if `delete`.
+    pub async fn cancel(&self, hash: &InfoHash, delete: bool) -> Result<(), ApiError> {
+        self.svc
+            .engine
+            .cancel(hash, delete)
+            .await
+            .map_err(ApiError::failed)
+    }
+
+    /// Pauses every transfer that is not paused (the tray's Pause all).
+    pub async fn pause_all(&self) {
+        for t in self.transfers() {
+            if t.state != TransferState::Paused {
+                if let Err(e) = self.pause(&t.hash).await {
+                    tracing::warn!("{}: {e}", t.name);
+                }
+            }
+        }
+    }
+
+    /// Resumes every paused transfer (the tray's Resume all).
+    pub async fn resume_all(&self) {
+        for t in self.transfers() {
+            if t.state == TransferState::Paused {
+                if let Err(e) = self.resume(&t.hash).await {
+                    tracing::warn!("{}: {e}", t.name);
+                }
+            }
+        }
+    }
+
+    /// Changes the rate limits at once (bytes per second; None: none).
+    pub fn set_limits(&self, upload: Option<NonZeroU32>, download: Option<NonZeroU32>) {
+        self.svc.engine.set_upload_limit(upload);
+        self.svc.engine.set_download_limit(download);
+    }
+
+    /// What Open (`folder`: Show in folder) of a transfer opens: its file
+    /// or folder, or the folder that holds it.
+    pub fn path_to_open(&self, hash: &InfoHash, folder: bool) -> Result<PathBuf, ApiError> {
+        let t = self
+            .transfers()
+            .into_iter()
+            .find(|t| t.hash == *hash)
+            .ok_or_else(|| ApiError::failed(format!("no transfer {hash} here")))?;
+        let target = if folder { t.folder } else { t.path };
+        if !target.exists() {
+            return Err(ApiError::failed(format!(
+                "{} does not exist (yet)",
+                target.display()
+            )));
+        }
+        Ok(target)
+    }
+
+    /// Every info hash a contact lists, with the addresses of its online
+    /// sources (`xmpp.get_hashes`, the original's shape).
+    pub fn hashes(&self) -> BTreeMap<String, Vec<(String, u16)>> {
         let catalog = &self.svc.catalog;
-        let out: serde_json::Map<String, Value> = catalog
+        catalog
             .hashes()
             .into_iter()
             .map(|h| {
                 let online = catalog.sources(&h).into_iter().filter(|s| s.online);
                 (h.to_hex(), online.map(|s| addr_pair(&s.address)).collect())
             })
-            .collect();
-        Value::Object(out)
+            .collect()
     }
 
-    /// `{jid: {resource: {ip_v4, ip_v6, shares: {hash: {hash, name, size}}}}}`.
-    fn get_shares(&self) -> Value {
-        let mut out = serde_json::Map::new();
+    /// Every contact's resources and shares (`xmpp.get_shares`, the
+    /// original's shape).
+    pub fn original_shares(&self) -> OriginalShares {
+        let mut out = OriginalShares::new();
         for jid in self.svc.catalog.contacts() {
             let Some(c) = self.svc.catalog.contact(&jid) else {
                 continue;
             };
-            let mut resources = serde_json::Map::new();
-            for r in c.resources {
-                let (v4, v6): (Vec<_>, Vec<_>) = r.addresses.iter().partition(|a| a.is_ipv4());
-                let shares: serde_json::Map<String, Value> = r
-                    .shares
-                    .iter()
-                    .map(|s| {
-                        (
-                            s.hash.to_hex(),
-                            json!({"hash": s.hash.to_hex(), "name": s.name.as_str(), "size": s.size}),
-                        )
-                    })
-                    .collect();
-                resources.insert(
-                    r.resource,
-                    json!({
-                        "ip_v4": v4.into_iter().map(addr_pair).collect::<Vec<_>>(),
-                        "ip_v6": v6.into_iter().map(addr_pair).collect::<Vec<_>>(),
-                        "shares": shares,
-                    }),
-                );
-            }
-            out.insert(jid, Value::Object(resources));
+            let resources = c
+                .resources
+                .into_iter()
+                .map(|r| {
+                    let (v4, v6): (Vec<_>, Vec<_>) = r.addresses.iter().partition(|a| a.is_ipv4());
+                    let resource = OriginalResource {
+                        ip_v4: v4.into_iter().map(addr_pair).collect(),
+                        ip_v6: v6.into_iter().map(addr_pair).collect(),
+                        shares: r.shares.into_iter().map(|s| (s.hash.to_hex(), s)).collect(),
+                    };
+                    (r.resource, resource)
+                })
+                .collect();
+            out.insert(jid, resources);
         }
-        Value::Object(out)
+        out
     }
-}
 
-fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Value {
-    serde_json::to_value(v).unwrap_or(Value::Null)
+    pub fn status(&self) -> Status {
+        let own = self.svc.own_addresses();
+        let (contacts, shares) = self.svc.catalog.totals();
+        Status {
+            jid: self.svc.xmpp.jid(),
+            connection: self.svc.xmpp.state(),
+            bt_port: self.svc.engine.listen_port(),
+            addresses: own.addresses,
+            catalog: CatalogTotals { contacts, shares },
+        }
+    }
+
+    /// What we share (and the downloads we re-share).
+    pub fn shares(&self) -> Vec<Share> {
+        self.svc.engine.local_shares()
+    }
+
+    /// Every contact we know anything about.
+    pub fn catalog(&self) -> Vec<ContactView> {
+        let catalog = &self.svc.catalog;
+        catalog
+            .contacts()
+            .iter()
+            .filter_map(|c| catalog.contact(c))
+            .collect()
+    }
+
+    /// One contact (the UI refreshes only the one that changed).
+    pub fn contact(&self, jid: &str) -> Option<ContactView> {
+        self.svc.catalog.contact(jid)
+    }
+
+    /// The first `limit` shares whose name contains `text`.
+    pub fn search(&self, text: &str, limit: usize) -> Vec<SearchHit> {
+        self.svc.catalog.search_first(text, limit)
+    }
+
+    /// The roster.
+    pub async fn contacts(&self) -> Result<Vec<Contact>, ApiError> {
+        self.svc.xmpp.roster().await.map_err(ApiError::failed)
+    }
+
+    /// Asks `jid` to become a contact.
+    pub fn add_contact(&self, jid: &str) -> Result<(), ApiError> {
+        let jid = contact_jid(jid).map_err(|e| ApiError::params(e.to_string()))?;
+        self.svc.xmpp.add_contact(jid).map_err(ApiError::failed)
+    }
+
+    pub fn accept_contact(&self, jid: &str) -> Result<(), ApiError> {
+        let jid = contact_jid(jid).map_err(|e| ApiError::params(e.to_string()))?;
+        self.svc.xmpp.accept_contact(jid).map_err(ApiError::failed)
+    }
+
+    pub fn decline_contact(&self, jid: &str) -> Result<(), ApiError> {
+        let jid = contact_jid(jid).map_err(|e| ApiError::params(e.to_string()))?;
+        self.svc.xmpp.decline_contact(jid).map_err(ApiError::failed)
+    }
+
+    /// Whether we can reach each resource of `jid`, and why not.
+    pub async fn diagnose(&self, jid: &str) -> Result<Vec<ResourceDiagnosis>, ApiError> {
+        let jid = contact_jid(jid).map_err(|e| ApiError::params(e.to_string()))?;
+        let own = self.svc.own_addresses();
+        let mut out = Vec::new();
+        if let Some(c) = self.svc.catalog.contact(&jid.to_string()) {
+            for r in c.resources {
+                let diagnosis =
+                    crate::addresses::diagnose(&r.addresses, &own, Duration::from_secs(3)).await;
+                out.push(ResourceDiagnosis {
+                    resource: r.resource,
+                    diagnosis,
+                });
+            }
+        }
+        Ok(out)
+    }
 }

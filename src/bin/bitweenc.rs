@@ -9,7 +9,13 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use bitween::api::{ErrorKind, Status};
+use bitween::events::{Event, Transfer, TransferState};
+use bitween::shares::{ContactView, InfoHash, SearchHit, Share};
+use bitween::units::human_size;
+use bitween::xmpp::{ConnectionState, Contact};
 use clap::{Parser, Subcommand};
+use eventsource_stream::Eventsource;
 use futures::StreamExt;
 use serde_json::{json, Value};
 
@@ -141,27 +147,13 @@ impl Client {
                 .as_str()
                 .unwrap_or("unknown error")
                 .to_string();
-            return Err(match err["code"].as_i64() {
-                Some(-32602) => Failure::Usage(msg),
+            let kind: Option<ErrorKind> = serde_json::from_value(err["data"]["kind"].clone()).ok();
+            return Err(match kind {
+                Some(ErrorKind::InvalidParams) => Failure::Usage(msg),
                 _ => Failure::Failed(msg),
             });
         }
         Ok(body["result"].clone())
-    }
-}
-
-fn human_size(n: u64) -> String {
-    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = n as f64;
-    let mut u = 0;
-    while v >= 1024.0 && u < units.len() - 1 {
-        v /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{n} B")
-    } else {
-        format!("{v:.1} {}", units[u])
     }
 }
 
@@ -185,36 +177,34 @@ fn print_table(rows: &[Vec<String>]) {
     }
 }
 
-fn show(cmd: &Cmd, v: &Value) {
-    let s = |v: &Value| {
-        v.as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| v.to_string())
-    };
+/// Reads a result as the API's own type.
+fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> Result<T, Failure> {
+    serde_json::from_value(v.clone())
+        .map_err(|e| Failure::Failed(format!("unexpected answer from bitweend: {e}")))
+}
+
+fn who(jid: &str, resource: &str, online: bool) -> String {
+    format!("{jid}/{resource}{}", if online { "" } else { " (offline)" })
+}
+
+fn show(cmd: &Cmd, v: &Value) -> Result<(), Failure> {
     match cmd {
         Cmd::Status => {
-            println!("account:     {}", s(&v["jid"]));
-            let c = &v["connection"];
-            let connection = if let Some(jid) = c["Online"]["jid"].as_str() {
-                format!("online as {jid}")
-            } else if let Some(reason) = c["Offline"]["reason"].as_str() {
-                let retry = if c["Offline"]["retrying"] == true {
-                    " (retrying)"
-                } else {
-                    ""
-                };
-                format!("offline: {reason}{retry}")
-            } else {
-                "connecting".to_string()
+            let st: Status = typed(v)?;
+            println!("account:     {}", st.jid);
+            let connection = match st.connection {
+                ConnectionState::Online { jid } => format!("online as {jid}"),
+                ConnectionState::Offline { reason, retrying } => {
+                    format!(
+                        "offline: {reason}{}",
+                        if retrying { " (retrying)" } else { "" }
+                    )
+                }
+                ConnectionState::Connecting => "connecting".to_string(),
             };
             println!("connection:  {connection}");
-            println!("bt port:     {}", v["bt_port"]);
-            let addrs: Vec<String> = v["addresses"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(s)
-                .collect();
+            println!("bt port:     {}", st.bt_port);
+            let addrs: Vec<String> = st.addresses.iter().map(ToString::to_string).collect();
             println!(
                 "published:   {}",
                 if addrs.is_empty() {
@@ -225,16 +215,16 @@ fn show(cmd: &Cmd, v: &Value) {
             );
             println!(
                 "catalog:     {} shares from {} contacts",
-                v["catalog"]["shares"], v["catalog"]["contacts"]
+                st.catalog.shares, st.catalog.contacts
             );
         }
         Cmd::Shares => {
             let mut rows = vec![vec!["HASH".into(), "SIZE".into(), "NAME".into()]];
-            for x in v.as_array().into_iter().flatten() {
+            for x in typed::<Vec<Share>>(v)? {
                 rows.push(vec![
-                    s(&x["hash"]),
-                    human_size(x["size"].as_u64().unwrap_or(0)),
-                    s(&x["name"]),
+                    x.hash.to_hex(),
+                    human_size(x.size),
+                    x.name.to_string(),
                 ]);
             }
             print_table(&rows);
@@ -246,21 +236,12 @@ fn show(cmd: &Cmd, v: &Value) {
                 "NAME".into(),
                 "FROM".into(),
             ]];
-            for x in v.as_array().into_iter().flatten() {
+            for x in typed::<Vec<SearchHit>>(v)? {
                 rows.push(vec![
-                    s(&x["share"]["hash"]),
-                    human_size(x["share"]["size"].as_u64().unwrap_or(0)),
-                    s(&x["share"]["name"]),
-                    format!(
-                        "{}/{}{}",
-                        s(&x["jid"]),
-                        s(&x["resource"]),
-                        if x["online"] == true {
-                            ""
-                        } else {
-                            " (offline)"
-                        }
-                    ),
+                    x.share.hash.to_hex(),
+                    human_size(x.share.size),
+                    x.share.name.to_string(),
+                    who(&x.jid, &x.resource, x.online),
                 ]);
             }
             print_table(&rows);
@@ -272,24 +253,15 @@ fn show(cmd: &Cmd, v: &Value) {
                 "SIZE".into(),
                 "NAME".into(),
             ]];
-            for c in v.as_array().into_iter().flatten() {
-                for r in c["resources"].as_array().into_iter().flatten() {
-                    let who = format!(
-                        "{}/{}{}",
-                        s(&c["jid"]),
-                        s(&r["resource"]),
-                        if r["online"] == true {
-                            ""
-                        } else {
-                            " (offline)"
-                        }
-                    );
-                    for x in r["shares"].as_array().into_iter().flatten() {
+            for c in typed::<Vec<ContactView>>(v)? {
+                for r in c.resources {
+                    let from = who(&c.jid, &r.resource, r.online);
+                    for x in r.shares {
                         rows.push(vec![
-                            who.clone(),
-                            s(&x["hash"]),
-                            human_size(x["size"].as_u64().unwrap_or(0)),
-                            s(&x["name"]),
+                            from.clone(),
+                            x.hash.to_hex(),
+                            human_size(x.size),
+                            x.name.to_string(),
                         ]);
                     }
                 }
@@ -304,33 +276,34 @@ fn show(cmd: &Cmd, v: &Value) {
                 "DONE".into(),
                 "PEERS".into(),
                 "NAME".into(),
+                "ON DISK".into(),
             ]];
-            for t in v.as_array().into_iter().flatten() {
-                let (done, total) = (
-                    t["done_bytes"].as_u64().unwrap_or(0),
-                    t["total_bytes"].as_u64().unwrap_or(0),
-                );
-                let pct = (done * 100).checked_div(total).unwrap_or(0);
+            for t in typed::<Vec<Transfer>>(v)? {
+                let pct = (t.done_bytes * 100).checked_div(t.total_bytes).unwrap_or(0);
                 rows.push(vec![
-                    s(&t["hash"]),
-                    s(&t["kind"]),
-                    s(&t["state"]),
-                    format!("{pct}% of {}", human_size(total)),
-                    t["peers"].as_array().map_or(0, Vec::len).to_string(),
-                    s(&t["name"]),
+                    t.hash.to_hex(),
+                    wire_name(&t.kind),
+                    wire_name(&t.state),
+                    format!("{pct}% of {}", human_size(t.total_bytes)),
+                    t.peers.len().to_string(),
+                    match &t.listed_name {
+                        Some(listed) => format!("{} (listed as {listed})", t.name),
+                        None => t.name.clone(),
+                    },
+                    t.path.display().to_string(),
                 ]);
             }
             print_table(&rows);
         }
         Cmd::Contacts => {
             let mut rows = vec![vec!["JID".into(), "SUBSCRIPTION".into(), "PENDING".into()]];
-            for c in v.as_array().into_iter().flatten() {
-                let pending = match (c["pending_out"] == true, c["pending_in"] == true) {
+            for c in typed::<Vec<Contact>>(v)? {
+                let pending = match (c.pending_out, c.pending_in) {
                     (true, _) => "we asked",
                     (_, true) => "they ask",
                     _ => "",
                 };
-                rows.push(vec![s(&c["jid"]), s(&c["subscription"]), pending.into()]);
+                rows.push(vec![c.jid, wire_name(&c.subscription), pending.into()]);
             }
             print_table(&rows);
         }
@@ -341,6 +314,16 @@ fn show(cmd: &Cmd, v: &Value) {
                 serde_json::to_string_pretty(other).unwrap_or_default()
             ),
         },
+    }
+    Ok(())
+}
+
+/// The wire name of one of the API's enums (`seeding`, `both`, ...), as
+/// the tables show it.
+fn wire_name<T: serde::Serialize>(x: &T) -> String {
+    match serde_json::to_value(x) {
+        Ok(Value::String(s)) => s,
+        other => format!("{other:?}"),
     }
 }
 
@@ -365,7 +348,7 @@ fn draw_bar(done: u64, total: u64, tail: &str) {
 /// returns an outcome.
 async fn follow<T>(
     client: &Client,
-    mut on: impl FnMut(&Value) -> Option<Result<T, Failure>>,
+    mut on: impl FnMut(&Event) -> Option<Result<T, Failure>>,
 ) -> Result<T, Failure> {
     let resp = client
         .http
@@ -376,23 +359,16 @@ async fn follow<T>(
         .map_err(|e| {
             Failure::Unreachable(format!("bitweend at {} is not reachable: {e}", client.base))
         })?;
-    let mut stream = resp.bytes_stream();
-    let mut buf = String::new();
-    while let Some(chunk) = stream.next().await {
-        let chunk =
-            chunk.map_err(|e| Failure::Unreachable(format!("the event stream broke: {e}")))?;
-        buf.push_str(&String::from_utf8_lossy(&chunk));
-        while let Some(end) = buf.find("\n\n") {
-            let block: String = buf.drain(..end + 2).collect();
-            let Some(data) = block.lines().find_map(|l| l.strip_prefix("data:")) else {
-                continue;
-            };
-            let Ok(ev) = serde_json::from_str::<Value>(data.trim()) else {
-                continue;
-            };
-            if let Some(outcome) = on(&ev) {
-                return outcome;
-            }
+    let mut stream = resp.bytes_stream().eventsource();
+    while let Some(message) = stream.next().await {
+        let message =
+            message.map_err(|e| Failure::Unreachable(format!("the event stream broke: {e}")))?;
+        // Events of a newer bitweend that this one does not know are skipped.
+        let Ok(ev) = serde_json::from_str::<Event>(&message.data) else {
+            continue;
+        };
+        if let Some(outcome) = on(&ev) {
+            return outcome;
         }
     }
     Err(Failure::Unreachable(
@@ -402,20 +378,17 @@ async fn follow<T>(
 
 /// Follows the event stream until `hash` completes or fails.
 async fn wait(client: &Client, hash: &str, json_out: bool) -> Result<Value, Failure> {
-    let transfers = client.call("transfers", json!([])).await?;
-    let Some(t) = transfers
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|t| t["hash"] == hash)
-        .cloned()
-    else {
+    let hash: InfoHash = hash
+        .parse()
+        .map_err(|e: bitween::shares::Invalid| Failure::Usage(e.to_string()))?;
+    let transfers: Vec<Transfer> = typed(&client.call("transfers", json!([])).await?)?;
+    let Some(t) = transfers.into_iter().find(|t| t.hash == hash) else {
         return Err(Failure::Failed(format!(
             "no transfer {hash}: start it with `bitweenc download {hash}`"
         )));
     };
-    if t["state"] == "seeding" {
-        return Ok(t);
+    if t.state == TransferState::Seeding {
+        return serde_json::to_value(t).map_err(|e| Failure::Failed(e.to_string()));
     }
     let tty = std::io::stderr().is_terminal() && !json_out;
     let end_line = || {
@@ -423,36 +396,28 @@ async fn wait(client: &Client, hash: &str, json_out: bool) -> Result<Value, Fail
             eprintln!();
         }
     };
-    follow(client, |ev| match ev["type"].as_str() {
-        Some("Transfers") if tty => {
-            if let Some(t) = ev["transfers"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .find(|t| t["hash"] == hash)
-            {
+    follow(client, |ev| match ev {
+        Event::Transfers { transfers } if tty => {
+            if let Some(t) = transfers.iter().find(|t| t.hash == hash) {
                 draw_bar(
-                    t["done_bytes"].as_u64().unwrap_or(0),
-                    t["total_bytes"].as_u64().unwrap_or(0),
+                    t.done_bytes,
+                    t.total_bytes,
                     &format!(
                         "{}/s  {} peers",
-                        human_size(t["down_bytes_per_sec"].as_u64().unwrap_or(0)),
-                        t["peers"].as_array().map_or(0, Vec::len)
+                        human_size(t.down_bytes_per_sec),
+                        t.peers.len()
                     ),
                 );
             }
             None
         }
-        Some("DownloadFinished") if ev["hash"] == hash => {
+        Event::DownloadFinished { hash: h, .. } if *h == hash => {
             end_line();
-            Some(Ok(ev.clone()))
+            Some(serde_json::to_value(ev).map_err(|e| Failure::Failed(e.to_string())))
         }
-        Some("DownloadFailed") if ev["hash"] == hash => {
+        Event::DownloadFailed { hash: h, reason } if *h == hash => {
             end_line();
-            Some(Err(Failure::Failed(format!(
-                "download failed: {}",
-                ev["reason"].as_str().unwrap_or("")
-            ))))
+            Some(Err(Failure::Failed(format!("download failed: {reason}"))))
         }
         _ => None,
     })
@@ -465,24 +430,15 @@ async fn share(client: &Client, paths: &[PathBuf], json_out: bool) -> Result<Vec
         let client = client.clone();
         tokio::spawn(async move {
             follow(&client, |ev| {
-                if ev["type"] == "HashingProgress" {
-                    let name = ev["path"]
-                        .as_str()
-                        .unwrap_or("")
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or("");
-                    let (done, size) = (
-                        ev["done"].as_u64().unwrap_or(0),
-                        ev["size"].as_u64().unwrap_or(0),
-                    );
+                if let Event::HashingProgress { path, done, size } = ev {
+                    let name = path.rsplit(['/', '\\']).next().unwrap_or("");
                     draw_bar(
-                        done,
-                        size,
+                        *done,
+                        *size,
                         &format!(
                             "hashing {name}: {} of {}",
-                            human_size(done),
-                            human_size(size)
+                            human_size(*done),
+                            human_size(*size)
                         ),
                     );
                 }
@@ -526,7 +482,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             if cli.json {
                 println!("{}", Value::Array(out));
             } else {
-                show(&Cmd::Shares, &Value::Array(out));
+                show(&Cmd::Shares, &Value::Array(out))?;
             }
             return Ok(());
         }
@@ -560,10 +516,10 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
     let v = client.call(method, params).await?;
     if cli.json {
         println!("{v}");
+        Ok(())
     } else {
-        show(&cli.command, &v);
+        show(&cli.command, &v)
     }
-    Ok(())
 }
 
 #[tokio::main(flavor = "current_thread")]

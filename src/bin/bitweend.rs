@@ -38,7 +38,8 @@ struct Args {
     /// the clear.
     #[arg(long)]
     insecure_plaintext: bool,
-    /// The XMPP resource (device name) to use; default: chosen by the server.
+    /// The XMPP resource (device name) to use; default: one chosen for this
+    /// device on first start and kept in the data dir (file `resource`).
     #[arg(long)]
     resource: Option<String>,
     /// Where Bitween keeps its state; default: $XDG_DATA_HOME/bitween.
@@ -70,9 +71,10 @@ struct Args {
     /// written to the data dir (api-address, api-token).
     #[arg(long)]
     api: Option<SocketAddr>,
-    /// Allow --api on an address other than loopback (anyone who can reach
-    /// it and has the token controls this daemon).
-    #[arg(long)]
+    /// No longer offered: the API sent its token over plain HTTP. It stays
+    /// on loopback; to reach it from another machine, forward it over SSH
+    /// (see the README). Passing this flag is an error that says so.
+    #[arg(long, hide = true)]
     api_public: bool,
     /// Limit uploads to this many bytes per second (default: no limit).
     #[arg(long)]
@@ -162,38 +164,12 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
 
 fn password(args: &Args) -> Result<String, String> {
     match &args.password_file {
-        Some(path) => std::fs::read_to_string(path)
-            .map(|s| s.lines().next().unwrap_or_default().to_string())
+        Some(path) => bitween::desktop::secret::load(path)
+            .and_then(|p| p.ok_or_else(|| std::io::ErrorKind::NotFound.into()))
             .map_err(|e| format!("cannot read the password file {}: {e}", path.display())),
         None => std::env::var("BITWEEN_PASSWORD").map_err(|_| {
             "no password: pass --password-file FILE or set BITWEEN_PASSWORD".to_string()
         }),
-    }
-}
-
-/// `--insecure-plaintext` is only for a server on this machine.
-fn check_plaintext(args: &Args) -> Result<(), String> {
-    if !args.insecure_plaintext {
-        return Ok(());
-    }
-    let host = args
-        .server
-        .as_deref()
-        .and_then(|s| s.rsplit_once(':'))
-        .map(|(h, _)| h.trim_start_matches('[').trim_end_matches(']'));
-    let loopback = match host {
-        Some("localhost") => true,
-        Some(h) => h.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback()),
-        None => false,
-    };
-    if loopback {
-        Ok(())
-    } else {
-        Err(
-            "--insecure-plaintext is only allowed with --server on a loopback address \
-             (for example 127.0.0.1:5222): it sends your password in the clear"
-                .into(),
-        )
     }
 }
 
@@ -247,7 +223,6 @@ async fn run() -> ExitCode {
                     .to_string()
             })
         })
-        .and_then(|()| check_plaintext(&args))
         .and_then(|()| password(&args))
     {
         Ok(p) => p,
@@ -277,6 +252,7 @@ async fn run() -> ExitCode {
             upload_limit: args.upload_limit,
             download_limit: None,
             upnp: !args.no_upnp,
+            allow_loopback_peers: false,
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,
@@ -293,10 +269,12 @@ async fn run() -> ExitCode {
     let api = args
         .api
         .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
-    if !api.ip().is_loopback() && !args.api_public {
+    if !api.ip().is_loopback() || args.api_public {
         eprintln!(
-            "bitweend: --api {} is not a loopback address; add --api-public if you really want the API reachable from other machines",
-            api
+            "bitweend: the API listens on loopback only (--api {api} is not, or --api-public was given): \
+             over plain HTTP its token would cross the network readable by anyone on the way. \
+             To use it from another machine, forward it over SSH: \
+             ssh -N -L 8080:127.0.0.1:PORT you@this-machine, then open http://127.0.0.1:8080/ there"
         );
         return ExitCode::from(2);
     }
@@ -365,7 +343,7 @@ async fn run() -> ExitCode {
             _ = sigterm.recv() => break,
             ev = events.recv() => match ev {
                 Ok(Event::ContactSharesChanged { jid }) => print_contact(&service.catalog, &jid),
-                Ok(Event::Disconnected { reason, retrying: false }) => {
+                Ok(Event::Disconnected { reason, retrying: false, .. }) => {
                     eprintln!("bitweend: {reason}");
                     service.shutdown().await;
                     return ExitCode::FAILURE;

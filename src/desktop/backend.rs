@@ -10,8 +10,8 @@ use tokio::sync::broadcast::error::RecvError;
 use tokio::sync::Mutex;
 use tokio_util::sync::CancellationToken;
 
-use crate::api::Api;
-use crate::events::{Event, EventBus};
+use crate::api::{Api, ApiError, ErrorKind};
+use crate::events::{Event, EventBus, OfflineCause};
 use crate::service::{Service, ServiceConfig};
 
 /// How long a login may take before the account screen gives up on it.
@@ -37,33 +37,36 @@ pub enum LoginError {
     NoPep(String),
 }
 
-/// Puts a connection failure into words a user can act on.
-pub fn explain(reason: &str, retrying: bool) -> LoginError {
-    let lower = reason.to_ascii_lowercase();
-    if !retrying {
-        return LoginError::Refused(reason.to_string());
-    }
-    if lower.contains("lookup")
-        || lower.contains("name or service not known")
-        || lower.contains("no record")
-        || lower.contains("nxdomain")
-        || lower.contains("resolve")
-    {
-        return LoginError::Unreachable(format!(
+/// Puts a connection failure into words a user can act on, by its kind.
+pub fn explain(reason: &str, retrying: bool, cause: OfflineCause) -> LoginError {
+    match cause {
+        OfflineCause::WrongLogin | OfflineCause::NoMechanism => {
+            LoginError::Refused(reason.to_string())
+        }
+        _ if !retrying => LoginError::Refused(reason.to_string()),
+        OfflineCause::Dns => LoginError::Unreachable(format!(
             "{reason} — the server's name was not found: check the domain of the JID, or enter the server as host:port"
-        ));
-    }
-    if lower.contains("tls") || lower.contains("certificate") {
-        return LoginError::Unreachable(format!(
+        )),
+        OfflineCause::Tls => LoginError::Unreachable(format!(
             "{reason} — the secure (TLS) connection failed: the server's certificate may be invalid or for another name"
-        ));
-    }
-    if lower.contains("refused") {
-        return LoginError::Unreachable(format!(
+        )),
+        OfflineCause::Refused => LoginError::Unreachable(format!(
             "{reason} — nothing answers there: is the server running, and are host and port right?"
-        ));
+        )),
+        _ => LoginError::Unreachable(reason.to_string()),
     }
-    LoginError::Unreachable(reason.to_string())
+}
+
+impl From<LoginError> for ApiError {
+    fn from(e: LoginError) -> ApiError {
+        let kind = match e {
+            LoginError::Config(_) => ErrorKind::Config,
+            LoginError::Refused(_) => ErrorKind::Refused,
+            LoginError::Unreachable(_) => ErrorKind::Unreachable,
+            LoginError::NoPep(_) => ErrorKind::NoPep,
+        };
+        ApiError::new(kind, e.to_string())
+    }
 }
 
 struct Running {
@@ -116,9 +119,11 @@ impl Backend {
                 loop {
                     match rx.recv().await {
                         Ok(Event::Connected { .. }) => break,
-                        Ok(Event::Disconnected { reason, retrying }) => {
-                            return Err(explain(&reason, retrying))
-                        }
+                        Ok(Event::Disconnected {
+                            reason,
+                            retrying,
+                            cause,
+                        }) => return Err(explain(&reason, retrying, cause)),
                         Ok(_) | Err(RecvError::Lagged(_)) => {}
                         Err(RecvError::Closed) => {
                             return Err(LoginError::Config("the backend stopped".into()))
@@ -179,14 +184,18 @@ mod tests {
     #[test]
     fn explanations() {
         assert!(matches!(
-            explain("the server x refused the login", false),
+            explain(
+                "the server x refused the login",
+                false,
+                OfflineCause::WrongLogin
+            ),
             LoginError::Refused(_)
         ));
-        let e = explain("cannot reach x: failed to lookup address information", true);
+        let e = explain("cannot reach x", true, OfflineCause::Dns);
         assert!(e.to_string().contains("not found"), "{e}");
-        let e = explain("cannot reach x: Connection refused (os error 111)", true);
+        let e = explain("cannot reach x", true, OfflineCause::Refused);
         assert!(e.to_string().contains("is the server running"), "{e}");
-        let e = explain("cannot log in to x: TLS handshake failed", true);
+        let e = explain("cannot log in to x", true, OfflineCause::Tls);
         assert!(e.to_string().contains("certificate"), "{e}");
     }
 }

@@ -1,22 +1,29 @@
 //! What the desktop app needs beyond the headless operations, kept in the
-//! core so it builds and tests without the GUI toolchain: the app's
-//! settings file, the password file used when no keyring is available, the
-//! backend's life cycle (log in, apply settings, log out), the drop
-//! handler (paths in, shares out), and the demo mode (a private server and
-//! a demo contact on this computer).
+//! core so it builds and tests without the GUI toolchain: the app itself
+//! ([`DesktopApp`]: account, settings, demo mode, what the window shows),
+//! the settings file, the password file used when no keyring is available,
+//! the backend's life cycle, the drop handler (paths in, shares out), and
+//! the demo mode (a private server and a demo contact on this computer).
 //!
 //! Not here: the window, the tray, notifications and the OS keyring; those
 //! live in the Tauri shell (`src-tauri/`).
 
+pub mod app;
 pub mod backend;
 pub mod demo;
 pub mod drop;
+pub mod feed;
+pub mod instance;
 pub mod notices;
 pub mod secret;
 pub mod settings;
+pub mod tray;
 
+pub use app::{AccountView, AppState, Autostart, DemoInfo, DesktopApp, LoginRequest, DEMO_REFUSAL};
 pub use backend::{Backend, LoginError};
 pub use demo::{Demo, DemoError};
 pub use drop::{share_paths, ShareOutcome};
+pub use feed::{open_with_system, quit_signal, Window};
 pub use notices::{Notice, Notices};
-pub use settings::{Account, DesktopSettings, SettingsError};
+pub use secret::{FileStore, SecretStore};
+pub use settings::{Account, DesktopSettings, EditableSettings, SecretStoreKind, SettingsError};

@@ -5,6 +5,47 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Where the desktop app keeps an account's password: the system keyring
+/// (implemented by the shell, which links it) or [`FileStore`].
+pub trait SecretStore: Send + Sync {
+    /// Whether a password can be kept now; the error says why not.
+    fn probe(&self, jid: &str) -> Result<(), String>;
+    fn get(&self, jid: &str) -> Result<Option<String>, String>;
+    fn set(&self, jid: &str, password: &str) -> Result<(), String>;
+    /// Removes it; nothing there is fine.
+    fn forget(&self, jid: &str);
+}
+
+/// The password file (one account: the JID is not used).
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    pub path: PathBuf,
+}
+
+impl SecretStore for FileStore {
+    fn probe(&self, _jid: &str) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn get(&self, _jid: &str) -> Result<Option<String>, String> {
+        load(&self.path)
+            .map_err(|e| format!("cannot read the password file {}: {e}", self.path.display()))
+    }
+
+    fn set(&self, _jid: &str, password: &str) -> Result<(), String> {
+        store(&self.path, password).map_err(|e| {
+            format!(
+                "cannot write the password file {}: {e}",
+                self.path.display()
+            )
+        })
+    }
+
+    fn forget(&self, _jid: &str) {
+        let _ = forget(&self.path);
+    }
+}
+
 /// `$XDG_CONFIG_HOME/bitween/password`.
 pub fn default_path() -> PathBuf {
     crate::paths::config_dir().join("password")
@@ -27,10 +68,12 @@ pub fn store(path: &Path, password: &str) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
-/// The stored password, if there is one.
+/// The stored password, if there is one: the file's first line without its
+/// line ending (`\n` or `\r\n`), as every password file of Bitween is read
+/// (bitweend's `--password-file` too), so `echo secret > file` works.
 pub fn load(path: &Path) -> std::io::Result<Option<String>> {
     match std::fs::read_to_string(path) {
-        Ok(p) => Ok(Some(p)),
+        Ok(p) => Ok(Some(p.lines().next().unwrap_or_default().to_string())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
@@ -58,6 +101,11 @@ mod tests {
             let mode = std::fs::metadata(&path).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600);
         }
+        std::fs::write(&path, "with newline \r\nsecond line").unwrap();
+        assert_eq!(
+            super::load(&path).unwrap().as_deref(),
+            Some("with newline ")
+        );
         super::forget(&path).unwrap();
         super::forget(&path).unwrap();
         assert_eq!(super::load(&path).unwrap(), None);

@@ -26,13 +26,74 @@ pub struct Account {
     pub server: Option<String>,
 }
 
+/// Where the account's password is kept (`"keyring"`, `"file"` in the file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretStoreKind {
+    /// The system keyring (Secret Service on Linux).
+    Keyring,
+    /// A file only the user can read (where there is no keyring).
+    File,
+}
+
+/// The settings the settings screen edits (the rest is kept as it is).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EditableSettings {
+    pub download_dir: PathBuf,
+    pub bt_port: u16,
+    pub ipv4: bool,
+    pub ipv6: bool,
+    pub lan: bool,
+    pub upnp: bool,
+    pub start_at_login: bool,
+    pub start_hidden: bool,
+    pub upload_limit_kib: Option<u32>,
+    pub download_limit_kib: Option<u32>,
+}
+
+impl From<&DesktopSettings> for EditableSettings {
+    fn from(s: &DesktopSettings) -> Self {
+        EditableSettings {
+            download_dir: s.download_dir.clone(),
+            bt_port: s.bt_port,
+            ipv4: s.ipv4,
+            ipv6: s.ipv6,
+            lan: s.lan,
+            upnp: s.upnp,
+            start_at_login: s.start_at_login,
+            start_hidden: s.start_hidden,
+            upload_limit_kib: s.upload_limit_kib,
+            download_limit_kib: s.download_limit_kib,
+        }
+    }
+}
+
+impl EditableSettings {
+    /// `base` with these values in it.
+    pub fn applied_to(self, base: &DesktopSettings) -> DesktopSettings {
+        DesktopSettings {
+            download_dir: self.download_dir,
+            bt_port: self.bt_port,
+            ipv4: self.ipv4,
+            ipv6: self.ipv6,
+            lan: self.lan,
+            upnp: self.upnp,
+            start_at_login: self.start_at_login,
+            start_hidden: self.start_hidden,
+            upload_limit_kib: self.upload_limit_kib,
+            download_limit_kib: self.download_limit_kib,
+            ..base.clone()
+        }
+    }
+}
+
 /// Everything the user can set, with the defaults of a fresh install.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct DesktopSettings {
     pub account: Option<Account>,
-    /// Where the password is kept: `keyring` or `file`.
-    pub secret_store: Option<String>,
+    /// Where the password is kept.
+    pub secret_store: Option<SecretStoreKind>,
     pub download_dir: PathBuf,
     /// 0 picks a free port on the first start and keeps it.
     pub bt_port: u16,
@@ -98,16 +159,7 @@ fn kib(limit: Option<u32>) -> Option<NonZeroU32> {
     limit.and_then(|k| NonZeroU32::new(k.saturating_mul(1024)))
 }
 
-/// Whether `server` (`host:port`) names this machine, where logging in
-/// without TLS exposes nothing to the network.
-pub fn is_loopback_server(server: &str) -> bool {
-    let host = match server.rsplit_once(':') {
-        Some((h, _)) => h.trim_start_matches('[').trim_end_matches(']'),
-        None => server,
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
+pub use crate::xmpp::is_loopback_server;
 
 impl DesktopSettings {
     /// `$XDG_CONFIG_HOME/bitween/desktop.json`.
@@ -140,12 +192,7 @@ impl DesktopSettings {
 
     /// Refuses values the backend cannot use, naming the setting.
     pub fn validate(&self) -> Result<(), SettingsError> {
-        if !self.download_dir.is_absolute() {
-            return Err(SettingsError::Value(format!(
-                "the download folder {} is not an absolute path",
-                self.download_dir.display()
-            )));
-        }
+        crate::paths::check_download_dir(&self.download_dir).map_err(SettingsError::Value)?;
         if self.bt_port != 0 && self.bt_port < 1024 {
             return Err(SettingsError::Value(format!(
                 "BitTorrent port {} is reserved for system services: choose 1024-65535, or 0 for any free port",
@@ -185,6 +232,7 @@ impl DesktopSettings {
                 upload_limit: self.upload_limit(),
                 download_limit: self.download_limit(),
                 upnp: self.upnp,
+                allow_loopback_peers: false,
             },
             addresses: AddressConfig {
                 public_ipv4: self.ipv4,
@@ -252,11 +300,13 @@ mod tests {
             ..Default::default()
         };
         assert!(s.validate().unwrap_err().to_string().contains("1024"));
-        let s = DesktopSettings {
-            download_dir: "relative".into(),
-            ..Default::default()
-        };
-        assert!(s.validate().is_err());
+        for bad in ["relative", "/", "/etc"] {
+            let s = DesktopSettings {
+                download_dir: bad.into(),
+                ..Default::default()
+            };
+            assert!(s.validate().is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -11,7 +11,10 @@ mod xml;
 
 pub use catalog::{Catalog, CatalogWriter, ContactView, ResourceView, SearchHit, Source};
 pub(crate) use packed::PackedShares;
-pub use types::{InfoHash, Invalid, ResourceShares, Share, ShareName, UserShares};
+pub use types::{
+    is_bidi_control, InfoHash, Invalid, ResourceShares, Share, ShareName, UserShares,
+    MAX_ADDRESSES, MAX_RESOURCES,
+};
 pub use xml::{
     fit_to, parse_user_shares, to_element, to_xml_string, wire_len, NotOurs, Parsed, Rejection,
 };

@@ -17,6 +17,12 @@ pub const MAX_NAME_BYTES: usize = 1024;
 /// Longest resource name we accept, in bytes (RFC 7622 caps resourceparts at
 /// 1023 bytes).
 pub const MAX_RESOURCE_BYTES: usize = 1023;
+/// The most resources (devices) we keep of one contact's item: more is no
+/// person's devices, and each costs memory and chunk fetches.
+pub const MAX_RESOURCES: usize = 16;
+/// The most addresses we keep of one resource (each address with each
+/// port: a few IPv4 and IPv6 addresses fit many times over).
+pub const MAX_ADDRESSES: usize = 16;
 
 /// Why a value from the wire was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,7 +41,7 @@ pub enum Invalid {
     EmptyName,
     #[error("name is longer than {MAX_NAME_BYTES} bytes ({0} bytes)")]
     LongName(usize),
-    #[error("name {0:?} contains a control character")]
+    #[error("name {0:?} contains a control character or a bidirectional override")]
     ControlInName(String),
     #[error("name {0:?} contains a path separator or is `.`/`..`")]
     PathInName(String),
@@ -43,12 +49,21 @@ pub enum Invalid {
     Resource(String),
     #[error("duplicate {0}")]
     Duplicate(String),
+    #[error("more than {0} {1}; the rest is ignored")]
+    TooMany(usize, &'static str),
     #[error("malformed pointer to the rest of the list: {0}")]
     Pointer(String),
 }
 
 fn has_control(s: &str) -> bool {
     s.chars().any(char::is_control)
+}
+
+/// Bidirectional embeddings, overrides and isolates (U+202A..U+202E,
+/// U+2066..U+2069), which make a name read otherwise than it is
+/// (`invoice\u{202e}fdp.exe` shows as `invoiceexe.pdf`).
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A BitTorrent v1 info hash (SHA-1 of the info dictionary).
@@ -117,7 +132,7 @@ impl ShareName {
         if s.len() > MAX_NAME_BYTES {
             return Err(Invalid::LongName(s.len()));
         }
-        if has_control(s) {
+        if has_control(s) || s.chars().any(is_bidi_control) {
             return Err(Invalid::ControlInName(s.to_string()));
         }
         if s.contains(['/', '\\']) || s == "." || s == ".." {
@@ -281,7 +296,15 @@ mod tests {
             Err(Invalid::LongName(1025))
         ));
         assert!(ShareName::new(&"x".repeat(1024)).is_ok());
-        for bad in ["a\0b", "tab\there", "line\nbreak", "del\u{7f}", "c1\u{85}"] {
+        for bad in [
+            "a\0b",
+            "tab\there",
+            "line\nbreak",
+            "del\u{7f}",
+            "c1\u{85}",
+            "invoice\u{202e}fdp.exe",
+            "x\u{2066}y",
+        ] {
             assert!(
                 matches!(ShareName::new(bad), Err(Invalid::ControlInName(_))),
                 "{bad:?}"

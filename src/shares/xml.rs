@@ -14,6 +14,7 @@ use minidom::Element;
 use super::chunks::{more_element, more_from_element, NS_CATALOG};
 use super::types::{
     socket_addr_from_wire, validate_resource, Invalid, ResourceShares, Share, UserShares,
+    MAX_ADDRESSES, MAX_RESOURCES,
 };
 use crate::NS_SHARES;
 
@@ -96,6 +97,14 @@ pub fn parse_user_shares(el: &Element, contact: &str) -> Result<Parsed, NotOurs>
             });
             continue;
         }
+        if parsed.item.resources.len() == MAX_RESOURCES {
+            parsed.rejections.push(Rejection {
+                resource: Some(name.to_string()),
+                element: "resource",
+                reason: Invalid::TooMany(MAX_RESOURCES, "resources"),
+            });
+            break;
+        }
         let entry = parse_resource(child, name, &mut parsed.rejections);
         parsed.item.resources.insert(name.to_string(), entry);
     }
@@ -108,6 +117,8 @@ pub fn parse_user_shares(el: &Element, contact: &str) -> Result<Parsed, NotOurs>
 fn parse_resource(el: &Element, resource: &str, rejections: &mut Vec<Rejection>) -> ResourceShares {
     let mut entry = ResourceShares::default();
     let mut hashes = HashSet::new();
+    let mut addresses = HashSet::new();
+    let mut too_many_addresses = false;
     let mut reject = |element, reason| {
         rejections.push(Rejection {
             resource: Some(resource.to_string()),
@@ -132,8 +143,14 @@ fn parse_resource(el: &Element, resource: &str, rejections: &mut Vec<Rejection>)
                 (_, None) => Err(Invalid::Missing("port")),
             };
             match addr {
-                Ok(addr) if entry.addresses.contains(&addr) => {
+                Ok(addr) if !addresses.insert(addr) => {
                     reject("ip_address", Invalid::Duplicate(format!("address {addr}")))
+                }
+                Ok(_) if entry.addresses.len() == MAX_ADDRESSES => {
+                    // Said once per resource, however many follow.
+                    if !std::mem::replace(&mut too_many_addresses, true) {
+                        reject("ip_address", Invalid::TooMany(MAX_ADDRESSES, "addresses"));
+                    }
                 }
                 Ok(addr) => entry.addresses.push(addr),
                 Err(reason) => reject("ip_address", reason),
@@ -428,6 +445,30 @@ mod tests {
             p.rejections[10].reason,
             Invalid::Missing("resource")
         ));
+    }
+
+    #[test]
+    fn resources_and_addresses_are_capped() {
+        let mut xml = format!("<user_shares xmlns='{NS_SHARES}'>");
+        for r in 0..20 {
+            xml += &format!("<resource resource='r{r:02}'>");
+            for a in 0..40 {
+                xml += &format!("<ip_address address='10.0.{r}.{a}' port='1'/>");
+            }
+            xml += "</resource>";
+        }
+        xml += "</user_shares>";
+        let p = parse(&xml);
+        assert_eq!(p.item.resources.len(), MAX_RESOURCES);
+        assert!(p.item.resources.contains_key("r00") && !p.item.resources.contains_key("r16"));
+        assert!(p
+            .item
+            .resources
+            .values()
+            .all(|e| e.addresses.len() == MAX_ADDRESSES));
+        // One remark per resource with too many addresses, one for the
+        // resources beyond the cap.
+        assert_eq!(p.rejections.len(), MAX_RESOURCES + 1, "{:?}", p.rejections);
     }
 
     #[test]

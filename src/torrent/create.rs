@@ -35,6 +35,8 @@ pub struct Created {
     pub output_folder: PathBuf,
     pub pieces: usize,
     pub size: u64,
+    /// A folder torrent (with a file list), or a single file.
+    pub multi: bool,
 }
 
 /// One file of the torrent: where it is, and its path inside the torrent
@@ -169,6 +171,7 @@ pub fn create(
         output_folder,
         pieces: hashes.len() / 20,
         size: done,
+        multi: folder,
     })
 }
 

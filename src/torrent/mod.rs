@@ -10,6 +10,7 @@
 mod create;
 mod safety;
 mod stats;
+mod storage;
 mod store;
 mod tracker;
 
@@ -23,18 +24,22 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use librqbit::dht::Id20;
+use librqbit::storage::StorageFactoryExt;
 use librqbit::{
-    AddTorrent, AddTorrentOptions, AddTorrentResponse, ListenerMode, ListenerOptions,
-    ManagedTorrent, Session, SessionOptions, SessionPersistenceConfig,
+    AddTorrent, AddTorrentOptions, AddTorrentResponse, ConnectionOptions, ListenerMode,
+    ListenerOptions, ManagedTorrent, Session, SessionOptions, SessionPersistenceConfig,
 };
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventBus};
+pub use crate::events::{Peer, Transfer, TransferKind, TransferState};
+use crate::net::PeerPaths;
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
-pub use safety::check_file_names;
-pub use stats::{Peer, Transfer};
+pub use safety::{check_file_names, MAX_FILES};
+pub use storage::{available_space, fresh_target};
+use storage::{Access, Layout, SafeStorageFactory};
 pub use store::{Kind, Record, Stamp};
-pub use tracker::{peers_for, ANNOUNCE_INTERVAL};
+pub use tracker::ANNOUNCE_INTERVAL;
 
 /// How long one attempt to fetch a torrent's metadata from its sources may
 /// take before we wait for new sources and try again.
@@ -68,6 +73,10 @@ pub struct EngineConfig {
     /// report the mapping back, so nothing extra is published for it: the
     /// listen port already is. Tests set it to `false` (there is no router).
     pub upnp: bool,
+    /// Contacts' loopback addresses may be dialed: only when our own XMPP
+    /// server is on this machine (tests, the demo). `Service` sets it from
+    /// the XMPP settings.
+    pub allow_loopback_peers: bool,
 }
 
 impl EngineConfig {
@@ -90,6 +99,8 @@ pub enum EngineError {
 
 struct Inner {
     session: Arc<Session>,
+    /// Every outgoing peer connection goes through it.
+    paths: PeerPaths,
     tracker_url: String,
     catalog: Catalog,
     events: EventBus,
@@ -157,6 +168,7 @@ impl Engine {
             ))
         })?;
         let mut state = store.load().map_err(EngineError::Engine)?;
+        crate::paths::check_download_dir(&config.download_dir).map_err(EngineError::BadPath)?;
         std::fs::create_dir_all(&config.download_dir).map_err(|e| {
             EngineError::BadPath(format!(
                 "cannot create the download folder {}: {e}",
@@ -164,20 +176,24 @@ impl Engine {
             ))
         })?;
         let stop = CancellationToken::new();
-        let tracker = tracker::LocalTracker::start(catalog.clone(), stop.clone())
+        let paths = PeerPaths::start(catalog.clone(), config.allow_loopback_peers, stop.clone())
             .await
             .map_err(err)?;
+        let tracker = tracker::LocalTracker::start(paths.clone(), stop.clone())
+            .await
+            .map_err(err)?;
+        paths.allow_passthrough(tracker.addr());
         let wanted = match config.listen_port {
             0 => state.listen_port,
             p => p,
         };
-        let session = Self::session(&config, tracker.url(), wanted).await;
+        let session = Self::session(&config, tracker.url(), &paths, wanted).await;
         // A saved port may be taken now: fall back to a fresh one.
         let session = match session {
             Ok(s) => s,
             Err(e) if config.listen_port == 0 && wanted != 0 => {
                 tracing::warn!("port {wanted} is not available ({e}); picking another");
-                Self::session(&config, tracker.url(), 0).await?
+                Self::session(&config, tracker.url(), &paths, 0).await?
             }
             Err(e) => return Err(e),
         };
@@ -190,6 +206,7 @@ impl Engine {
         let engine = Engine {
             inner: Arc::new(Inner {
                 session,
+                paths,
                 tracker_url: tracker.url().to_string(),
                 catalog,
                 events,
@@ -205,6 +222,16 @@ impl Engine {
             }),
         };
         tracing::info!(port, "BitTorrent engine listening");
+        // The path layer answers contacts' requests only for torrents we
+        // serve, and splices what arrives into our listener.
+        let weak = Arc::downgrade(&engine.inner);
+        engine.inner.paths.set_engine(
+            Arc::new(move |hash: &InfoHash| {
+                weak.upgrade()
+                    .is_some_and(|inner| Engine { inner }.record(hash).is_some())
+            }),
+            port,
+        );
         // Saved torrents come back in the background: start-up does not wait
         // for their files to be checked.
         let restoring = engine.clone();
@@ -224,6 +251,7 @@ impl Engine {
     async fn session(
         config: &EngineConfig,
         tracker_url: &str,
+        paths: &PeerPaths,
         port: u16,
     ) -> Result<Arc<Session>, EngineError> {
         // librqbit's own persistence is used for one thing only: the piece
@@ -256,6 +284,20 @@ impl Engine {
                 ..Default::default()
             }),
             trackers: [tracker_url.parse().expect("our tracker URL parses")].into(),
+            // Every outgoing peer connection (and the announce to our own
+            // tracker) goes through the path layer, which connects only to
+            // contacts who list the torrent (`crate::net`).
+            connect: Some(ConnectionOptions {
+                proxy_url: Some(paths.proxy_url()),
+                // The path layer may try direct, then punched, then
+                // relayed before the peer's handshake can come back.
+                peer_opts: Some(librqbit::PeerConnectionOptions {
+                    connect_timeout: Some(Duration::from_secs(20)),
+                    read_write_timeout: Some(Duration::from_secs(30)),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
             ratelimits: librqbit::limits::LimitsConfig {
                 upload_bps: config.upload_limit,
                 download_bps: config.download_limit,
@@ -272,6 +314,11 @@ impl Engine {
     /// The port peers reach us on.
     pub fn listen_port(&self) -> u16 {
         self.inner.port
+    }
+
+    /// The path layer (for the XMPP side's signalling and the addresses).
+    pub fn paths(&self) -> &PeerPaths {
+        &self.inner.paths
     }
 
     fn save(&self) {
@@ -346,12 +393,24 @@ impl Engine {
         self.inner.events.send(Event::LocalSharesChanged);
     }
 
+    /// How a torrent is added: its files through `storage` (our rules on
+    /// what may be read, written or deleted), `peers` to start with.
     fn add_options(
         &self,
-        folder: &Path,
+        storage: SafeStorageFactory,
+        layout: &Layout,
         peers: Vec<SocketAddr>,
         paused: bool,
     ) -> AddTorrentOptions {
+        // librqbit's idea of the output folder: a folder torrent's own
+        // folder (which makes it ask the storage to remove that folder on
+        // cancel-with-delete), a file's parent folder.
+        let output_folder = if layout.multi {
+            &layout.top
+        } else {
+            layout.top.parent().unwrap_or(&layout.top)
+        };
+        let output_folder = output_folder.to_string_lossy().into_owned();
         AddTorrentOptions {
             // With its JSON persistence on, librqbit takes a new torrent's
             // id from what it has saved so far, so two adds at the same
@@ -359,8 +418,11 @@ impl Engine {
             // torrent. Ids from our own counter are unique.
             preferred_id: Some(self.inner.next_id.fetch_add(1, Ordering::Relaxed)),
             paused,
-            overwrite: true,
-            output_folder: Some(folder.to_string_lossy().into_owned()),
+            // Our storage decides what is opened and how (`storage.rs`);
+            // librqbit's own flag is unused by it.
+            overwrite: false,
+            output_folder: Some(output_folder),
+            storage_factory: Some(storage.boxed()),
             force_tracker_interval: Some(ANNOUNCE_INTERVAL),
             initial_peers: Some(peers),
             trackers: Some(vec![self.inner.tracker_url.clone()]),
@@ -448,6 +510,10 @@ impl Engine {
             paused: false,
             finished: true,
             stamp,
+            target: None,
+            multi: Some(created.multi),
+            listed_size: None,
+            listed_name: None,
         });
         self.changed();
         Ok(Share {
@@ -502,13 +568,15 @@ impl Engine {
             // Only costs the second read this avoids.
             tracing::warn!(hash = %created.info_hash, "cannot write the fastresume bitfield: {e}");
         }
-        let peers = peers_for(&self.inner.catalog, &created.info_hash);
+        let peers = self.inner.paths.peers_for(&created.info_hash);
+        let layout = share_layout(&created.output_folder, name, created.multi);
+        let storage = SafeStorageFactory::new(layout.clone(), Access::Seed);
         let added = self
             .inner
             .session
             .add_torrent(
                 AddTorrent::TorrentFileBytes(created.torrent.clone().into()),
-                Some(self.add_options(&created.output_folder, peers, false)),
+                Some(self.add_options(storage, &layout, peers, false)),
             )
             .await
             .map_err(|e| failed(&e))?;
@@ -519,7 +587,10 @@ impl Engine {
 
     fn refuse_unfinished_download(&self, path: &Path) -> Result<(), EngineError> {
         for t in self.transfers() {
-            if t.kind == "download" && t.state != "seeding" && path.starts_with(&t.folder) {
+            if t.kind == TransferKind::Download
+                && t.state != TransferState::Seeding
+                && path.starts_with(&t.path)
+            {
                 return Err(EngineError::BadPath(format!(
                     "{} is inside the folder of the unfinished download {:?}; share it once it is complete",
                     path.display(),
@@ -571,26 +642,30 @@ impl Engine {
             return Ok(()); // already shared or downloading
         }
         let folder = folder.unwrap_or_else(|| self.inner.download_dir.clone());
+        crate::paths::check_download_dir(&folder).map_err(EngineError::BadPath)?;
         std::fs::create_dir_all(&folder).map_err(|e| {
             EngineError::BadPath(format!(
                 "cannot create the folder {}: {e}",
                 folder.display()
             ))
         })?;
-        let name = self
-            .inner
-            .catalog
-            .share(&hash)
+        let listed = self.inner.catalog.share(&hash);
+        let name = listed
+            .as_ref()
             .map(|s| s.name.to_string())
             .unwrap_or_else(|| hash.to_hex());
         self.upsert(Record {
             info_hash: hash,
-            name,
+            name: name.clone(),
             size: 0,
             kind: Kind::Download { folder },
             paused: false,
             finished: false,
             stamp: None,
+            target: None,
+            multi: None,
+            listed_size: listed.as_ref().map(|s| s.size),
+            listed_name: listed.map(|_| name),
         });
         self.spawn_fetch(hash);
         Ok(())
@@ -620,7 +695,7 @@ impl Engine {
     async fn fetch(&self, hash: InfoHash) {
         let mut events = self.inner.events.subscribe();
         loop {
-            let peers = peers_for(&self.inner.catalog, &hash);
+            let peers = self.inner.paths.peers_for(&hash);
             if !peers.is_empty() {
                 match self.fetch_once(hash, peers).await {
                     Ok(()) => return,
@@ -693,38 +768,80 @@ impl Engine {
             return Err(Retry("unexpected answer to a metadata request".into()));
         };
         check_file_names(&list.info).map_err(Fatal)?;
-        let multi = list.info.iter_file_details().count() > 1;
+        let multi = list.info.info().files.is_some();
         let name = list
             .info
             .name()
             .map(|n| n.into_owned())
             .unwrap_or_else(|| hash.to_hex());
-        let target = if multi {
-            folder.join(&name)
-        } else {
-            folder.clone()
+        let size: u64 = list
+            .info
+            .iter_file_details()
+            .filter(|f| !f.attrs().padding)
+            .map(|f| f.len)
+            .sum();
+        let shown = record.listed_name.as_deref().unwrap_or(&name);
+        if let Some(listed) = record.listed_size {
+            if listed != size {
+                return Err(Fatal(format!(
+                    "{shown}'s metadata says {size} bytes, the list said {listed}; nothing was written"
+                )));
+            }
+        }
+        check_room(&folder, shown, size).map_err(Fatal)?;
+        // A target we created before (a restart while the metadata was
+        // being fetched again) is ours to reopen; otherwise a name that
+        // nothing exists at.
+        let (top, reopen) = match &record.target {
+            Some(t) => (t.clone(), true),
+            None => (
+                fresh_target(&folder, &name, multi).map_err(|e| {
+                    Fatal(format!("cannot choose a name in {}: {e}", folder.display()))
+                })?,
+                false,
+            ),
         };
+        let layout = Layout { top, multi };
         self.inner
             .store
             .save_torrent(&hash, &list.torrent_bytes)
             .map_err(|e| Retry(e.to_string()))?;
         let mut all_peers = list.seen_peers.clone();
         all_peers.extend(peers);
+        let storage = SafeStorageFactory::new(layout.clone(), Access::Download { reopen });
         let added = self
             .inner
             .session
             .add_torrent(
                 AddTorrent::TorrentFileBytes(list.torrent_bytes.clone()),
-                Some(self.add_options(&target, all_peers, record.paused)),
+                Some(self.add_options(storage.clone(), &layout, all_peers, record.paused)),
             )
-            .await
-            .map_err(|e| Retry(format!("{e:#}")))?;
+            .await;
+        let added = match added {
+            Ok(added) => added,
+            Err(e) => {
+                if storage.created_top() {
+                    // Our storage made the target before librqbit failed:
+                    // it is ours, and the next attempt reopens it.
+                    self.upsert(Record {
+                        target: Some(layout.top.clone()),
+                        multi: Some(multi),
+                        ..record
+                    });
+                }
+                return Err(Retry(format!("{e:#}")));
+            }
+        };
         let handle = handle_of(added, &hash).ok_or_else(|| Retry("not added".into()))?;
         let size = handle.stats().total_bytes;
+        if layout.top.file_name() != Some(std::ffi::OsStr::new(&name)) {
+            tracing::info!(%hash, "{name:?} is saved as {}: that name was taken", layout.top.display());
+        }
         self.upsert(Record {
             name,
             size,
-            kind: Kind::Download { folder: target },
+            target: Some(layout.top),
+            multi: Some(multi),
             ..record
         });
         self.inner.fetching.lock().unwrap().remove(&hash);
@@ -793,33 +910,45 @@ impl Engine {
             }
             return;
         };
-        let folder = match &record.kind {
-            Kind::Share { path, folder } => {
-                if let Some(reason) = share_problem(path, record.stamp) {
-                    tracing::warn!(path = %path.display(), "{reason}");
-                    self.forget(&hash);
-                    self.inner.events.send(Event::ShareBroken { hash, reason });
-                    self.changed();
+        if let Kind::Share { path, .. } = &record.kind {
+            if let Some(reason) = share_problem(path, record.stamp) {
+                tracing::warn!(path = %path.display(), "{reason}");
+                self.forget(&hash);
+                self.inner.events.send(Event::ShareBroken { hash, reason });
+                self.changed();
+                return;
+            }
+            // Opening the files again touches them: the stamp is renewed
+            // once the check after this restart has passed.
+            self.upsert(Record {
+                stamp: None,
+                ..record.clone()
+            });
+        }
+        let multi = match record.multi {
+            Some(m) => m,
+            None => match librqbit_core::torrent_metainfo::torrent_from_bytes(&bytes) {
+                Ok(t) => t.info.data.files.is_some(),
+                Err(e) => {
+                    tracing::error!(%hash, "cannot restore {}: its saved torrent is damaged ({e})", record.name);
                     return;
                 }
-                // Opening the files again touches them: the stamp is renewed
-                // once the check after this restart has passed.
-                self.upsert(Record {
-                    stamp: None,
-                    ..record.clone()
-                });
-                folder.clone()
-            }
-            // Set to the torrent's own folder once its metadata arrived.
-            Kind::Download { folder } => folder.clone(),
+            },
         };
-        let peers = peers_for(&self.inner.catalog, &hash);
+        let layout = layout_of(&record, multi);
+        let access = match record.kind {
+            Kind::Share { .. } => Access::Seed,
+            // Files this download created before (our record says so).
+            Kind::Download { .. } => Access::Download { reopen: true },
+        };
+        let storage = SafeStorageFactory::new(layout.clone(), access);
+        let peers = self.inner.paths.peers_for(&hash);
         match self
             .inner
             .session
             .add_torrent(
                 AddTorrent::TorrentFileBytes(bytes.into()),
-                Some(self.add_options(&folder, peers, record.paused)),
+                Some(self.add_options(storage, &layout, peers, record.paused)),
             )
             .await
         {
@@ -953,6 +1082,59 @@ fn is_bad_metadata(e: &anyhow::Error) -> bool {
             )
         )
     })
+}
+
+/// Refuses a download of `size` bytes that does not fit in `folder`,
+/// naming both sizes.
+fn check_room(folder: &Path, name: &str, size: u64) -> Result<(), String> {
+    use crate::units::human_size;
+    match available_space(folder) {
+        Ok(free) if free < size => Err(format!(
+            "{name} needs {} ({size} bytes) but {} has only {} free; make room or choose another download folder; nothing was written",
+            human_size(size),
+            folder.display(),
+            human_size(free)
+        )),
+        Ok(_) => Ok(()),
+        Err(e) => {
+            tracing::warn!(folder = %folder.display(), "cannot tell the free space: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// Where a share's content is: the shared file, or the shared folder
+/// (`output_folder` is the file's parent, or the folder itself).
+fn share_layout(output_folder: &Path, name: &str, multi: bool) -> Layout {
+    Layout {
+        top: if multi {
+            output_folder.to_path_buf()
+        } else {
+            output_folder.join(name)
+        },
+        multi,
+    }
+}
+
+/// Where a recorded torrent's content is on disk, once its metadata is
+/// known (`multi`: whether the torrent is a folder). Downloads recorded
+/// before `Record::target` existed kept the torrent's folder in `folder`
+/// (folder torrents) or wrote the torrent's name into it (single files).
+fn layout_of(record: &Record, multi: bool) -> Layout {
+    match &record.kind {
+        Kind::Share { path, .. } => Layout {
+            top: path.clone(),
+            multi,
+        },
+        Kind::Download { folder } => Layout {
+            top: match &record.target {
+                Some(t) => t.clone(),
+                None if multi => folder.clone(),
+                None => folder.join(&record.name),
+            },
+            multi,
+        },
+    }
 }
 
 enum FetchError {

@@ -3,10 +3,18 @@
 //!
 //! librqbit already refuses `..` components and separators inside a
 //! component; we also refuse what would be dangerous elsewhere (NUL and
-//! other control characters, drive letters, empty or `.` components) and
-//! symlink entries, and say which name was refused.
+//! other control characters, bidirectional overrides that make a name read
+//! backwards, drive letters, empty or `.` components, names longer than a
+//! file system takes) and symlink entries, and more files than a share
+//! could sensibly hold; each error says which name was refused.
 
 use librqbit::{ByteBufOwned, ValidatedTorrentMetaV1Info};
+
+use super::storage::MAX_COMPONENT_BYTES;
+use crate::shares::is_bidi_control;
+
+/// The most files we download in one torrent.
+pub const MAX_FILES: usize = 10_000;
 
 /// Why one path component is unsafe, if it is.
 pub fn unsafe_component(c: &str) -> Option<&'static str> {
@@ -21,6 +29,12 @@ pub fn unsafe_component(c: &str) -> Option<&'static str> {
     }
     if c.chars().any(char::is_control) {
         return Some("a NUL or other control character");
+    }
+    if c.chars().any(is_bidi_control) {
+        return Some("a bidirectional override character (it disguises the name)");
+    }
+    if c.len() > MAX_COMPONENT_BYTES {
+        return Some("a name longer than 255 bytes");
     }
     let b = c.as_bytes();
     if b.len() >= 2 && b[0].is_ascii_alphabetic() && b[1] == b':' {
@@ -38,6 +52,12 @@ pub fn check_file_names(info: &ValidatedTorrentMetaV1Info<ByteBufOwned>) -> Resu
                 "the torrent's name {name:?} contains {why}; nothing was written"
             ));
         }
+    }
+    let files = info.iter_file_details().count();
+    if files > MAX_FILES {
+        return Err(format!(
+            "the torrent has {files} files; Bitween downloads at most {MAX_FILES} in one; nothing was written"
+        ));
     }
     for file in info.iter_file_details() {
         let parts: Vec<String> = file
@@ -69,7 +89,15 @@ mod tests {
 
     #[test]
     fn dangerous_components_are_named() {
-        for ok in ["file.txt", "Ünïcode ☀.bin", "at 10:30.txt", ".hidden"] {
+        let longest = "é".repeat(127) + "x";
+        for ok in [
+            "file.txt",
+            "Ünïcode ☀.bin",
+            "at 10:30.txt",
+            ".hidden",
+            "עברית.txt",
+            &longest,
+        ] {
             assert_eq!(unsafe_component(ok), None, "{ok}");
         }
         for bad in [
@@ -82,6 +110,9 @@ mod tests {
             "C:",
             "c:evil",
             "tab\there",
+            "evil\u{202e}fdp.exe",
+            "a\u{2066}b",
+            &"x".repeat(256),
         ] {
             assert!(unsafe_component(bad).is_some(), "{bad:?}");
         }

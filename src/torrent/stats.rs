@@ -7,42 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use serde::Serialize;
-
-use super::{id20, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY};
-use crate::events::Event;
+use super::{id20, layout_of, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY};
+use crate::events::{Event, PathKind, Peer, Transfer, TransferKind, TransferState};
 use crate::shares::InfoHash;
-
-/// One transfer (share or download) as the UI shows it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Transfer {
-    pub hash: InfoHash,
-    pub name: String,
-    /// `share` or `download`.
-    pub kind: &'static str,
-    /// `fetching_metadata`, `checking`, `downloading`, `seeding`, `paused`,
-    /// `error`.
-    pub state: &'static str,
-    pub done_bytes: u64,
-    pub total_bytes: u64,
-    pub uploaded_bytes: u64,
-    /// Bytes received from peers since this start (a resumed download
-    /// fetches only what it did not have).
-    pub fetched_bytes: u64,
-    pub down_bytes_per_sec: u64,
-    pub up_bytes_per_sec: u64,
-    pub eta_secs: Option<u64>,
-    pub peers: Vec<Peer>,
-    pub folder: PathBuf,
-    pub error: Option<String>,
-}
-
-/// A connected peer, named by the contact that published its address.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Peer {
-    pub address: String,
-    pub contact: Option<String>,
-}
 
 impl Engine {
     /// Every transfer with its live statistics.
@@ -63,15 +30,38 @@ impl Engine {
     }
 
     fn transfer(&self, r: Record, fetching: &HashSet<InfoHash>) -> Transfer {
-        let (kind, folder) = match &r.kind {
-            Kind::Share { folder, .. } => ("share", folder.clone()),
-            Kind::Download { folder } => ("download", folder.clone()),
+        let handle = self.inner.session.get(id20(&r.info_hash).into());
+        let multi = r.multi.or_else(|| {
+            let h = handle.as_ref()?;
+            let metadata = h.metadata.load();
+            Some(metadata.as_ref()?.info.info().files.is_some())
+        });
+        let (kind, path) = match (&r.kind, multi) {
+            (Kind::Share { .. }, Some(m)) | (Kind::Download { .. }, Some(m)) => {
+                let kind = if matches!(r.kind, Kind::Share { .. }) {
+                    TransferKind::Share
+                } else {
+                    TransferKind::Download
+                };
+                (kind, layout_of(&r, m).top)
+            }
+            (Kind::Share { path, .. }, None) => (TransferKind::Share, path.clone()),
+            (Kind::Download { folder }, None) => (TransferKind::Download, folder.clone()),
         };
+        let folder = match (&r.kind, multi) {
+            (Kind::Download { folder }, None) => folder.clone(),
+            _ => path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        };
+        let disk_name = path.file_name().map(|n| n.to_string_lossy().into_owned());
+        let listed_name = r
+            .listed_name
+            .clone()
+            .filter(|l| multi.is_some() && disk_name.as_deref() != Some(l.as_str()));
         let mut t = Transfer {
             hash: r.info_hash,
             name: r.name.clone(),
             kind,
-            state: "fetching_metadata",
+            state: TransferState::FetchingMetadata,
             done_bytes: 0,
             total_bytes: r.size,
             uploaded_bytes: 0,
@@ -81,12 +71,14 @@ impl Engine {
             eta_secs: None,
             peers: vec![],
             folder,
+            path,
+            listed_name,
             error: None,
         };
         if fetching.contains(&r.info_hash) {
             return t;
         }
-        let Some(h) = self.inner.session.get(id20(&r.info_hash).into()) else {
+        let Some(h) = handle else {
             return t;
         };
         let stats = h.stats();
@@ -95,11 +87,11 @@ impl Engine {
         t.uploaded_bytes = stats.uploaded_bytes;
         t.error = stats.error.clone();
         t.state = match stats.state {
-            librqbit::TorrentStatsState::Initializing { .. } => "checking",
-            librqbit::TorrentStatsState::Paused => "paused",
-            librqbit::TorrentStatsState::Error => "error",
-            librqbit::TorrentStatsState::Live if stats.finished => "seeding",
-            librqbit::TorrentStatsState::Live => "downloading",
+            librqbit::TorrentStatsState::Initializing { .. } => TransferState::Checking,
+            librqbit::TorrentStatsState::Paused => TransferState::Paused,
+            librqbit::TorrentStatsState::Error => TransferState::Error,
+            librqbit::TorrentStatsState::Live if stats.finished => TransferState::Seeding,
+            librqbit::TorrentStatsState::Live => TransferState::Downloading,
         };
         if let Some(live) = &stats.live {
             t.fetched_bytes = live.snapshot.fetched_bytes;
@@ -115,9 +107,24 @@ impl Engine {
             t.peers = snapshot
                 .peers
                 .keys()
-                .map(|addr| Peer {
-                    address: addr.clone(),
-                    contact: addr.parse().ok().and_then(|a| contact_of(&sources, a)),
+                .map(|key| {
+                    let addr: Option<SocketAddr> = key.parse().ok();
+                    // Our own connections went through the path layer under
+                    // a virtual address; it knows whom and how.
+                    match addr.and_then(|a| self.inner.paths.describe(&r.info_hash, a)) {
+                        Some(p) => Peer {
+                            address: p.address.to_string(),
+                            contact: Some(p.contact),
+                            path: p.path,
+                            via: p.via,
+                        },
+                        None => Peer {
+                            address: key.clone(),
+                            contact: addr.and_then(|a| contact_of(&sources, a)),
+                            path: PathKind::Direct,
+                            via: None,
+                        },
+                    }
                 })
                 .collect();
             t.peers.sort_by(|a, b| a.address.cmp(&b.address));
@@ -201,10 +208,13 @@ impl Engine {
     /// (Watched here rather than with librqbit's `wait_until_completed`,
     /// which never returns for a torrent that was paused and resumed.)
     fn report_ends(&self, transfers: &[Transfer], failed: &mut HashSet<InfoHash>) {
-        for t in transfers.iter().filter(|t| t.kind == "download") {
+        for t in transfers
+            .iter()
+            .filter(|t| t.kind == TransferKind::Download)
+        {
             match t.state {
-                "seeding" => self.announce_finished(&t.hash),
-                "error" if failed.insert(t.hash) => {
+                TransferState::Seeding => self.announce_finished(&t.hash),
+                TransferState::Error if failed.insert(t.hash) => {
                     self.inner.events.send(Event::DownloadFailed {
                         hash: t.hash,
                         reason: t.error.clone().unwrap_or_else(|| "unknown error".into()),

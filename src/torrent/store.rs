@@ -28,6 +28,24 @@ pub struct Record {
     /// changes without hashing again.
     #[serde(default)]
     pub stamp: Option<Stamp>,
+    /// For a download: the file or folder it created on disk (its name may
+    /// differ from the torrent's: `name (1).ext`). Set once the files were
+    /// created, so it always names something of ours; only these files are
+    /// ever reopened for writing or deleted. Records from before this field
+    /// have `None` (see `Engine::layout_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<PathBuf>,
+    /// For a download: whether the torrent is a folder (with a file list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi: Option<bool>,
+    /// For a download: the size the contact's list gave when the download
+    /// was asked for; metadata of another size is refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_size: Option<u64>,
+    /// For a download: the name the contact's list gave (`name` becomes the
+    /// torrent's own name once its metadata is known).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listed_name: Option<String>,
 }
 
 /// Sizes and modification times of a share's files, summed up.
@@ -177,6 +195,10 @@ mod tests {
                 paused: true,
                 finished: false,
                 stamp: None,
+                target: Some("/tmp/d/x (1)".into()),
+                multi: Some(false),
+                listed_size: Some(3),
+                listed_name: Some("x".into()),
             }],
         };
         store.save(&state).unwrap();

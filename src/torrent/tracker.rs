@@ -1,5 +1,5 @@
 //! A BitTorrent tracker on 127.0.0.1 inside the app that answers announces
-//! from the contacts' catalog.
+//! from the contacts' catalog (as the path layer's virtual addresses).
 //!
 //! Why: librqbit 9.1 has no public call to add a peer to a running torrent,
 //! and `initial_peers` are fixed when a torrent is added. Every torrent of
@@ -7,19 +7,24 @@
 //! that appear later (a contact who just downloaded the file, a device that
 //! came online) join running downloads and seeds without removing and
 //! re-adding anything, and without a fork of librqbit. The tracker hands out
-//! only addresses our contacts published for that info hash (online
-//! resources), so nobody can make us connect anywhere else. It listens on
+//! one address per online contact resource that lists the info hash (see
+//! `crate::net`: librqbit reaches them through the path layer). It listens on
 //! loopback behind a random path, so other local programs cannot read the
 //! catalog through it.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use axum::extract::{RawQuery, State};
+use axum::http::header;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::Router;
+use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::shares::{Catalog, InfoHash};
+use crate::net::PeerPaths;
+use crate::shares::InfoHash;
 
 /// How often torrents re-announce to the local tracker.
 pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
@@ -28,89 +33,50 @@ pub const ANNOUNCE_INTERVAL: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone)]
 pub struct LocalTracker {
     url: String,
+    addr: SocketAddr,
 }
 
 impl LocalTracker {
     /// Binds 127.0.0.1 on a free port and serves until `stop` is cancelled.
-    pub async fn start(catalog: Catalog, stop: CancellationToken) -> std::io::Result<LocalTracker> {
+    pub async fn start(paths: PeerPaths, stop: CancellationToken) -> std::io::Result<LocalTracker> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
         let secret: u64 = rand::random();
         let path = format!("/{secret:016x}/announce");
-        let url = format!("http://{}{path}", listener.local_addr()?);
-        let task = async move {
-            loop {
-                let conn = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    c = listener.accept() => c,
-                };
-                let Ok((stream, _)) = conn else { continue };
-                let (catalog, path) = (catalog.clone(), path.clone());
-                tokio::spawn(async move {
-                    if let Err(e) = serve(stream, &catalog, &path).await {
-                        tracing::debug!("local tracker request failed: {e}");
-                    }
-                });
-            }
-        };
+        let url = format!("http://{addr}{path}");
+        let app = Router::new().route(&path, get(announce)).with_state(paths);
         tokio::spawn(tracing::Instrument::instrument(
-            task,
+            async move {
+                let served = axum::serve(listener, app)
+                    .with_graceful_shutdown(async move { stop.cancelled().await })
+                    .await;
+                if let Err(e) = served {
+                    tracing::warn!("the local tracker stopped: {e}");
+                }
+            },
             tracing::debug_span!("local-tracker"),
         ));
-        Ok(LocalTracker { url })
+        Ok(LocalTracker { url, addr })
     }
 
     pub fn url(&self) -> &str {
         &self.url
     }
-}
 
-async fn serve(mut stream: TcpStream, catalog: &Catalog, path: &str) -> std::io::Result<()> {
-    let mut buf = Vec::with_capacity(1024);
-    let mut chunk = [0u8; 1024];
-    while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-        let n = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut chunk))
-            .await
-            .map_err(|_| std::io::Error::new(std::io::ErrorKind::TimedOut, "slow request"))??;
-        if n == 0 || buf.len() > 16 * 1024 {
-            return Ok(());
-        }
-        buf.extend_from_slice(&chunk[..n]);
+    /// Where it listens (librqbit reaches it through the path layer).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
     }
-    let head = String::from_utf8_lossy(&buf);
-    let target = head
-        .lines()
-        .next()
-        .and_then(|l| l.strip_prefix("GET "))
-        .and_then(|l| l.split(' ').next())
-        .unwrap_or("");
-    let body = match target.split_once('?') {
-        Some((p, query)) if p == path => match info_hash_param(query) {
-            Some(hash) => announce_response(&peers_for(catalog, &hash)),
-            None => failure("missing or malformed info_hash"),
-        },
-        _ => failure("unknown path"),
-    };
-    let mut response = format!(
-        "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    response.extend_from_slice(&body);
-    stream.write_all(&response).await?;
-    stream.shutdown().await
 }
 
-/// Every address published for `hash` by an online contact resource.
-pub fn peers_for(catalog: &Catalog, hash: &InfoHash) -> Vec<SocketAddr> {
-    let mut out: Vec<SocketAddr> = catalog
-        .sources(hash)
-        .into_iter()
-        .filter(|s| s.online)
-        .map(|s| s.address)
-        .collect();
-    out.sort();
-    out.dedup();
-    out
+/// One announce: the torrent's sources from the catalog, in compact form
+/// (a failure reason when the request names no torrent).
+async fn announce(State(paths): State<PeerPaths>, RawQuery(query): RawQuery) -> impl IntoResponse {
+    let body = match query.as_deref().and_then(info_hash_param) {
+        Some(hash) => announce_response(&paths.peers_for(&hash)),
+        None => failure("missing or malformed info_hash"),
+    };
+    ([(header::CONTENT_TYPE, "text/plain")], body)
 }
 
 /// The raw 20 bytes of the `info_hash` query parameter (percent-encoded).
@@ -118,32 +84,8 @@ fn info_hash_param(query: &str) -> Option<InfoHash> {
     let value = query
         .split('&')
         .find_map(|kv| kv.strip_prefix("info_hash="))?;
-    let bytes = percent_decode(value)?;
+    let bytes: Vec<u8> = percent_encoding::percent_decode_str(value).collect();
     Some(InfoHash(bytes.try_into().ok()?))
-}
-
-fn percent_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(20);
-    let b = s.as_bytes();
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' => {
-                let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 3;
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    Some(out)
 }
 
 /// A bencoded announce answer with compact IPv4 and IPv6 peer lists.

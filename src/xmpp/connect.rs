@@ -1,27 +1,122 @@
-//! Connecting and logging in, with our own reconnect loop.
+//! Connecting and logging in, with our own connector and reconnect loop.
+//!
+//! The connector ([`GuardedConnector`]) is tokio-xmpp's STARTTLS (or, for a
+//! server on loopback only, plain TCP) connector with one addition: what
+//! the server sends passes through [`XmlGuard`], so one over-long name in a
+//! contact's item cannot end the stream (see `guard.rs`).
 //!
 //! tokio-xmpp's stock reconnector only logs why a connection failed and
 //! retries forever, even on a wrong password. This one reports every failure
 //! as a [`ConnStatus`] (so the user sees "wrong password" or "connection
 //! refused"), stops retrying when retrying cannot help, and starts its
-//! backoff small so a restarted server is back within a second or two.
+//! backoff small so a restarted server is back within a second or two. A
+//! connection that dies within [`STABLE_AFTER`] of logging in counts as a
+//! failure: whatever kills it (a poisoned item the server pushes at every
+//! login) cannot make us reconnect more than once every few seconds.
 
 use std::borrow::Cow;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use sasl::common::Credentials;
+use sasl::common::{ChannelBinding, Credentials};
+use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::sync::{mpsc, oneshot};
-use tokio_xmpp::connect::ServerConnector;
-use tokio_xmpp::error::{AuthError, Error as XmppError};
+use tokio::time::Instant;
+use tokio_xmpp::connect::starttls::starttls;
+use tokio_xmpp::connect::{DnsConfig, ServerConnector};
+use tokio_xmpp::error::{AuthError, Error as XmppError, ProtocolError};
 use tokio_xmpp::jid::Jid;
 use tokio_xmpp::parsers::ns;
 use tokio_xmpp::stanzastream::Connection;
-use tokio_xmpp::xmlstream::{StreamHeader, Timeouts};
+use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, Timeouts};
+
+use super::guard::XmlGuard;
+use crate::events::OfflineCause;
 
 /// First retry delay after a failed or lost connection.
 pub const FIRST_RETRY: Duration = Duration::from_millis(250);
 /// Longest delay between two connection attempts.
 pub const MAX_RETRY: Duration = Duration::from_secs(30);
+/// A connection that lived shorter than this after logging in is a failure
+/// for the backoff.
+pub const STABLE_AFTER: Duration = Duration::from_secs(10);
+
+/// A transport under the XML stream: TCP, or TLS over TCP.
+pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
+
+/// Connects over STARTTLS (`tls`) or plain TCP, with [`XmlGuard`] under
+/// the XML reader.
+#[derive(Debug, Clone)]
+pub struct GuardedConnector {
+    pub dns: DnsConfig,
+    pub tls: bool,
+}
+
+impl ServerConnector for GuardedConnector {
+    type Stream = BufStream<XmlGuard<Box<dyn Transport>>>;
+
+    async fn connect(
+        &self,
+        jid: &Jid,
+        ns: &'static str,
+        timeouts: Timeouts,
+    ) -> Result<(PendingFeaturesRecv<Self::Stream>, ChannelBinding), XmppError> {
+        let header = || StreamHeader {
+            to: Some(Cow::Owned(jid.domain().as_str().to_string())),
+            from: None,
+            id: None,
+        };
+        let tcp = self.dns.resolve().await?;
+        let (transport, binding): (Box<dyn Transport>, _) = if self.tls {
+            let plain = initiate_stream(BufStream::new(tcp), ns, header(), timeouts).await?;
+            let (features, plain) = plain.recv_features().await?;
+            if !features.can_starttls() {
+                return Err(XmppError::Protocol(ProtocolError::NoTls));
+            }
+            let (tls, binding) = starttls(plain, jid.domain().as_str()).await?;
+            (Box::new(tls), binding)
+        } else {
+            (Box::new(tcp), ChannelBinding::None)
+        };
+        let guarded = BufStream::new(XmlGuard::new(transport));
+        Ok((
+            initiate_stream(guarded, ns, header(), timeouts).await?,
+            binding,
+        ))
+    }
+}
+
+/// The reconnect loop's memory across connections.
+#[derive(Debug)]
+struct Backoff {
+    /// The delay before the next attempt after a failure.
+    delay: Duration,
+    /// When the last login succeeded.
+    online_since: Option<Instant>,
+}
+
+impl Backoff {
+    /// The pause before reconnecting after a connection was lost: none if
+    /// it had been up a while, else the grown delay.
+    fn after_loss(&mut self) -> Duration {
+        match self.online_since.take() {
+            Some(t) if t.elapsed() >= STABLE_AFTER => {
+                self.delay = FIRST_RETRY;
+                Duration::ZERO
+            }
+            Some(_) => self.grow(),
+            None => Duration::ZERO, // the first connection
+        }
+    }
+
+    /// The current delay, doubling the next one (up to MAX_RETRY).
+    fn grow(&mut self) -> Duration {
+        let now = self.delay;
+        self.delay = (self.delay * 2).min(MAX_RETRY);
+        now
+    }
+}
 
 /// What the reconnect loop reports to the session.
 #[derive(Debug, Clone)]
@@ -29,15 +124,17 @@ pub struct ConnStatus {
     pub reason: String,
     /// False when we stopped trying (wrong password, no usable mechanism).
     pub retrying: bool,
+    pub cause: OfflineCause,
 }
 
-/// A human-readable reason for a failed login, and whether retrying can
-/// help.
-fn describe(err: &XmppError, server: &str) -> (String, bool) {
+/// A human-readable reason for a failed login, whether retrying can help,
+/// and the kind of failure (from the typed error, never from its text).
+fn describe(err: &XmppError, server: &str) -> (String, bool, OfflineCause) {
     match err {
         XmppError::Auth(AuthError::Fail(cond)) => (
             format!("the server {server} refused the login ({cond:?}): check the JID and password"),
             false,
+            OfflineCause::WrongLogin,
         ),
         XmppError::Auth(AuthError::NoMechanism) => (
             format!(
@@ -45,9 +142,39 @@ fn describe(err: &XmppError, server: &str) -> (String, bool) {
                  plaintext servers need the insecure-plaintext option (local test servers only)"
             ),
             false,
+            OfflineCause::NoMechanism,
         ),
-        XmppError::Io(e) => (format!("cannot reach {server}: {e}"), true),
-        other => (format!("cannot log in to {server}: {other}"), true),
+        XmppError::DnsProto(_) | XmppError::DnsNet(_) | XmppError::Idna => (
+            format!("cannot find the server {server}: {err}"),
+            true,
+            OfflineCause::Dns,
+        ),
+        XmppError::Connection(e) => (
+            format!("cannot make a secure connection to {server}: {e}"),
+            true,
+            OfflineCause::Tls,
+        ),
+        XmppError::Io(e) => {
+            let cause = if e
+                .get_ref()
+                .is_some_and(|inner| inner.is::<tokio_xmpp::rustls::Error>())
+            {
+                OfflineCause::Tls
+            } else {
+                match e.kind() {
+                    std::io::ErrorKind::ConnectionRefused => OfflineCause::Refused,
+                    // getaddrinfo's failures carry no kind of their own.
+                    _ if e.to_string().contains("lookup") => OfflineCause::Dns,
+                    _ => OfflineCause::Other,
+                }
+            };
+            (format!("cannot reach {server}: {e}"), true, cause)
+        }
+        other => (
+            format!("cannot log in to {server}: {other}"),
+            true,
+            OfflineCause::Other,
+        ),
     }
 }
 
@@ -97,16 +224,25 @@ pub fn reconnector<C: ServerConnector + Sync>(
     timeouts: Timeouts,
     status: mpsc::UnboundedSender<ConnStatus>,
 ) -> Box<dyn FnMut(Option<String>, oneshot::Sender<Connection>) + Send + 'static> {
+    let backoff = Arc::new(Mutex::new(Backoff {
+        delay: FIRST_RETRY,
+        online_since: None,
+    }));
     Box::new(move |_, slot: oneshot::Sender<Connection>| {
-        let (connector, server, jid, password, status) = (
+        let (connector, server, jid, password, status, backoff) = (
             connector.clone(),
             server.clone(),
             jid.clone(),
             password.clone(),
             status.clone(),
+            backoff.clone(),
         );
         tokio::spawn(async move {
-            let mut delay = FIRST_RETRY;
+            let pause = backoff.lock().unwrap().after_loss();
+            if !pause.is_zero() {
+                tracing::info!(%jid, "the last connection died soon after login; reconnecting in {pause:?}");
+                tokio::time::sleep(pause).await;
+            }
             loop {
                 if slot.is_closed() {
                     return;
@@ -114,13 +250,18 @@ pub fn reconnector<C: ServerConnector + Sync>(
                 tracing::debug!(%jid, %server, "connecting");
                 match login(&connector, &jid, &password, timeouts).await {
                     Ok(conn) => {
+                        backoff.lock().unwrap().online_since = Some(Instant::now());
                         let _ = slot.send(conn);
                         return;
                     }
                     Err(err) => {
-                        let (reason, retrying) = describe(&err, &server);
-                        tracing::warn!(%jid, retrying, "{reason}");
-                        let _ = status.send(ConnStatus { reason, retrying });
+                        let (reason, retrying, cause) = describe(&err, &server);
+                        tracing::warn!(%jid, retrying, ?cause, "{reason}");
+                        let _ = status.send(ConnStatus {
+                            reason,
+                            retrying,
+                            cause,
+                        });
                         if !retrying {
                             // Keep the slot (dropping it would make the
                             // stream worker treat this as a crash) until the
@@ -129,11 +270,37 @@ pub fn reconnector<C: ServerConnector + Sync>(
                             slot.closed().await;
                             return;
                         }
+                        let delay = backoff.lock().unwrap().grow();
                         tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(MAX_RETRY);
                     }
                 }
             }
         });
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_that_die_at_once_back_off_and_stable_ones_do_not() {
+        let mut b = Backoff {
+            delay: FIRST_RETRY,
+            online_since: None,
+        };
+        assert_eq!(b.after_loss(), Duration::ZERO, "the first connection");
+        let mut pauses = Vec::new();
+        for _ in 0..10 {
+            b.online_since = Some(Instant::now() - Duration::from_millis(100));
+            pauses.push(b.after_loss());
+        }
+        assert_eq!(pauses[0], FIRST_RETRY);
+        assert!(pauses.windows(2).all(|w| w[1] >= w[0]), "{pauses:?}");
+        assert!(pauses[5] >= Duration::from_secs(5), "{pauses:?}");
+        assert_eq!(*pauses.last().unwrap(), MAX_RETRY);
+        b.online_since = Some(Instant::now() - STABLE_AFTER - Duration::from_secs(1));
+        assert_eq!(b.after_loss(), Duration::ZERO, "a stable connection");
+        assert_eq!(b.grow(), FIRST_RETRY, "and the backoff starts over");
+    }
 }

@@ -7,6 +7,7 @@
 
 mod connect;
 mod disco;
+mod guard;
 mod limits;
 mod session;
 
@@ -14,9 +15,9 @@ use std::net::IpAddr;
 use std::str::FromStr;
 use std::time::Duration;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc, oneshot, watch};
-use tokio_xmpp::connect::{DnsConfig, StartTlsServerConnector, TcpServerConnector};
+use tokio_xmpp::connect::DnsConfig;
 use tokio_xmpp::jid::{BareJid, Jid};
 use tokio_xmpp::stanzastream::StanzaStream;
 use tokio_xmpp::xmlstream::Timeouts;
@@ -24,11 +25,12 @@ use tokio_xmpp::xmlstream::Timeouts;
 use crate::events::EventBus;
 use crate::shares::{CatalogWriter, ResourceShares};
 
-pub use connect::{FIRST_RETRY, MAX_RETRY};
+pub use connect::{FIRST_RETRY, MAX_RETRY, STABLE_AFTER};
 pub use disco::CAPS_NODE;
+pub use guard::{LONG_NAME, MAX_TOKEN};
 
-/// How to log in.
-#[derive(Debug, Clone)]
+/// How to log in. Its `Debug` never shows the password.
+#[derive(Clone)]
 pub struct XmppConfig {
     /// The account, `user@domain` (a resource part is ignored: see
     /// `resource`).
@@ -44,6 +46,18 @@ pub struct XmppConfig {
     pub insecure_plaintext: bool,
 }
 
+impl std::fmt::Debug for XmppConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("XmppConfig")
+            .field("jid", &self.jid)
+            .field("password", &"<redacted>")
+            .field("resource", &self.resource)
+            .field("server", &self.server)
+            .field("insecure_plaintext", &self.insecure_plaintext)
+            .finish()
+    }
+}
+
 /// Why a configuration cannot be used; the message says what to fix.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -55,10 +69,15 @@ pub enum ConfigError {
     Server(String),
     #[error("resource {0:?} is not a valid XMPP resource: {1}")]
     Resource(String, String),
+    #[error(
+        "logging in without TLS is only allowed to a server on this machine (127.0.0.1, ::1, localhost), \
+         not {0}: it would send your password in the clear; remove the plaintext option"
+    )]
+    Plaintext(String),
 }
 
 /// Whether we are logged in, as last reported.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConnectionState {
     Connecting,
     Online { jid: String },
@@ -66,12 +85,11 @@ pub enum ConnectionState {
 }
 
 /// A roster entry: a contact and our subscription state with them.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Contact {
     pub jid: String,
     pub name: Option<String>,
-    /// `none`, `to` (we see their presence), `from` (they see ours), `both`.
-    pub subscription: String,
+    pub subscription: Subscription,
     /// We asked to see their presence and wait for their answer.
     pub pending_out: bool,
     /// They asked to see ours and wait for our answer.
@@ -85,6 +103,30 @@ pub(crate) enum Command {
     DeclineContact(BareJid),
     Roster(oneshot::Sender<Vec<Contact>>),
     Shutdown(oneshot::Sender<()>),
+}
+
+/// Who sees whose presence (RFC 6121), as the roster says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Subscription {
+    None,
+    /// We see their presence (and so get their PEP items).
+    To,
+    /// They see ours.
+    From,
+    Both,
+}
+
+impl Subscription {
+    /// Whether we see their presence, and so receive their share list.
+    pub fn we_see_them(self) -> bool {
+        matches!(self, Subscription::To | Subscription::Both)
+    }
+
+    /// Whether they see ours.
+    pub fn they_see_us(self) -> bool {
+        matches!(self, Subscription::From | Subscription::Both)
+    }
 }
 
 /// Talks to the session task. Cheap to clone.
@@ -122,6 +164,77 @@ fn parse_bare(jid: &str) -> Result<BareJid, ConfigError> {
     Ok(parsed.to_bare())
 }
 
+/// Whether `server` (`host:port`) names this machine, where logging in
+/// without TLS exposes nothing to the network.
+pub fn is_loopback_server(server: &str) -> bool {
+    let host = split_host_port(server).map_or(server, |(h, _)| h);
+    host.eq_ignore_ascii_case("localhost")
+        || host.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// `host:port` (`[v6]:port` too) split in two; the port is `None` when it
+/// is not a number.
+pub fn split_host_port(server: &str) -> Option<(&str, Option<u16>)> {
+    let (host, port) = server.rsplit_once(':')?;
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    Some((host, port.parse().ok()))
+}
+
+/// The file in the data dir that holds this device's resource.
+pub const RESOURCE_FILE: &str = "resource";
+
+/// This device's XMPP resource: chosen once (the host name and a random
+/// suffix, `laptop-3f9a`), kept in `data_dir/resource`, and used at every
+/// login, so a reconnect is the same device to the server and to the item
+/// we publish (a server-chosen resource per connection left one dead entry
+/// per reconnect behind). A damaged file is replaced.
+pub fn device_resource(data_dir: &std::path::Path) -> std::io::Result<String> {
+    let path = data_dir.join(RESOURCE_FILE);
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let saved = text.trim();
+        if !saved.is_empty()
+            && BareJid::new("a@b")
+                .unwrap()
+                .with_resource_str(saved)
+                .is_ok()
+        {
+            return Ok(saved.to_string());
+        }
+        tracing::warn!(path = %path.display(), "the saved resource is not usable; choosing a new one");
+    }
+    let host: String = host_name()
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '-')
+        .take(32)
+        .collect();
+    let host = if host.is_empty() {
+        "bitween".to_string()
+    } else {
+        host
+    };
+    let resource = format!("{host}-{:04x}", rand::random::<u16>());
+    std::fs::create_dir_all(data_dir)?;
+    std::fs::write(&path, format!("{resource}\n"))?;
+    Ok(resource)
+}
+
+/// The machine's name, as far as it can be had.
+fn host_name() -> String {
+    #[cfg(unix)]
+    {
+        let mut buf = [0u8; 256];
+        // SAFETY: the buffer is valid for its length; gethostname writes a
+        // NUL-terminated name into it (or fails).
+        if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+            let end = buf.iter().position(|b| *b == 0).unwrap_or(buf.len());
+            return String::from_utf8_lossy(&buf[..end]).into_owned();
+        }
+    }
+    std::env::var("COMPUTERNAME")
+        .or_else(|_| std::env::var("HOSTNAME"))
+        .unwrap_or_default()
+}
+
 /// Parses a JID as a contact address (`user@domain`).
 pub fn contact_jid(jid: &str) -> Result<BareJid, ConfigError> {
     parse_bare(jid)
@@ -129,9 +242,8 @@ pub fn contact_jid(jid: &str) -> Result<BareJid, ConfigError> {
 
 fn dns_config(server: &str) -> Result<DnsConfig, ConfigError> {
     let bad = || ConfigError::Server(server.to_string());
-    let (host, port) = server.rsplit_once(':').ok_or_else(bad)?;
-    let port: u16 = port.parse().map_err(|_| bad())?;
-    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let (host, port) = split_host_port(server).ok_or_else(bad)?;
+    let port = port.ok_or_else(bad)?;
     if host.is_empty() || port == 0 {
         return Err(bad());
     }
@@ -139,6 +251,20 @@ fn dns_config(server: &str) -> Result<DnsConfig, ConfigError> {
         Ok(ip) => DnsConfig::addr(&std::net::SocketAddr::new(ip, port).to_string()),
         Err(_) => DnsConfig::no_srv(host, port),
     })
+}
+
+/// Plaintext (and so SASL PLAIN in the clear) only where nothing leaves
+/// the machine: decided here, in [`start`], so no front end can forget it.
+fn check_plaintext(config: &XmppConfig, bare: &BareJid) -> Result<(), ConfigError> {
+    if config.insecure_plaintext && !config.server.as_deref().is_some_and(is_loopback_server) {
+        return Err(ConfigError::Plaintext(
+            config
+                .server
+                .clone()
+                .unwrap_or_else(|| bare.domain().to_string()),
+        ));
+    }
+    Ok(())
 }
 
 /// Starts the session task: it connects (and reconnects) on its own,
@@ -160,6 +286,7 @@ pub fn start(
         ),
         None => Jid::from(bare.clone()),
     };
+    check_plaintext(&config, &bare)?;
     let dns = match &config.server {
         Some(s) => dns_config(s)?,
         None => DnsConfig::srv_default_client(bare.domain().as_str()),
@@ -170,25 +297,18 @@ pub fn start(
         response_timeout: Duration::from_secs(20),
     };
     let (status_tx, status_rx) = mpsc::unbounded_channel();
-    let reconnector = if config.insecure_plaintext {
-        connect::reconnector(
-            TcpServerConnector::from(dns),
-            server_name,
-            jid,
-            config.password.clone(),
-            timeouts,
-            status_tx,
-        )
-    } else {
-        connect::reconnector(
-            StartTlsServerConnector::from(dns),
-            server_name,
-            jid,
-            config.password.clone(),
-            timeouts,
-            status_tx,
-        )
+    let connector = connect::GuardedConnector {
+        dns,
+        tls: !config.insecure_plaintext,
     };
+    let reconnector = connect::reconnector(
+        connector,
+        server_name,
+        jid,
+        config.password.clone(),
+        timeouts,
+        status_tx,
+    );
     let stream = StanzaStream::new(reconnector, 1024);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
@@ -269,6 +389,18 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_device_keeps_its_resource() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = device_resource(dir.path()).unwrap();
+        assert!(first.len() > 5, "{first}");
+        assert_eq!(device_resource(dir.path()).unwrap(), first);
+        std::fs::write(dir.path().join(RESOURCE_FILE), "\n").unwrap();
+        let again = device_resource(dir.path()).unwrap();
+        assert!(!again.is_empty());
+        assert_eq!(device_resource(dir.path()).unwrap(), again);
+    }
+
+    #[test]
     fn jids_and_servers_are_checked_with_clear_errors() {
         assert_eq!(
             parse_bare("alice@example.org/phone").unwrap().to_string(),
@@ -279,6 +411,31 @@ mod tests {
             Err(ConfigError::NoLocalPart(_))
         ));
         assert!(matches!(parse_bare("a@b@c"), Err(ConfigError::Jid(..))));
+        let config = XmppConfig {
+            jid: "alice@example.org".into(),
+            password: "hunter2".into(),
+            resource: None,
+            server: Some("xmpp.example.org:5222".into()),
+            insecure_plaintext: true,
+        };
+        assert!(!format!("{config:?}").contains("hunter2"));
+        let bare = parse_bare(&config.jid).unwrap();
+        assert!(matches!(
+            check_plaintext(&config, &bare),
+            Err(ConfigError::Plaintext(_))
+        ));
+        for local in ["127.0.0.1:5222", "[::1]:5222", "localhost:5222"] {
+            let c = XmppConfig {
+                server: Some(local.into()),
+                ..config.clone()
+            };
+            assert!(check_plaintext(&c, &bare).is_ok(), "{local}");
+        }
+        let c = XmppConfig {
+            server: None,
+            ..config.clone()
+        };
+        assert!(check_plaintext(&c, &bare).is_err());
         assert!(dns_config("127.0.0.1:5222").is_ok());
         assert!(dns_config("[::1]:5222").is_ok());
         assert!(dns_config("xmpp.example.org:5222").is_ok());

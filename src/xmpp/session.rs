@@ -14,6 +14,8 @@ use futures::StreamExt;
 use minidom::Element;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
+
+use crate::clock::sleep_until;
 use tokio_xmpp::jid::{BareJid, FullJid, Jid};
 use tokio_xmpp::parsers::iq::Iq;
 use tokio_xmpp::parsers::message::Message;
@@ -80,8 +82,18 @@ struct Fetch {
     version: String,
     expected: u16,
     got: BTreeMap<u16, Vec<Share>>,
+    /// Shares in `got`, and the most this list may keep (see
+    /// [`MAX_CONTACT_SHARES`]): the rest of the chunks is dropped as it
+    /// arrives, whatever the pointer claims.
+    kept: usize,
+    limit: usize,
     failed: bool,
 }
+
+/// The most shares we hold for one contact, all resources together (a
+/// bound on what a contact can make us keep; chunks per resource are bound
+/// by `chunks::MAX_SHARES` too).
+const MAX_CONTACT_SHARES: usize = 2 * chunks::MAX_SHARES;
 
 pub(super) struct Session {
     own: BareJid,
@@ -108,10 +120,12 @@ pub(super) struct Session {
     /// The account's item as last seen (pushed, fetched or confirmed), once
     /// we know it after a connect.
     base: Option<UserShares>,
-    /// Other resources of our account that we saw go offline this session:
-    /// dropped from the item we publish, so a resource that crashed or lost
-    /// a publish race does not stay listed forever.
-    own_gone: BTreeSet<String>,
+    /// Other resources of our account that the server says are online now
+    /// (it sends us their presence when we come online, and every change).
+    /// Only these keep their entries in the item we publish: a resource
+    /// that crashed, or an earlier connection of this very device that died
+    /// with its resource, does not stay listed.
+    own_online: BTreeSet<String>,
     /// Own-item pushes received this session (to tell whether a publish
     /// confirmation is still the newest state).
     pushes: u64,
@@ -144,6 +158,11 @@ pub(super) struct Session {
     shutdown: Option<(oneshot::Sender<()>, Instant)>,
 }
 
+/// Our own resource while bound (`""` otherwise).
+fn resource_of(bound: &Option<FullJid>) -> &str {
+    bound.as_ref().map(|b| b.resource().as_str()).unwrap_or("")
+}
+
 fn error_reply(iq_id: String, to: Option<Jid>, condition: DefinedCondition) -> Iq {
     let error = StanzaError::new(ErrorType::Cancel, condition, "en", "");
     Iq::Error {
@@ -155,13 +174,14 @@ fn error_reply(iq_id: String, to: Option<Jid>, condition: DefinedCondition) -> I
     }
 }
 
-fn subscription_name(s: &Subscription) -> &'static str {
+/// Our roster's view of a subscription (the wire's `remove` never gets
+/// here: such items leave the roster).
+fn ours(s: &Subscription) -> super::Subscription {
     match s {
-        Subscription::None => "none",
-        Subscription::From => "from",
-        Subscription::To => "to",
-        Subscription::Both => "both",
-        Subscription::Remove => "remove",
+        Subscription::To => super::Subscription::To,
+        Subscription::From => super::Subscription::From,
+        Subscription::Both => super::Subscription::Both,
+        Subscription::None | Subscription::Remove => super::Subscription::None,
     }
 }
 
@@ -190,7 +210,7 @@ impl Session {
             requested: BTreeSet::new(),
             local: ResourceShares::default(),
             base: None,
-            own_gone: BTreeSet::new(),
+            own_online: BTreeSet::new(),
             pushes: 0,
             publish_in_flight: false,
             publish_again: false,
@@ -226,7 +246,7 @@ impl Session {
                 },
                 Some(st) = status.recv() => {
                     self.set_state(ConnectionState::Offline { reason: st.reason.clone(), retrying: st.retrying });
-                    self.events.send(Event::Disconnected { reason: st.reason, retrying: st.retrying });
+                    self.events.send(Event::Disconnected { reason: st.reason, retrying: st.retrying, cause: st.cause });
                     if !st.retrying && self.shutdown.is_none() {
                         tracing::error!("giving up on logging in; the session stays offline until restarted");
                     }
@@ -341,7 +361,7 @@ impl Session {
         self.pulled.clear();
         self.contact_events.clear();
         self.base = None;
-        self.own_gone.clear();
+        self.own_online.clear();
         self.pushes = 0;
         self.publish_in_flight = false;
         self.publish_again = false;
@@ -399,6 +419,7 @@ impl Session {
         self.events.send(Event::Disconnected {
             reason,
             retrying: true,
+            cause: crate::events::OfflineCause::Lost,
         });
     }
 
@@ -422,9 +443,10 @@ impl Session {
             }
             Command::AcceptContact(jid) => {
                 self.send(Presence::subscribed().with_to(jid.clone())).await;
-                let subscribed_to_them = self.roster.get(&jid).is_some_and(|c| {
-                    c.subscription == "to" || c.subscription == "both" || c.pending_out
-                });
+                let subscribed_to_them = self
+                    .roster
+                    .get(&jid)
+                    .is_some_and(|c| c.subscription.we_see_them() || c.pending_out);
                 if !subscribed_to_them {
                     self.send(Presence::subscribe().with_to(jid.clone())).await;
                 }
@@ -463,10 +485,7 @@ impl Session {
     // ----- publishing --------------------------------------------------------
 
     fn resource(&self) -> &str {
-        self.bound
-            .as_ref()
-            .map(|b| b.resource().as_str())
-            .unwrap_or("")
+        resource_of(&self.bound)
     }
 
     /// Publishes the merged item now if we can, or remembers to.
@@ -480,7 +499,8 @@ impl Session {
         }
         let base = self.base.as_ref().expect("checked above");
         let mut item = base.merged(self.resource(), Some(&self.local));
-        item.resources.retain(|r, _| !self.own_gone.contains(r));
+        item.resources
+            .retain(|r, _| r == resource_of(&self.bound) || self.own_online.contains(r));
         let resource = self.resource().to_string();
         let mut chunks = None;
         // The pointer to the rest needs a little room in the item. Other
@@ -859,6 +879,8 @@ impl Session {
         for item in roster.items {
             if item.subscription == Subscription::Remove {
                 self.roster.remove(&item.jid);
+                self.expansions.retain(|(j, _), _| *j != item.jid);
+                self.fetches.retain(|(j, _), _| *j != item.jid);
                 continue;
             }
             // A request from them is only pending while they do not see our
@@ -871,7 +893,7 @@ impl Session {
                 Contact {
                     jid: item.jid.to_string(),
                     name: item.name.clone(),
-                    subscription: subscription_name(&item.subscription).to_string(),
+                    subscription: ours(&item.subscription),
                     pending_out: item.ask == Ask::Subscribe,
                     pending_in,
                 },
@@ -907,7 +929,7 @@ impl Session {
     fn is_contact(&self, jid: &BareJid) -> bool {
         self.roster
             .get(jid)
-            .is_some_and(|c| c.subscription == "to" || c.subscription == "both")
+            .is_some_and(|c| c.subscription.we_see_them())
     }
 
     async fn on_presence(&mut self, p: Presence) {
@@ -930,9 +952,9 @@ impl Session {
                 }
                 if bare == self.own {
                     if online {
-                        self.own_gone.remove(resource.as_str());
+                        self.own_online.insert(resource.to_string());
                     } else {
-                        self.own_gone.insert(resource.to_string());
+                        self.own_online.remove(resource.as_str());
                         self.publish().await;
                     }
                 }
@@ -949,9 +971,10 @@ impl Session {
             }
             PresenceType::Subscribe => {
                 let expected = self.requested.contains(&bare)
-                    || self.roster.get(&bare).is_some_and(|c| {
-                        c.pending_out || c.subscription == "to" || c.subscription == "both"
-                    });
+                    || self
+                        .roster
+                        .get(&bare)
+                        .is_some_and(|c| c.pending_out || c.subscription.we_see_them());
                 if expected {
                     tracing::info!(contact = %bare, "accepting the subscription of a contact we asked");
                     self.send(Presence::subscribed().with_to(bare)).await;
@@ -964,7 +987,7 @@ impl Session {
                             Contact {
                                 jid: bare.to_string(),
                                 name: None,
-                                subscription: "none".into(),
+                                subscription: super::Subscription::None,
                                 pending_out: false,
                                 pending_in: true,
                             },
@@ -1050,6 +1073,12 @@ impl Session {
     /// that did not fit in it: from the chunks we fetched for that version,
     /// or fetched now (the catalog is updated again when they arrive).
     async fn deliver(&mut self, jid: BareJid, raw: UserShares) {
+        // What belonged to resources this item no longer lists goes now (a
+        // contact cycling resource names cannot make us keep more).
+        self.expansions
+            .retain(|(j, r), _| *j != jid || raw.resources.contains_key(r));
+        self.fetches
+            .retain(|(j, r), _| *j != jid || raw.resources.contains_key(r));
         let mut rests = BTreeMap::new();
         let mut to_fetch = Vec::new();
         for (resource, entry) in &raw.resources {
@@ -1073,7 +1102,8 @@ impl Session {
             }
         }
         for (resource, more) in to_fetch {
-            self.fetch_chunks(&jid, &resource, &more).await;
+            let limit = self.room_for(&jid, &resource, &raw);
+            self.fetch_chunks(&jid, &resource, &more, limit).await;
         }
         if self.catalog.replace_expanded(&jid.to_string(), raw, &rests) {
             self.events.send(Event::ContactSharesChanged {
@@ -1085,7 +1115,34 @@ impl Session {
         crate::memory::release_free_memory();
     }
 
-    async fn fetch_chunks(&mut self, jid: &BareJid, resource: &str, more: &chunks::More) {
+    /// How many shares the chunks of `jid/resource` may still add: the
+    /// contact's bound less what its item and its other resources hold.
+    fn room_for(&self, jid: &BareJid, resource: &str, raw: &UserShares) -> usize {
+        let in_item: usize = raw.resources.values().map(|e| e.shares.len()).sum();
+        let elsewhere: usize = self
+            .expansions
+            .iter()
+            .filter(|((j, r), _)| j == jid && r != resource)
+            .map(|(_, (_, rest))| rest.len())
+            .chain(
+                self.fetches
+                    .iter()
+                    .filter(|((j, r), _)| j == jid && r != resource)
+                    .map(|(_, f)| f.limit),
+            )
+            .sum();
+        MAX_CONTACT_SHARES
+            .saturating_sub(in_item + elsewhere)
+            .min(chunks::MAX_SHARES)
+    }
+
+    async fn fetch_chunks(
+        &mut self,
+        jid: &BareJid,
+        resource: &str,
+        more: &chunks::More,
+        limit: usize,
+    ) {
         tracing::debug!(contact = %jid, resource, chunks = more.chunks, "fetching the rest of a large share list");
         self.fetches.insert(
             (jid.clone(), resource.to_string()),
@@ -1093,6 +1150,8 @@ impl Session {
                 version: more.version.clone(),
                 expected: more.chunks,
                 got: BTreeMap::new(),
+                kept: 0,
+                limit,
                 failed: false,
             },
         );
@@ -1130,7 +1189,9 @@ impl Session {
             return; // a newer list replaced this one meanwhile
         };
         match shares {
-            Some(s) => {
+            Some(mut s) => {
+                s.truncate(fetch.limit - fetch.kept);
+                fetch.kept += s.len();
                 fetch.got.insert(n, s);
             }
             None => fetch.failed = true,
@@ -1237,13 +1298,6 @@ fn as_readers_see_it(own: &BareJid, entry: ResourceShares) -> ResourceShares {
         .ok()
         .and_then(|mut p| p.item.resources.remove("r"))
         .unwrap_or_default()
-}
-
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(d) => tokio::time::sleep_until(d).await,
-        None => std::future::pending().await,
-    }
 }
 
 trait WithToOpt {

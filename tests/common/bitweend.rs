@@ -60,6 +60,22 @@ impl Daemon {
     /// its standard output goes to `dir/bitweend.out`), loopback only, and
     /// waits until its API is up.
     pub fn start_with(server: &impl XmppServer, user: &str, dir: &Path, extra: &[&str]) -> Daemon {
+        Self::spawn(server, user, dir, extra, Some("pc"))
+    }
+
+    /// Like [`start`](Self::start) without `--resource`: the daemon uses its
+    /// own device resource (kept in its data dir).
+    pub fn start_device(server: &impl XmppServer, user: &str, dir: &Path) -> Daemon {
+        Self::spawn(server, user, dir, &[], None)
+    }
+
+    fn spawn(
+        server: &impl XmppServer,
+        user: &str,
+        dir: &Path,
+        extra: &[&str],
+        resource: Option<&str>,
+    ) -> Daemon {
         let data = dir.join("data");
         std::fs::create_dir_all(dir).expect("the daemon's folder");
         let _ = std::fs::remove_file(data.join("api-token"));
@@ -71,10 +87,9 @@ impl Daemon {
                 "--server",
                 &server.server(),
             ])
+            .args(resource.map(|r| ["--resource", r]).into_iter().flatten())
             .args([
                 "--insecure-plaintext",
-                "--resource",
-                "pc",
                 "--no-public-ip",
                 "--no-upnp",
                 "--no-natpmp",

@@ -321,6 +321,7 @@ pub fn service_config(
             upload_limit: upload_limit.and_then(std::num::NonZeroU32::new),
             download_limit: None,
             upnp: false,
+            allow_loopback_peers: true,
         },
         addresses: loopback_addresses(),
     }

@@ -7,6 +7,13 @@
 //! text, attributes, scripts, window size and screenshots, plus waits that
 //! poll with a timeout and fail naming what they waited for and what they
 //! saw last.
+//!
+//! Why our own rather than fantoccini: WebKitWebDriver under Xvfb reports
+//! elements near the window's bottom edge as not displayed and returns ""
+//! for their text, so reading text falls back to the element's rendered
+//! box and textContent (`Element::text`); and every wait here names what it
+//! saw last when it fails, which is what makes a failed UI test readable.
+//! Both would be wrappers around fantoccini of about the same size.
 
 #![allow(dead_code)]
 
@@ -326,7 +333,10 @@ impl Session {
     /// A PNG of the viewport.
     pub async fn screenshot(&self) -> Result<Vec<u8>> {
         let v = self.get("/screenshot").await?;
-        decode_base64(v.as_str().unwrap_or_default())
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD
+            .decode(v.as_str().unwrap_or_default())
+            .context("the screenshot is not base64")
     }
 
     /// Saves a PNG of the viewport to `path` (creating its folder).
@@ -526,41 +536,4 @@ impl Element {
             selector: format!("{} {css}", self.selector),
         })
     }
-}
-
-/// Standard base64 (with or without padding) to bytes.
-pub fn decode_base64(text: &str) -> Result<Vec<u8>> {
-    fn value(c: u8) -> Option<u32> {
-        Some(match c {
-            b'A'..=b'Z' => c - b'A',
-            b'a'..=b'z' => c - b'a' + 26,
-            b'0'..=b'9' => c - b'0' + 52,
-            b'+' => 62,
-            b'/' => 63,
-            _ => return None,
-        } as u32)
-    }
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for &c in text.as_bytes() {
-        if c == b'=' || c.is_ascii_whitespace() {
-            continue;
-        }
-        let v = value(c).ok_or_else(|| anyhow!("not base64: {:?}", c as char))?;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-            acc &= (1 << bits) - 1;
-        }
-    }
-    Ok(out)
-}
-
-#[test]
-fn base64_decodes() {
-    assert_eq!(decode_base64("aGVsbG8=").unwrap(), b"hello");
-    assert_eq!(decode_base64("aGVsbG8h").unwrap(), b"hello!");
-    assert_eq!(decode_base64("").unwrap(), b"");
 }

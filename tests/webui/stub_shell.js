@@ -1,6 +1,6 @@
 /* A stand-in for the Tauri shell, for tests/webui.rs: defines
    window.__TAURI__ with the commands and events the desktop shell provides
-   (see the contract in ui/app.js's transport section) so the page runs its
+   (see the contract in ui/transport.js) so the page runs its
    desktop code paths in a plain browser. `api` and the event stream go to a
    real bitweend (same origin, token below); login, keyring, pickers,
    settings and open_path are simulated and recorded in __TAURI__.__test. */

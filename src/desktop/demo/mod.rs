@@ -31,7 +31,7 @@ use crate::shares::{InfoHash, Share};
 use crate::torrent::EngineConfig;
 use crate::xmpp::XmppConfig;
 
-pub use samples::{png_rgb, FOLDER, PICTURE, WELCOME};
+pub use samples::{FOLDER, PICTURE, WELCOME};
 pub use server::{add_roster_entry, register, DOMAIN};
 
 /// The account the app logs in as.
@@ -100,6 +100,7 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             upload_limit: None,
             download_limit: None,
             upnp: false,
+            allow_loopback_peers: false,
         },
         addresses: loopback_only(),
     }
@@ -242,6 +243,7 @@ impl Demo {
                     Ok(Event::Disconnected {
                         reason,
                         retrying: false,
+                        ..
                     }) => return Err(DemoError::Peer(format!("{BOB} cannot log in: {reason}"))),
                     Ok(Event::PublishFailed { reason }) => {
                         return Err(DemoError::Peer(format!(

@@ -1,0 +1,225 @@
+/* Contacts: the roster with each contact's devices and shares (expand a
+   contact), the connection check, contact requests, adding a contact. */
+
+import { api } from './transport.js';
+import { S } from './state.js';
+import { $, avatarFor, el, iconSpan, nextId, showError, syncList, whileBusy } from './dom.js';
+import { bareJid, coalesce, explain, plural } from './format.js';
+import { toast } from './messages.js';
+import { quietly } from './status.js';
+import { catalogShareRow, updateCatalogShareRow } from './catalog-rows.js';
+
+export function refreshContacts() {
+  return quietly((async () => {
+    S.contacts = (await api('contacts')) || [];
+    renderContacts();
+  })());
+}
+
+export const refreshContactsSoon = coalesce(refreshContacts, 300);
+
+function subscriptionText(c) {
+  if (!c.roster) return 'not in your contact list';
+  const sub = c.roster.subscription;
+  if (sub === 'both') return 'you share with each other';
+  if (sub === 'to') return c.roster.pending_in ? 'asks to see your shares' : 'sees nothing of yours';
+  if (sub === 'from') return c.roster.pending_out ? 'request sent, waiting for them to accept' : 'sees your shares; you do not see theirs';
+  return c.roster.pending_out ? 'request sent, waiting for them to accept' : 'not connected';
+}
+
+/** Roster entries plus anyone else the catalog knows (never ourselves). */
+function contactModels() {
+  const out = new Map();
+  for (const r of S.contacts) out.set(bareJid(r.jid), { jid: bareJid(r.jid), roster: r, view: null });
+  for (const [jid, view] of S.catalog) {
+    if (jid === S.me) continue;
+    const m = out.get(jid) || { jid, roster: null, view: null };
+    m.view = view;
+    out.set(jid, m);
+  }
+  for (const m of out.values()) {
+    m.online = !!(m.view && m.view.online.length);
+    m.shares = m.view ? m.view.resources.reduce((n, r) => n + r.shares.length, 0) : 0;
+    m.name = (m.roster && m.roster.name) || '';
+  }
+  return [...out.values()].sort((a, b) => (b.online - a.online) || (a.name || a.jid).localeCompare(b.name || b.jid));
+}
+
+function contactRow(m) {
+  const bodyId = `contact-body-${nextId()}`;
+  const av = el('span', { class: 'avatar', 'aria-hidden': 'true' });
+  const jidEl = el('span', { class: 'jid' });
+  const subEl = el('span', { class: 'subscription' });
+  const expand = el('button', { type: 'button', class: 'expand', 'aria-expanded': 'false', 'aria-controls': bodyId },
+    iconSpan('chevron', 'icon chevron'), av, el('span', { class: 'who' }, jidEl, subEl));
+  const presence = el('span', { class: 'presence' });
+  const count = el('span', { class: 'share-count' });
+  const body = el('div', { class: 'contact-body', id: bodyId, hidden: true });
+  const li = el('li', { class: 'contact', 'data-jid': m.jid },
+    el('div', { class: 'contact-head' }, expand, presence, count), body);
+  expand.addEventListener('click', () => {
+    if (S.expanded.has(m.jid)) S.expanded.delete(m.jid);
+    else S.expanded.add(m.jid);
+    renderContacts();
+  });
+  li._r = { av, jidEl, subEl, expand, presence, count, body };
+  return li;
+}
+
+function updateContactRow(li, m) {
+  const r = li._r;
+  avatarFor(r.av, m.name || m.jid);
+  r.jidEl.textContent = m.name ? `${m.name} (${m.jid})` : m.jid;
+  r.jidEl.title = m.jid;
+  r.subEl.textContent = subscriptionText(m);
+  r.presence.textContent = m.online ? 'online' : 'offline';
+  r.presence.className = `presence ${m.online ? 'online' : 'offline'}`;
+  r.count.textContent = plural(m.shares, 'share');
+  const open = S.expanded.has(m.jid);
+  r.expand.setAttribute('aria-expanded', String(open));
+  r.body.hidden = !open;
+  if (open) renderContactBody(r.body, m);
+  else r.body.replaceChildren();
+}
+
+const SHOWN_PER_RESOURCE = 200;
+
+function renderContactBody(body, m) {
+  const resources = m.view ? [...m.view.resources] : [];
+  // Online resources that published nothing still show, as devices.
+  if (m.view) {
+    for (const res of m.view.online) {
+      if (!resources.some((r) => r.resource === res)) resources.push({ resource: res, online: true, addresses: [], shares: [] });
+    }
+  }
+  if (!resources.length) {
+    body.replaceChildren(el('p', { class: 'muted', text: m.online ? 'Online, but shares nothing (or uses no Bitween).' : 'Nothing known: they share nothing, or have not been online since you started.' }));
+    return;
+  }
+  if (body.firstElementChild && body.firstElementChild.tagName === 'P') body.replaceChildren();
+  let holder = body.querySelector(':scope > .resources');
+  if (!holder) {
+    holder = el('div', { class: 'resources' });
+    body.append(holder);
+    body.append(diagnoseBlock(m.jid));
+  }
+  syncList(holder, resources, (r) => r.resource, (r) => {
+    const title = el('h3', { class: 'resource-name' });
+    const state = el('span', { class: 'availability' });
+    const addresses = el('span', { class: 'addresses' });
+    const list = el('ul', { class: 'list' });
+    const more = el('button', { type: 'button', class: 'small ghost more', hidden: true });
+    const key = `${m.jid}/${r.resource}`;
+    more.addEventListener('click', () => {
+      S.showAll.add(key);
+      renderContacts();
+    });
+    const node = el('div', { class: 'resource' }, el('div', { class: 'resource-head' }, iconSpan('user'), title, state, addresses), list, more);
+    node._r = { title, state, addresses, list, more, key };
+    return node;
+  }, (node, r) => {
+    const x = node._r;
+    x.title.textContent = r.resource;
+    x.state.textContent = r.online ? 'online' : 'offline';
+    x.state.className = `availability ${r.online ? 'online' : 'offline'}`;
+    x.addresses.textContent = r.addresses.length ? `at ${r.addresses.join(', ')}` : '';
+    const all = S.showAll.has(x.key);
+    const shares = all ? r.shares : r.shares.slice(0, SHOWN_PER_RESOURCE);
+    syncList(x.list, shares, (s) => s.hash, catalogShareRow, (li, s) => updateCatalogShareRow(li, s, true));
+    x.more.hidden = all || r.shares.length <= SHOWN_PER_RESOURCE;
+    x.more.textContent = `Show all ${r.shares.length} shares`;
+    if (!r.shares.length) x.list.replaceChildren(el('li', { class: 'muted', text: 'No shares on this device.' }));
+  });
+}
+
+function diagnoseBlock(jid) {
+  const out = el('div', { class: 'diagnosis', 'aria-live': 'polite' });
+  const button = el('button', { type: 'button', class: 'small', text: 'Check connection', 'aria-label': `Check whether ${jid} can be reached` });
+  button.addEventListener('click', () => whileBusy(button, null, async () => {
+    out.replaceChildren(el('p', { class: 'muted', text: 'Checking…' }));
+    try {
+      const result = (await api('diagnose', { jid })) || [];
+      out.replaceChildren(...(result.length ? result.map((d) => el('div', {},
+        el('p', {}, el('strong', { text: `${d.resource}: ` }), d.diagnosis.message),
+        el('ul', {}, (d.diagnosis.checks || []).map((c) => el('li', { text: c.message }))))) : [el('p', { class: 'muted', text: 'They published no address to check.' })]));
+    } catch (e) {
+      out.replaceChildren(el('p', { class: 'form-error', text: e.message }));
+    }
+  }));
+  return el('div', { class: 'actions' }, button, out);
+}
+
+function requestRow(jid) {
+  const av = el('span', { class: 'avatar', 'aria-hidden': 'true' });
+  avatarFor(av, jid);
+  const accept = el('button', { type: 'button', class: 'accept small primary', text: 'Accept', 'aria-label': `Accept ${jid} as a contact` });
+  const decline = el('button', { type: 'button', class: 'decline small', text: 'Decline', 'aria-label': `Decline ${jid}'s request` });
+  accept.addEventListener('click', () => answerRequest(jid, true));
+  decline.addEventListener('click', () => answerRequest(jid, false));
+  return el('li', { class: 'row request', 'data-request': jid },
+    el('div', { class: 'row-main' }, av, el('div', { class: 'row-text' },
+      el('div', { class: 'name', text: jid }),
+      el('div', { class: 'meta' }, el('span', { text: 'wants to share with you and see what you share' })))),
+    el('div', { class: 'row-actions' }, accept, decline));
+}
+
+async function answerRequest(jid, accept) {
+  try {
+    await api(accept ? 'accept_contact' : 'decline_contact', { jid });
+    S.requests.delete(jid);
+    toast(accept ? `${jid} is now your contact.` : `Declined ${jid}'s request.`, { kind: 'ok' });
+  } catch (e) {
+    toast(`Cannot answer ${jid}: ${e.message}`, { kind: 'error' });
+  }
+  renderContacts();
+  refreshContacts();
+}
+
+export function renderContacts() {
+  const models = contactModels();
+  syncList($('#contacts-list'), models, (m) => m.jid, contactRow, updateContactRow);
+  $('#contacts-empty').hidden = models.length > 0;
+  const online = models.filter((m) => m.online).length;
+  $('#contacts-total').textContent = models.length ? `${online} of ${models.length} online` : '';
+  for (const c of S.contacts) if (c.pending_in) S.requests.add(bareJid(c.jid));
+  for (const jid of [...S.requests]) {
+    const c = S.contacts.find((x) => bareJid(x.jid) === jid);
+    if (c && !c.pending_in && (c.subscription === 'from' || c.subscription === 'both')) S.requests.delete(jid);
+  }
+  const requests = [...S.requests].sort();
+  $('#requests').hidden = requests.length === 0;
+  syncList($('#requests-list'), requests, (j) => j, requestRow, () => {});
+  const badge = $('#badge-contacts');
+  badge.hidden = requests.length === 0;
+  badge.textContent = String(requests.length);
+  badge.title = requests.length ? `${plural(requests.length, 'contact request')} waiting` : '';
+}
+
+async function addContact(ev) {
+  ev.preventDefault();
+  const input = $('#add-contact-jid');
+  const errorNode = $('#add-contact-error');
+  const jid = input.value.trim();
+  if (!/^[^@\s/]+@[^@\s/]+$/.test(jid)) {
+    showError(errorNode, 'Enter an XMPP address like friend@example.org.');
+    input.focus();
+    return;
+  }
+  showError(errorNode, '');
+  await whileBusy($('#add-contact-submit'), null, async () => {
+    try {
+      await api('add_contact', { jid });
+      input.value = '';
+      toast(`Request sent to ${jid}: you see each other's shares once they accept.`, { kind: 'ok' });
+      refreshContacts();
+    } catch (e) {
+      showError(errorNode, e.message);
+      toast(explain(`Cannot add ${jid}`, e.message), { kind: 'error' });
+    }
+  });
+}
+
+export function wireContacts() {
+  $('#add-contact-jid').addEventListener('input', () => showError($('#add-contact-error'), ''));
+  $('#add-contact-form').addEventListener('submit', addContact);
+}

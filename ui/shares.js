@@ -1,0 +1,236 @@
+/* My shares: the list of what this device shares, files being hashed,
+   sharing by drag and drop or pickers (desktop) or by path (browser),
+   copying a magnet link, removing a share. */
+
+import { api, invoke, listen } from './transport.js';
+import { nameOf, peerNames, S } from './state.js';
+import { $, el, fileIcon, showError, syncList, whileBusy } from './dom.js';
+import { basename, coalesce, explain, humanDuration, humanSize, humanSpeed, listNames, magnet, plural } from './format.js';
+import { confirmDialog, toast } from './messages.js';
+import { navigate } from './views.js';
+import { quietly } from './status.js';
+import { renderDownloadButtons } from './catalog-rows.js';
+import { refreshTransfers } from './transfers.js';
+
+export function refreshShares() {
+  return quietly((async () => {
+    S.shares = (await api('shares')) || [];
+    S.localHashes = new Set(S.shares.map((s) => s.hash));
+    for (const s of S.shares) S.names.set(s.hash, s.name);
+    renderShares();
+    renderDownloadButtons();
+  })());
+}
+
+export const refreshSharesSoon = coalesce(refreshShares, 300);
+
+function shareRow(share) {
+  const hash = share.hash;
+  const name = el('div', { class: 'name' });
+  const kindTag = el('span', { class: 'tag', hidden: true });
+  const size = el('span', { class: 'size' });
+  const peers = el('span', { class: 'peers' });
+  const uploaded = el('span', { class: 'uploaded' });
+  const copy = el('button', { type: 'button', class: 'copy-magnet small', text: 'Copy magnet' });
+  const remove = el('button', { type: 'button', class: 'unshare small danger', text: 'Remove' });
+  copy.addEventListener('click', () => copyMagnet(hash));
+  remove.addEventListener('click', () => unshare(hash));
+  const li = el('li', { class: 'row', 'data-share': hash },
+    el('div', { class: 'row-main' }, fileIcon(),
+      el('div', { class: 'row-text' }, el('div', { class: 'name-line' }, name, kindTag), el('div', { class: 'meta' }, size, peers, uploaded))),
+    el('div', { class: 'row-actions' }, copy, remove));
+  li._r = { name, size, peers, uploaded, copy, remove, kindTag };
+  return li;
+}
+
+function updateShareRow(li, share) {
+  const r = li._r;
+  const t = S.transfers.get(share.hash);
+  r.name.textContent = share.name;
+  r.name.title = share.name;
+  r.size.textContent = humanSize(share.size);
+  const names = t ? peerNames(t) : [];
+  r.peers.textContent = names.length ? `${plural(names.length, 'peer')}: ${listNames(names, 2)}` : 'no peers';
+  r.peers.title = names.join('\n');
+  const up = t ? t.uploaded_bytes : 0;
+  r.uploaded.textContent = `${humanSize(up)} uploaded${t && t.up_bytes_per_sec ? ` · ↑ ${humanSpeed(t.up_bytes_per_sec)}` : ''}`;
+  const isDownload = t && t.kind === 'download';
+  r.kindTag.hidden = !isDownload;
+  r.kindTag.textContent = isDownload ? (t.state === 'seeding' ? 'downloaded' : 'downloading') : '';
+  r.copy.setAttribute('aria-label', `Copy the magnet link of ${share.name}`);
+  r.remove.setAttribute('aria-label', `Stop sharing ${share.name}`);
+}
+
+export function renderShares() {
+  const list = $('#shares-list');
+  syncList(list, S.shares, (s) => s.hash, shareRow, updateShareRow);
+  $('#shares-empty').hidden = S.shares.length > 0;
+  const total = S.shares.reduce((n, s) => n + (Number(s.size) || 0), 0);
+  $('#shares-total').textContent = S.shares.length ? `${plural(S.shares.length, 'item')}, ${humanSize(total)}` : '';
+}
+
+export function renderHashing() {
+  const list = $('#hashing-list');
+  const items = [...S.hashing.entries()].map(([path, h]) => ({ path, ...h }));
+  list.hidden = items.length === 0;
+  syncList(list, items, (h) => h.path, (h) => {
+    const name = el('div', { class: 'name', text: basename(h.path), title: h.path });
+    const meta = el('span', { class: 'hashing-meta' });
+    const bar = el('progress', { 'aria-label': `Preparing ${basename(h.path)}` });
+    const li = el('li', { class: 'row', 'data-hashing': h.path },
+      el('div', { class: 'row-main' }, fileIcon(), el('div', { class: 'row-text' }, name, el('div', { class: 'meta' }, meta))),
+      el('div', { class: 'row-actions' }, bar));
+    li._r = { meta, bar };
+    return li;
+  }, (li, h) => {
+    const secs = Math.round((Date.now() - h.since) / 1000);
+    // Until the first progress report the bar stays indeterminate.
+    if (h.done != null && h.size) {
+      li._r.bar.max = h.size;
+      li._r.bar.value = h.done;
+      li._r.meta.textContent = `${humanSize(h.done)} of ${humanSize(h.size)} · hashing… ${humanDuration(secs)}`;
+    } else {
+      li._r.meta.textContent = `${h.size != null ? `${humanSize(h.size)} · ` : ''}hashing… ${humanDuration(secs)}`;
+    }
+  });
+  const badge = $('#badge-shares');
+  badge.hidden = items.length === 0;
+  badge.textContent = items.length ? String(items.length) : '';
+  badge.title = items.length ? `${plural(items.length, 'item')} being prepared` : '';
+}
+setInterval(() => {
+  if (S.hashing.size) renderHashing();
+}, 1000);
+
+async function copyMagnet(hash) {
+  const share = S.shares.find((s) => s.hash === hash);
+  if (!share) return;
+  const link = magnet(share);
+  let ok = false;
+  try {
+    await navigator.clipboard.writeText(link);
+    ok = true;
+  } catch (_) {
+    const ta = el('textarea', { class: 'visually-hidden', readonly: true, 'aria-hidden': 'true' });
+    ta.value = link;
+    document.body.append(ta);
+    ta.select();
+    try {
+      ok = document.execCommand('copy');
+    } catch (__) {
+      ok = false;
+    }
+    ta.remove();
+  }
+  if (ok) toast(`Magnet link of ${share.name} copied.`, { kind: 'ok' });
+  else toast(`Could not copy to the clipboard; the magnet link is: ${link}`, { kind: 'warn', timeout: 30000 });
+}
+
+async function unshare(hash) {
+  const name = nameOf(hash);
+  const answer = await confirmDialog({
+    title: 'Stop sharing?',
+    text: `Your contacts will no longer be able to download “${name}” from you. The files stay on your disk.`,
+    ok: 'Stop sharing',
+    danger: true,
+  });
+  if (!answer.ok) return;
+  try {
+    await api('unshare', { hash });
+    toast(`${name} is no longer shared.`, { kind: 'ok' });
+  } catch (e) {
+    toast(explain(`Cannot stop sharing ${name}`, e.message), { kind: 'error' });
+  }
+  refreshShares();
+  refreshTransfers();
+}
+
+/** Reports what sharing gave: [{path, share?, error?}]. */
+function reportShared(results) {
+  const ok = results.filter((r) => r.share).map((r) => r.share);
+  for (const r of results) {
+    S.hashing.delete(r.path);
+    if (r.error) toast(explain(`Cannot share ${basename(r.path)}`, r.error), { kind: 'error' });
+  }
+  renderHashing();
+  if (ok.length === 1) toast(`Sharing ${ok[0].name} (${humanSize(ok[0].size)}).`, { kind: 'ok' });
+  else if (ok.length > 1) toast(`Sharing ${ok.length} items: ${listNames(ok.map((s) => s.name))}.`, { kind: 'ok' });
+  if (ok.length) refreshShares();
+}
+
+async function sharePaths(paths) {
+  for (const p of paths) if (!S.hashing.has(p)) S.hashing.set(p, { size: null, since: Date.now() });
+  renderHashing();
+  try {
+    reportShared((await invoke('share_paths', { paths })) || []);
+  } catch (e) {
+    for (const p of paths) S.hashing.delete(p);
+    renderHashing();
+    toast(explain('Cannot share', e.message), { kind: 'error' });
+  }
+}
+
+async function pickAndShare(folder) {
+  try {
+    reportShared((await invoke('pick_and_share', { folder })) || []);
+  } catch (e) {
+    toast(explain('Cannot share', e.message), { kind: 'error' });
+  }
+}
+
+async function shareFromBrowser(ev) {
+  ev.preventDefault();
+  const input = $('#share-path');
+  const errorNode = $('#share-path-error');
+  const path = input.value.trim();
+  if (!path) {
+    showError(errorNode, "Enter the full path of a file or folder on the daemon's computer.");
+    input.focus();
+    return;
+  }
+  showError(errorNode, '');
+  S.hashing.set(path, { size: null, since: Date.now() });
+  renderHashing();
+  await whileBusy($('#share-path-submit'), null, async () => {
+    try {
+      const share = await api('share', { path });
+      input.value = '';
+      reportShared([{ path, share }]);
+    } catch (e) {
+      S.hashing.delete(path);
+      renderHashing();
+      showError(errorNode, e.message);
+      toast(explain(`Cannot share ${path}`, e.message), { kind: 'error' });
+    }
+  });
+}
+
+export function wireShares() {
+  $('#share-form').addEventListener('submit', shareFromBrowser);
+  const sharePath = $('#share-path');
+  for (const type of ['input', 'change']) {
+    sharePath.addEventListener(type, () => {
+      if (!sharePath.value) showError($('#share-path-error'), '');
+    });
+  }
+  $('#pick-files').addEventListener('click', () => pickAndShare(false));
+  $('#pick-folder').addEventListener('click', () => pickAndShare(true));
+}
+
+/** The desktop app's native drag and drop (Tauri's drag events): the drop
+ *  zone lights up while files are dragged over the window, and what is
+ *  dropped is shared. */
+export async function listenForDrops() {
+  const drag = (on) => () => $('#drop-zone').classList.toggle('dragging', on);
+  await listen('tauri://drag-enter', () => {
+    if (S.started) navigate('shares');
+    drag(true)();
+  });
+  await listen('tauri://drag-over', drag(true));
+  await listen('tauri://drag-leave', drag(false));
+  await listen('tauri://drag-drop', (payload) => {
+    drag(false)();
+    const paths = (payload && payload.paths) || [];
+    if (paths.length && S.started) sharePaths(paths);
+  });
+}
