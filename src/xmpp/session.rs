@@ -6,7 +6,7 @@
 //! stalls. After every (re)connect it sends presence with caps, fetches the
 //! roster and our own item, and publishes the merged item.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,6 +136,14 @@ pub(super) struct Session {
     /// A chunk publish failed: the server may lack part of our list, so it
     /// is published again even if the item itself is unchanged.
     chunks_stale: bool,
+    /// Chunk publishes still to send (node, payload), one at a time, each
+    /// after the previous one was answered; then the item and the version
+    /// its pointer names. One at a time, so that a stanza the server finds
+    /// too large is the only one lost with the connection (tokio-xmpp sends
+    /// what was still queued on the next connection, where a chunk cut for
+    /// the old budget would be too large again).
+    chunk_queue: VecDeque<(String, Element)>,
+    item_after_chunks: Option<(UserShares, String)>,
     /// Shares beyond the item, per contact resource, for one list version:
     /// kept to expand the item again when it is delivered again, even after
     /// an item of another version came in between (several resources of an
@@ -216,6 +224,8 @@ impl Session {
             publish_again: false,
             chunks_published: None,
             chunks_stale: false,
+            chunk_queue: VecDeque::new(),
+            item_after_chunks: None,
             expansions: HashMap::new(),
             fetches: HashMap::new(),
             retract_pending: false,
@@ -404,6 +414,8 @@ impl Session {
         }
         self.pending.clear();
         self.publish_in_flight = false;
+        self.chunk_queue.clear();
+        self.item_after_chunks = None;
         for (jid, resource) in self.catalog.all_offline() {
             self.events.send(Event::ContactPresenceChanged {
                 jid,
@@ -542,22 +554,39 @@ impl Session {
         if &item == base && !(self.chunks_stale && chunks.is_some()) {
             return; // the server already holds exactly this
         }
+        self.publish_in_flight = true;
         if let Some((version, parts)) = chunks {
             if self.chunks_published.as_ref() != Some(&version) {
                 // Sent before the item, so a contact who sees the pointer
                 // finds the chunks in place.
-                for (i, part) in parts.iter().enumerate() {
-                    let node = chunks::chunk_node(&resource, i as u16 + 1);
-                    let payload = publish_payload(&node, chunks::chunk_element(&version, part));
-                    self.send_iq(None, false, payload, Pending::ChunkPublish { node })
-                        .await;
-                }
-                self.chunks_published = Some(version);
-                self.chunks_stale = false;
+                self.chunks_published = None;
+                self.chunk_queue = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, part)| {
+                        let node = chunks::chunk_node(&resource, i as u16 + 1);
+                        let payload = publish_payload(&node, chunks::chunk_element(&version, part));
+                        (node, payload)
+                    })
+                    .collect();
+                self.item_after_chunks = Some((item, version));
+                self.send_next_chunk().await;
+                return;
             }
         }
-        self.publish_in_flight = true;
         self.send_publish(item, false).await;
+    }
+
+    /// Sends the next chunk of our list, or, after the last, the item.
+    async fn send_next_chunk(&mut self) {
+        if let Some((node, payload)) = self.chunk_queue.pop_front() {
+            self.send_iq(None, false, payload, Pending::ChunkPublish { node })
+                .await;
+        } else if let Some((item, version)) = self.item_after_chunks.take() {
+            self.chunks_published = Some(version);
+            self.chunks_stale = false;
+            self.send_publish(item, false).await;
+        }
     }
 
     async fn send_publish(&mut self, item: UserShares, retract: bool) {
@@ -585,15 +614,6 @@ impl Session {
             return true;
         }
         false
-    }
-
-    /// Publishes the list again now, or after the publish under way.
-    async fn republish(&mut self) {
-        if self.publish_in_flight {
-            self.publish_again = true;
-        } else {
-            self.publish().await;
-        }
     }
 
     /// Our account's item arrived (pushed or fetched).
@@ -792,19 +812,28 @@ impl Session {
                 tracing::debug!("no own item yet ({:?})", e.defined_condition);
                 self.on_own_item(UserShares::default()).await;
             }
-            (Pending::ChunkPublish { node }, answer) => {
-                if let Err(e) = answer {
-                    let reason = format!(
-                        "the server refused part of our share list ({node}): {:?}",
-                        e.defined_condition
-                    );
-                    tracing::warn!("{reason}");
-                    self.chunks_published = None;
-                    self.chunks_stale = true;
-                    if self.may_publish_again(&e) {
-                        self.republish().await;
-                    } else {
-                        self.events.send(Event::PublishFailed { reason });
+            (Pending::ChunkPublish { .. }, Ok(_)) => self.send_next_chunk().await,
+            (Pending::ChunkPublish { node }, Err(e)) => {
+                let reason = format!(
+                    "the server refused part of our share list ({node}): {:?}",
+                    e.defined_condition
+                );
+                tracing::warn!("{reason}");
+                self.chunk_queue.clear();
+                let item = self.item_after_chunks.take();
+                self.chunks_published = None;
+                self.chunks_stale = true;
+                if self.may_publish_again(&e) {
+                    self.publish_in_flight = false;
+                    self.publish().await;
+                } else {
+                    // The item still goes out: the part of the list in it
+                    // is readable; the rest is published again with the
+                    // next change.
+                    self.events.send(Event::PublishFailed { reason });
+                    match item {
+                        Some((item, _)) => self.send_publish(item, false).await,
+                        None => self.publish_in_flight = false,
                     }
                 }
             }
