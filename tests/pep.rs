@@ -228,7 +228,9 @@ async fn raw_iq_set(server: &impl XmppServer, user: &str, payload: Element) -> R
 /// or a get), so a lost answer is retried with a fresh client: under load,
 /// tokio-xmpp's `Client` now and then never yields an answer its stream
 /// received and acknowledged (Prosody's log shows the result sent and the
-/// client's `<a h=…>` counting it).
+/// client's `<a h=…>` counting it). A publish answered `item-not-found` is
+/// sent again too, as our client does: ejabberd answers so when two accounts
+/// create their PEP node at the same moment (see docs/PROTOCOL.md).
 async fn raw_iq(
     server: &impl XmppServer,
     user: &str,
@@ -237,6 +239,10 @@ async fn raw_iq(
     available: bool,
 ) -> Result<Option<Element>, String> {
     let mut last = String::new();
+    let req_kind = match &req {
+        IqRequest::Get(_) => IqKind::Get,
+        IqRequest::Set(_) => IqKind::Set,
+    };
     for _attempt in 0..3 {
         let req = match &req {
             IqRequest::Get(p) => IqRequest::Get(p.clone()),
@@ -253,10 +259,16 @@ async fn raw_iq(
         .await
         {
             Err(e) if e.starts_with("no answer") => last = e,
+            Err(e) if e == "ItemNotFound" && matches!(req_kind, IqKind::Set) => last = e,
             other => return other,
         }
     }
     Err(last)
+}
+
+enum IqKind {
+    Get,
+    Set,
 }
 
 async fn raw_iq_once(
