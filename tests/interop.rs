@@ -205,6 +205,7 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
             download_limit: None,
             upnp: false,
             allow_loopback_peers: true,
+            relay: true,
         },
         Catalog::default(),
         bitween::events::EventBus::new(),

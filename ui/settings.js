@@ -43,6 +43,7 @@ function fillSettings(s) {
   $('#set-ipv6').checked = !!s.ipv6;
   $('#set-lan').checked = !!s.lan;
   $('#set-upnp').checked = !!s.upnp;
+  $('#set-relay').checked = s.relay !== false;
   $('#set-start-at-login').checked = !!s.start_at_login;
   $('#set-start-hidden').checked = !!s.start_hidden;
   $('#set-upload-limit').value = s.upload_limit_kib != null ? s.upload_limit_kib : '';
@@ -76,6 +77,7 @@ async function saveSettings(ev) {
       ipv6: $('#set-ipv6').checked,
       lan: $('#set-lan').checked,
       upnp: $('#set-upnp').checked,
+      relay: $('#set-relay').checked,
       start_at_login: $('#set-start-at-login').checked,
       start_hidden: $('#set-start-hidden').checked,
       upload_limit_kib: limit('#set-upload-limit', 'upload'),

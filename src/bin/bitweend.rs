@@ -83,6 +83,12 @@ struct Args {
     /// publishes the mapped external port beside the BitTorrent port).
     #[arg(long)]
     no_natpmp: bool,
+    /// Never relay through the XMPP servers' bytestream proxies when no
+    /// direct or punched path works. Relayed bytes cross the server, whose
+    /// operator could read them (BitTorrent is not encrypted), as any
+    /// network on a direct path could.
+    #[arg(long)]
+    no_relay: bool,
     /// Share this file or folder at start (repeatable).
     #[arg(long = "share")]
     shares: Vec<PathBuf>,
@@ -110,6 +116,7 @@ struct FileConfig {
     no_public_ip: bool,
     no_upnp: bool,
     no_natpmp: bool,
+    no_relay: bool,
     api: Option<SocketAddr>,
     api_public: bool,
     upload_limit: Option<std::num::NonZeroU32>,
@@ -153,6 +160,7 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
     args.no_public_ip |= f.no_public_ip;
     args.no_upnp |= f.no_upnp;
     args.no_natpmp |= f.no_natpmp;
+    args.no_relay |= f.no_relay;
     args.api = args.api.or(f.api);
     args.api_public |= f.api_public;
     args.upload_limit = args.upload_limit.or(f.upload_limit);
@@ -253,6 +261,7 @@ async fn run() -> ExitCode {
             download_limit: None,
             upnp: !args.no_upnp,
             allow_loopback_peers: false,
+            relay: !args.no_relay,
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,

@@ -477,6 +477,7 @@ impl DesktopApp {
                 ipv6: false,
                 lan: false,
                 upnp: false,
+                relay: true,
                 start_at_login: false,
                 start_hidden: false,
                 upload_limit_kib: None,

@@ -45,10 +45,16 @@ pub struct EditableSettings {
     pub ipv6: bool,
     pub lan: bool,
     pub upnp: bool,
+    #[serde(default = "yes")]
+    pub relay: bool,
     pub start_at_login: bool,
     pub start_hidden: bool,
     pub upload_limit_kib: Option<u32>,
     pub download_limit_kib: Option<u32>,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl From<&DesktopSettings> for EditableSettings {
@@ -60,6 +66,7 @@ impl From<&DesktopSettings> for EditableSettings {
             ipv6: s.ipv6,
             lan: s.lan,
             upnp: s.upnp,
+            relay: s.relay,
             start_at_login: s.start_at_login,
             start_hidden: s.start_hidden,
             upload_limit_kib: s.upload_limit_kib,
@@ -78,6 +85,7 @@ impl EditableSettings {
             ipv6: self.ipv6,
             lan: self.lan,
             upnp: self.upnp,
+            relay: self.relay,
             start_at_login: self.start_at_login,
             start_hidden: self.start_hidden,
             upload_limit_kib: self.upload_limit_kib,
@@ -105,6 +113,9 @@ pub struct DesktopSettings {
     pub lan: bool,
     /// Ask the router for a port mapping (UPnP and NAT-PMP).
     pub upnp: bool,
+    /// Relay through the XMPP servers when no direct or punched path works
+    /// (the server's operator could read what crosses it).
+    pub relay: bool,
     pub start_at_login: bool,
     pub start_hidden: bool,
     /// KiB/s; `None` is unlimited.
@@ -129,6 +140,7 @@ impl Default for DesktopSettings {
             ipv6: true,
             lan: true,
             upnp: true,
+            relay: true,
             start_at_login: false,
             start_hidden: false,
             upload_limit_kib: None,
@@ -233,6 +245,7 @@ impl DesktopSettings {
                 download_limit: self.download_limit(),
                 upnp: self.upnp,
                 allow_loopback_peers: false,
+                relay: self.relay,
             },
             addresses: AddressConfig {
                 public_ipv4: self.ipv4,

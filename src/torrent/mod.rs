@@ -77,6 +77,25 @@ pub struct EngineConfig {
     /// server is on this machine (tests, the demo). `Service` sets it from
     /// the XMPP settings.
     pub allow_loopback_peers: bool,
+    /// Make and accept relayed connections (through the XMPP servers'
+    /// bytestream proxies, whose operators could read the bytes, as any
+    /// network on a direct path could).
+    pub relay: bool,
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig {
+            data_dir: crate::paths::data_dir(),
+            download_dir: crate::paths::download_dir(),
+            listen_port: 0,
+            upload_limit: None,
+            download_limit: None,
+            upnp: true,
+            allow_loopback_peers: false,
+            relay: true,
+        }
+    }
 }
 
 impl EngineConfig {
@@ -183,6 +202,7 @@ impl Engine {
             .await
             .map_err(err)?;
         paths.allow_passthrough(tracker.addr());
+        paths.set_relay(config.relay);
         let wanted = match config.listen_port {
             0 => state.listen_port,
             p => p,

@@ -322,6 +322,7 @@ pub fn service_config(
             download_limit: None,
             upnp: false,
             allow_loopback_peers: true,
+            relay: true,
         },
         addresses: loopback_addresses(),
     }

@@ -12,7 +12,7 @@
   let source = null;
   const settings = {
     download_dir: '/home/alice/Downloads/Bitween', bt_port: 0, ipv4: true, ipv6: true, lan: true,
-    upnp: true, start_at_login: false, start_hidden: false, upload_limit_kib: null, download_limit_kib: null,
+    upnp: true, relay: true, start_at_login: false, start_hidden: false, upload_limit_kib: null, download_limit_kib: null,
   };
   const emit = (name, payload) => (listeners[name] || []).forEach((cb) => cb({ event: name, payload }));
   async function rpc(method, params) {

@@ -101,6 +101,7 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             download_limit: None,
             upnp: false,
             allow_loopback_peers: false,
+            relay: true,
         },
         addresses: loopback_only(),
     }
