@@ -77,11 +77,12 @@ impl Service {
         let engine_config = EngineConfig {
             // Contacts' loopback addresses are this machine's own programs
             // unless our server (and so every contact here) is on it too.
-            allow_loopback_peers: config
-                .xmpp
-                .server
-                .as_deref()
-                .is_some_and(xmpp::is_loopback_server),
+            allow_loopback_peers: config.engine.allow_loopback_peers
+                && config
+                    .xmpp
+                    .server
+                    .as_deref()
+                    .is_some_and(xmpp::is_loopback_server),
             ..config.engine.clone()
         };
         let engine = Engine::start(engine_config, catalog.clone(), events.clone()).await?;
@@ -92,6 +93,11 @@ impl Service {
                 return Err(e.into());
             }
         };
+        // The path layer's requests go over our session, and contacts'
+        // requests come to the path layer.
+        let paths = engine.paths().clone();
+        paths.set_signal(Arc::new(xmpp::XmppSignal::new(xmpp.clone())));
+        let _ = xmpp.serve_paths(paths);
         let ports = Ports::listen(engine.listen_port());
         let watcher = AddressWatcher::start(config.addresses.clone(), ports, events.clone())?;
         let service = Service {
@@ -111,6 +117,7 @@ impl Service {
     /// addresses.
     fn spawn_publisher(&self, addresses: watch::Receiver<OwnAddresses>) {
         let (shares_tx, shares_rx) = watch::channel(self.engine.local_shares());
+        self.spawn_candidates(addresses.clone());
         keep_published(self.xmpp.clone(), addresses, shares_rx);
         let mut rx = self.events.subscribe();
         let (engine, stop) = (self.engine.clone(), self.stop.clone());
@@ -132,6 +139,28 @@ impl Service {
             },
             tracing::debug_span!("shares-to-publish"),
         ));
+    }
+
+    /// Keeps the path layer's punching candidates equal to the addresses
+    /// we publish.
+    fn spawn_candidates(&self, mut addresses: watch::Receiver<OwnAddresses>) {
+        let (paths, stop) = (self.engine.paths().clone(), self.stop.clone());
+        tokio::spawn(async move {
+            loop {
+                let mut ips: Vec<std::net::IpAddr> = addresses
+                    .borrow_and_update()
+                    .addresses
+                    .iter()
+                    .map(|a| a.ip())
+                    .collect();
+                ips.dedup();
+                paths.set_own_addresses(ips);
+                tokio::select! {
+                    _ = stop.cancelled() => break,
+                    changed = addresses.changed() => if changed.is_err() { break },
+                }
+            }
+        });
     }
 
     /// Our addresses as published now.

@@ -63,5 +63,13 @@ export function nameOf(hash) {
 }
 
 export function peerNames(t) {
-  return (t.peers || []).map((p) => p.contact || p.address);
+  return (t.peers || []).map((p) => `${p.contact || p.address}${pathNote(p)}`);
+}
+
+/** How a peer was reached, when it was not a plain direct connection:
+ * " (punched)", " (relayed via proxy.example.org)". */
+export function pathNote(p) {
+  if (p.path === 'punched') return ' (punched)';
+  if (p.path === 'relayed') return p.via ? ` (relayed via ${p.via})` : ' (relayed)';
+  return '';
 }

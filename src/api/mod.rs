@@ -63,6 +63,10 @@ pub struct CatalogTotals {
 pub struct ResourceDiagnosis {
     pub resource: String,
     pub diagnosis: Diagnosis,
+    /// Why the last connection to this device failed on every path
+    /// (direct, punched, relayed), if it did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paths: Option<String>,
 }
 
 /// `xmpp.get_shares` (the original's shape): per contact, per resource.
@@ -324,9 +328,15 @@ impl Api {
             for r in c.resources {
                 let diagnosis =
                     crate::addresses::diagnose(&r.addresses, &own, Duration::from_secs(3)).await;
+                let paths = self
+                    .svc
+                    .engine
+                    .paths()
+                    .last_failure(&jid.to_string(), &r.resource);
                 out.push(ResourceDiagnosis {
                     resource: r.resource,
                     diagnosis,
+                    paths,
                 });
             }
         }

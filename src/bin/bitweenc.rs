@@ -274,7 +274,7 @@ fn show(cmd: &Cmd, v: &Value) -> Result<(), Failure> {
                 "KIND".into(),
                 "STATE".into(),
                 "DONE".into(),
-                "PEERS".into(),
+                "PEERS (PATH)".into(),
                 "NAME".into(),
                 "ON DISK".into(),
             ]];
@@ -285,7 +285,14 @@ fn show(cmd: &Cmd, v: &Value) -> Result<(), Failure> {
                     wire_name(&t.kind),
                     wire_name(&t.state),
                     format!("{pct}% of {}", human_size(t.total_bytes)),
-                    t.peers.len().to_string(),
+                    t.peers
+                        .iter()
+                        .map(|p| match (&p.path, &p.via) {
+                            (_, Some(via)) => format!("{} via {via}", wire_name(&p.path)),
+                            (path, None) => wire_name(path),
+                        })
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     match &t.listed_name {
                         Some(listed) => format!("{} (listed as {listed})", t.name),
                         None => t.name.clone(),

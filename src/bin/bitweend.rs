@@ -260,7 +260,7 @@ async fn run() -> ExitCode {
             upload_limit: args.upload_limit,
             download_limit: None,
             upnp: !args.no_upnp,
-            allow_loopback_peers: false,
+            allow_loopback_peers: true,
             relay: !args.no_relay,
         },
         addresses: AddressConfig {

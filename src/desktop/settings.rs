@@ -244,7 +244,7 @@ impl DesktopSettings {
                 upload_limit: self.upload_limit(),
                 download_limit: self.download_limit(),
                 upnp: self.upnp,
-                allow_loopback_peers: false,
+                allow_loopback_peers: true,
                 relay: self.relay,
             },
             addresses: AddressConfig {

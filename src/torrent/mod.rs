@@ -73,9 +73,10 @@ pub struct EngineConfig {
     /// report the mapping back, so nothing extra is published for it: the
     /// listen port already is. Tests set it to `false` (there is no router).
     pub upnp: bool,
-    /// Contacts' loopback addresses may be dialed: only when our own XMPP
-    /// server is on this machine (tests, the demo). `Service` sets it from
-    /// the XMPP settings.
+    /// Contacts' loopback addresses may be dialed. `Service` allows them
+    /// only when this is set *and* our own XMPP server is on this machine
+    /// (tests, the demo); false refuses them always (tests of the punched
+    /// and relayed paths on loopback).
     pub allow_loopback_peers: bool,
     /// Make and accept relayed connections (through the XMPP servers'
     /// bytestream proxies, whose operators could read the bytes, as any
@@ -92,7 +93,7 @@ impl Default for EngineConfig {
             upload_limit: None,
             download_limit: None,
             upnp: true,
-            allow_loopback_peers: false,
+            allow_loopback_peers: true,
             relay: true,
         }
     }

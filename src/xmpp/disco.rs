@@ -40,6 +40,7 @@ impl Disco {
             ns::PING.to_string(),
             NS_SHARES.to_string(),
             format!("{NS_SHARES}+notify"),
+            crate::net::signal::NS_PATHS.to_string(),
         ];
         let info = DiscoInfoResult {
             node: None,
@@ -178,13 +179,15 @@ mod tests {
         let d = Disco::new();
         let answered = d.answer(Some(&d.caps_node)).unwrap();
         // Computed as ejabberd's mod_caps does (the string checked by hand
-        // with `printf … | openssl sha1 -binary | base64`).
+        // with `printf … | openssl sha1 -binary | base64`; a feature added
+        // to the list above changes both).
         let expected = concat!(
             "client/pc/en/Bitween<",
             "http://jabber.org/protocol/caps<",
             "http://jabber.org/protocol/disco#info<",
             "https://xmpp.kwoh.de/protocol/shares<",
             "https://xmpp.kwoh.de/protocol/shares+notify<",
+            "urn:bitween:paths:0<",
             "urn:xmpp:ping<",
         );
         let again = DiscoInfoResult {
@@ -192,7 +195,7 @@ mod tests {
             ..answered.clone()
         };
         assert_eq!(verification_string(&again), expected);
-        assert_eq!(b64(&d.caps().ver), "ZcRsoa1COJO9q1eWU+rhNGhhHNs=");
+        assert_eq!(b64(&d.caps().ver), "IEcJEkkrcdqx4IZoLmj6S1/eq7I=");
         assert!(answered
             .features
             .contains("https://xmpp.kwoh.de/protocol/shares+notify"));

@@ -9,6 +9,7 @@ mod connect;
 mod disco;
 mod guard;
 mod limits;
+mod paths;
 mod session;
 
 use std::net::IpAddr;
@@ -28,6 +29,7 @@ use crate::shares::{CatalogWriter, ResourceShares};
 pub use connect::{FIRST_RETRY, MAX_RETRY, STABLE_AFTER};
 pub use disco::CAPS_NODE;
 pub use guard::{LONG_NAME, MAX_TOKEN};
+pub use paths::XmppSignal;
 
 /// How to log in. Its `Debug` never shows the password.
 #[derive(Clone)]
@@ -98,6 +100,22 @@ pub struct Contact {
 
 pub(crate) enum Command {
     SetLocal(ResourceShares),
+    /// An IQ of another part (the path layer's signalling), answered
+    /// through `reply` (an error or a lost connection as text).
+    Iq {
+        to: Jid,
+        get: bool,
+        payload: minidom::Element,
+        reply: oneshot::Sender<Result<Option<minidom::Element>, String>>,
+    },
+    /// The answer to a contact's path request, once the path layer has it.
+    Answer {
+        to: Jid,
+        id: String,
+        answer: Result<minidom::Element, String>,
+    },
+    /// The path layer that answers contacts' path requests.
+    ServePaths(crate::net::PeerPaths),
     AddContact(BareJid),
     AcceptContact(BareJid),
     DeclineContact(BareJid),
@@ -141,6 +159,9 @@ impl std::fmt::Debug for Command {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(match self {
             Command::SetLocal(_) => "SetLocal",
+            Command::Iq { .. } => "Iq",
+            Command::Answer { .. } => "Answer",
+            Command::ServePaths(_) => "ServePaths",
             Command::AddContact(_) => "AddContact",
             Command::AcceptContact(_) => "AcceptContact",
             Command::DeclineContact(_) => "DeclineContact",
@@ -312,7 +333,14 @@ pub fn start(
     let stream = StanzaStream::new(reconnector, 1024);
     let (cmd_tx, cmd_rx) = mpsc::unbounded_channel();
     let (state_tx, state_rx) = watch::channel(ConnectionState::Connecting);
-    let session = session::Session::new(bare.clone(), stream, events, catalog, state_tx);
+    let session = session::Session::new(
+        bare.clone(),
+        stream,
+        events,
+        catalog,
+        state_tx,
+        cmd_tx.clone(),
+    );
     tokio::spawn(tracing::Instrument::instrument(
         session.run(cmd_rx, status_rx),
         tracing::info_span!("xmpp", jid = %bare),
@@ -364,6 +392,35 @@ impl XmppHandle {
     /// Declines `jid`'s request.
     pub fn decline_contact(&self, jid: BareJid) -> Result<(), SessionEnded> {
         self.send(Command::DeclineContact(jid))
+    }
+
+    /// Sends an IQ and waits (up to `timeout`) for its answer's payload.
+    pub async fn iq(
+        &self,
+        to: Jid,
+        get: bool,
+        payload: minidom::Element,
+        timeout: Duration,
+    ) -> Result<Option<minidom::Element>, String> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Iq {
+            to,
+            get,
+            payload,
+            reply,
+        })
+        .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(timeout, answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the connection to the server was lost".into()),
+            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+        }
+    }
+
+    /// Lets `paths` answer our contacts' path requests (punched and
+    /// relayed connections); advertised in our caps from the start.
+    pub fn serve_paths(&self, paths: crate::net::PeerPaths) -> Result<(), SessionEnded> {
+        self.send(Command::ServePaths(paths))
     }
 
     /// The roster as last received from the server.

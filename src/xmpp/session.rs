@@ -74,6 +74,8 @@ enum Pending {
         version: String,
         n: u16,
     },
+    /// Another part's IQ (`Command::Iq`), answered through the channel.
+    External(oneshot::Sender<Result<Option<Element>, String>>),
 }
 
 /// A contact resource's list chunks being fetched.
@@ -96,6 +98,10 @@ struct Fetch {
 const MAX_CONTACT_SHARES: usize = 2 * chunks::MAX_SHARES;
 
 pub(super) struct Session {
+    /// Our own command queue (a path request's answer comes back on it).
+    commands: mpsc::UnboundedSender<Command>,
+    /// The path layer that answers contacts' path requests.
+    paths: Option<crate::net::PeerPaths>,
     own: BareJid,
     stream: StanzaStream,
     events: EventBus,
@@ -200,8 +206,11 @@ impl Session {
         events: EventBus,
         catalog: CatalogWriter,
         state: watch::Sender<ConnectionState>,
+        commands: mpsc::UnboundedSender<Command>,
     ) -> Session {
         Session {
+            commands,
+            paths: None,
             own,
             stream,
             events,
@@ -477,7 +486,81 @@ impl Session {
                 let _ = reply.send(self.roster.values().cloned().collect());
             }
             Command::Shutdown(reply) => self.begin_shutdown(reply).await,
+            Command::Iq {
+                to,
+                get,
+                payload,
+                reply,
+            } => {
+                if self.bound.is_none() {
+                    let _ = reply.send(Err("offline".into()));
+                } else {
+                    self.send_iq(Some(to), get, payload, Pending::External(reply))
+                        .await;
+                }
+            }
+            Command::Answer { to, id, answer } => {
+                let reply = match answer {
+                    Ok(payload) => Iq::Result {
+                        from: None,
+                        to: Some(to),
+                        id,
+                        payload: Some(payload),
+                    },
+                    Err(text) => {
+                        let error = StanzaError::new(
+                            ErrorType::Cancel,
+                            DefinedCondition::NotAcceptable,
+                            "en",
+                            text,
+                        );
+                        Iq::Error {
+                            from: None,
+                            to: Some(to),
+                            id,
+                            error,
+                            payload: None,
+                        }
+                    }
+                };
+                self.send(reply).await;
+            }
+            Command::ServePaths(paths) => self.paths = Some(paths),
         }
+    }
+
+    /// A contact's device asks for a punched or relayed connection: only
+    /// from a contact whose presence we see (or our own account); the path
+    /// layer checks the rest and answers in its own time.
+    fn on_path_request(&mut self, from: Option<Jid>, id: String, payload: Element) -> Option<Iq> {
+        let refuse = |from, condition| Some(error_reply(id.clone(), from, condition));
+        let Some(from_full) = from.clone().and_then(|f| f.try_into_full().ok()) else {
+            return refuse(from, DefinedCondition::BadRequest);
+        };
+        let bare = from_full.to_bare();
+        if bare != self.own && !self.is_contact(&bare) {
+            return refuse(from, DefinedCondition::Forbidden);
+        }
+        let Some(paths) = self.paths.clone() else {
+            return refuse(from, DefinedCondition::ServiceUnavailable);
+        };
+        let req = match crate::net::signal::Request::from_element(&payload) {
+            Ok(r) => r,
+            Err(_) => return refuse(from, DefinedCondition::BadRequest),
+        };
+        let commands = self.commands.clone();
+        tokio::spawn(async move {
+            let answer = paths
+                .answer(&from_full.to_string(), req)
+                .await
+                .map(|a| a.to_element());
+            let _ = commands.send(Command::Answer {
+                to: from_full.into(),
+                id,
+                answer,
+            });
+        });
+        None
     }
 
     async fn begin_shutdown(&mut self, reply: oneshot::Sender<()>) {
@@ -679,6 +762,8 @@ impl Session {
             Pending::ChunkFetch { jid, .. } | Pending::ContactItem { jid, .. } => {
                 from.is_some_and(|f| f.to_bare() == *jid)
             }
+            // (Its ids are ours and random; whoever it went to answers.)
+            Pending::External(_) => true,
             _ => self.is_own_or_server(from),
         };
         if expected {
@@ -728,6 +813,13 @@ impl Session {
             }
             Iq::Set {
                 from, id, payload, ..
+            } if payload.is("connect", crate::net::signal::NS_PATHS) => {
+                if let Some(refusal) = self.on_path_request(from, id, payload) {
+                    self.send(refusal).await;
+                }
+            }
+            Iq::Set {
+                from, id, payload, ..
             } => {
                 if payload.is("query", ns::ROSTER) && self.is_own_or_server(from.as_ref()) {
                     let seen_before: BTreeSet<BareJid> = self
@@ -755,6 +847,16 @@ impl Session {
 
     async fn on_response(&mut self, what: Pending, answer: Result<Option<Element>, StanzaError>) {
         match (what, answer) {
+            (Pending::External(reply), answer) => {
+                let _ = reply.send(answer.map_err(|e| {
+                    let text = e.texts.values().next().cloned().unwrap_or_default();
+                    if text.is_empty() {
+                        format!("{:?}", e.defined_condition)
+                    } else {
+                        text
+                    }
+                }));
+            }
             (Pending::Roster, Ok(Some(query))) => {
                 self.apply_roster(query, false);
                 self.roster_loaded = true;

@@ -100,7 +100,7 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             upload_limit: None,
             download_limit: None,
             upnp: false,
-            allow_loopback_peers: false,
+            allow_loopback_peers: true,
             relay: true,
         },
         addresses: loopback_only(),
