@@ -4,8 +4,8 @@
 # of the desktop app (WebKitGTK, the tray's AppIndicator, D-Bus for the
 # keyring, xdg-utils to open files); plus the Debian packages named in
 # $EXTRA_PACKAGES (run.sh asks for Prosody, for the demo; test.sh for
-# Prosody, qbittorrent-nox, Xvfb, WebKitWebDriver and Chromium). Sourced by
-# run.sh and test.sh.
+# Prosody, ejabberd, qbittorrent-nox, Xvfb, WebKitWebDriver and Chromium).
+# Sourced by run.sh and test.sh.
 set -euo pipefail
 
 as_root() {
@@ -32,6 +32,25 @@ if [ ${#need[@]} -gt 0 ]; then
     && systemctl is-enabled --quiet prosody 2>/dev/null; then
     echo "Disabling the system-wide Prosody service the package started (Bitween runs its own)"
     as_root systemctl disable --now prosody >/dev/null 2>&1 || true
+  fi
+  # The same for ejabberd (the tests start private ones on 127.0.0.1, as
+  # non-distributed Erlang nodes). Its service listens on every interface
+  # (XMPP, HTTP, MQTT, STUN) and starts the Erlang port mapper (EPMD, port
+  # 4369 on every interface), which erlang-base also socket-activates:
+  # nothing of Bitween's needs either, so both are switched off too.
+  if [[ " ${need[*]} " == *" ejabberd "* ]]; then
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-enabled --quiet ejabberd 2>/dev/null; then
+      echo "Disabling the system-wide ejabberd service the package started (Bitween's tests run their own)"
+      as_root systemctl disable --now ejabberd >/dev/null 2>&1 || true
+      as_root systemctl disable --now epmd.socket epmd.service >/dev/null 2>&1 || true
+    elif [ -x /etc/init.d/ejabberd ] && pgrep -u ejabberd beam >/dev/null 2>&1; then
+      echo "Stopping the system-wide ejabberd the package started (Bitween's tests run their own)"
+      as_root /etc/init.d/ejabberd stop >/dev/null 2>&1 || true
+    fi
+    # An EPMD the service left behind, if no Erlang node uses it.
+    if command -v epmd >/dev/null 2>&1 && ! epmd -names 2>/dev/null | grep -q '^name '; then
+      epmd -kill >/dev/null 2>&1 || true
+    fi
   fi
 fi
 

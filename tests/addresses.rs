@@ -417,6 +417,7 @@ async fn an_address_that_disappears_is_withdrawn_and_ports_multiply() {
     let config = AddressConfig {
         public_ipv4: false,
         natpmp: false,
+        upnp: false,
         recheck_interval: Duration::from_millis(100),
         ..AddressConfig::default()
     };

@@ -1,5 +1,5 @@
-//! The headless way: two `bitweend` processes on a real Prosody, driven only
-//! through `bitweenc`; and the API's refusals (token, Host, Origin, bad
+//! The headless way: two `bitweend` processes on a real Prosody and on a
+//! real ejabberd, driven only through `bitweenc`; and the API's refusals (token, Host, Origin, bad
 //! JSON, unknown methods, bad paths), each with its JSON-RPC error and
 //! nothing changed.
 
@@ -11,12 +11,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use bitweend::Daemon;
-use common::{Prosody, DOMAIN, PASSWORD};
+use common::{Prosody, Server, ServerKind, DOMAIN, PASSWORD};
 use serde_json::{json, Value};
 
-#[test]
-fn two_daemons_share_and_download_through_the_cli() {
-    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+on_each_server!(sync: two_daemons_share_and_download_through_the_cli);
+
+fn two_daemons_share_and_download_through_the_cli(kind: ServerKind) {
+    let server = Server::start(kind, &["alice", "bob"], &[("alice", "bob")]);
     let tmp = tempfile::tempdir().unwrap();
     let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
     let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));

@@ -35,7 +35,8 @@ fn server_with_relay() -> Prosody {
 /// A device that never dials loopback addresses (so never a direct or
 /// punched connection here), relaying as `relay` says.
 async fn device(server: &Prosody, user: &str, dir: &Path, relay: bool) -> Service {
-    let mut config = common::service_config(server, user, dir, None);
+    // Uploads at 1 MB/s, so a transfer lasts long enough to be watched.
+    let mut config = common::service_config(server, user, dir, Some(1_000_000));
     config.engine.allow_loopback_peers = false;
     config.engine.relay = relay;
     Service::start(config).await.expect("service starts")

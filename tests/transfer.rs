@@ -1,7 +1,8 @@
 //! End to end over real parts: Prosody carries the share lists, librqbit
 //! sessions on loopback carry the bytes. A file and a folder arrive
-//! byte-identical; a third contact swarms from two sources, picks up a
-//! source that appears late, and finishes from the other when one leaves.
+//! byte-identical (over Prosody and over ejabberd); a third contact swarms
+//! from two sources, picks up a source that appears late, and finishes from
+//! the other when one leaves.
 
 mod common;
 
@@ -15,7 +16,7 @@ use bitween::events::Event;
 use bitween::service::Service;
 use bitween::shares::InfoHash;
 use bitween::torrent::{Transfer, TransferState};
-use common::{Prosody, DOMAIN};
+use common::{Prosody, Server, ServerKind, XmppServer, DOMAIN};
 use rand::RngCore;
 use tokio::sync::broadcast;
 
@@ -29,7 +30,12 @@ struct Node {
     dir: PathBuf,
 }
 
-async fn start(server: &Prosody, user: &str, dir: &Path, upload_limit: Option<u32>) -> Node {
+async fn start(
+    server: &impl XmppServer,
+    user: &str,
+    dir: &Path,
+    upload_limit: Option<u32>,
+) -> Node {
     let config = common::service_config(server, user, dir, upload_limit);
     let bus = bitween::events::EventBus::new();
     let events = bus.subscribe();
@@ -144,9 +150,10 @@ fn assert_same_file(a: &Path, b: &Path) {
     );
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_file_and_a_folder_arrive_byte_identical() {
-    let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+on_each_server!(a_file_and_a_folder_arrive_byte_identical);
+
+async fn a_file_and_a_folder_arrive_byte_identical(kind: ServerKind) {
+    let server = Server::start(kind, &["alice", "bob"], &[("alice", "bob")]);
     let tmp = tempfile::tempdir().unwrap();
     let mut alice = start(&server, "alice", &tmp.path().join("alice"), None).await;
     let mut bob = start(&server, "bob", &tmp.path().join("bob"), None).await;

@@ -83,13 +83,20 @@ pub fn version_of(shares: &[Share]) -> String {
 /// Splits `rest` into chunks of at most [`CHUNK_BYTES`] on the wire.
 /// `None` when that would need more than [`MAX_CHUNKS`].
 pub fn split(rest: &[Share]) -> Option<Vec<Vec<Share>>> {
+    split_within(rest, CHUNK_BYTES)
+}
+
+/// Splits `rest` into chunks of at most `max_bytes` on the wire (the
+/// server's stanza limit may be smaller than [`CHUNK_BYTES`]). `None` when
+/// that would need more than [`MAX_CHUNKS`].
+pub fn split_within(rest: &[Share], max_bytes: usize) -> Option<Vec<Vec<Share>>> {
     let mut chunks: Vec<Vec<Share>> = Vec::new();
     let mut size = 0;
     // Inside a chunk each share_item also carries its namespace.
     let xmlns = " xmlns=''".len() + NS_SHARES.len();
     for share in rest {
         let len = share_wire_len(share) + xmlns;
-        if chunks.is_empty() || size + len > CHUNK_BYTES {
+        if chunks.is_empty() || size + len > max_bytes {
             chunks.push(Vec::new());
             size = 200; // the chunk element and the IQ around it
         }
@@ -199,6 +206,15 @@ mod tests {
             assert!(out.len() + 12 * c.len() <= CHUNK_BYTES, "{}", out.len());
             assert_eq!(shares_of_chunk(&el, &v).unwrap(), *c);
             assert!(shares_of_chunk(&el, "other").is_none());
+        }
+        // A smaller limit gives smaller chunks, each within it.
+        let small = split_within(&all, 60_000).unwrap();
+        assert!(small.len() > chunks.len());
+        assert_eq!(small.concat(), all);
+        for c in &small {
+            let mut out = Vec::new();
+            chunk_element(&v, c).write_to(&mut out).unwrap();
+            assert!(out.len() + 12 * c.len() <= 60_000, "{}", out.len());
         }
     }
 

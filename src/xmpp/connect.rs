@@ -213,7 +213,14 @@ async fn login<C: ServerConnector>(
             id: None,
         })
         .await?;
-    let (features, stream) = stream.recv_features().await?;
+    let (mut features, stream) = stream.recv_features().await?;
+    // No stream management (XEP-0198), even where the server offers it:
+    // tokio-xmpp 6 cannot read a `<failed/>` without `h` (what Prosody
+    // answers to a resumption once the session is gone, e.g. after it closed
+    // the stream over a too-large stanza) and tries to resume again forever.
+    // Every reconnect starts a fresh session, which the session task
+    // re-syncs anyway (docs/PROTOCOL.md, "Server notes").
+    features.stream_management = None;
     Ok(Connection {
         stream: stream.box_stream(),
         features,

@@ -8,6 +8,7 @@
 mod connect;
 mod disco;
 mod guard;
+mod limits;
 mod paths;
 mod session;
 pub mod tls;

@@ -6,7 +6,7 @@
 //! stalls. After every (re)connect it sends presence with caps, fetches the
 //! roster and our own item, and publishes the merged item.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -28,6 +28,7 @@ use tokio_xmpp::Stanza;
 
 use super::connect::ConnStatus;
 use super::disco::Disco;
+use super::limits::{self, StanzaBudget};
 use super::{Command, ConnectionState, Contact};
 use crate::events::{Event, EventBus};
 use crate::shares::{
@@ -36,9 +37,9 @@ use crate::shares::{
 };
 use crate::NS_SHARES;
 
-/// The most our item may weigh: Prosody's default client stanza limit is
-/// 256 KiB, and the IQ around the item needs a few hundred bytes.
-const MAX_ITEM_BYTES: usize = 250_000;
+/// How often a publish refused for a passing reason is sent again at once
+/// (see `limits::transient`).
+const PUBLISH_RETRIES: u8 = 3;
 /// How long a clean shutdown waits for the server to confirm the retraction.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
 const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
@@ -58,6 +59,13 @@ enum Pending {
     /// One chunk of our own list beyond what fits in the item.
     ChunkPublish {
         node: String,
+    },
+    /// A contact's current item, asked for when their presence first came
+    /// in this session; `events` is how many items of theirs had arrived
+    /// then (an item pushed meanwhile is as new, so the answer is dropped).
+    ContactItem {
+        jid: BareJid,
+        events: u64,
     },
     /// Chunk `n` of a contact resource's list (see `shares::chunks`).
     ChunkFetch {
@@ -131,6 +139,17 @@ pub(super) struct Session {
     publish_again: bool,
     /// The version of our list whose chunks the server holds.
     chunks_published: Option<String>,
+    /// A chunk publish failed: the server may lack part of our list, so it
+    /// is published again even if the item itself is unchanged.
+    chunks_stale: bool,
+    /// Chunk publishes still to send (node, payload), one at a time, each
+    /// after the previous one was answered; then the item and the version
+    /// its pointer names. One at a time, so that a stanza the server finds
+    /// too large is the only one lost with the connection (tokio-xmpp sends
+    /// what was still queued on the next connection, where a chunk cut for
+    /// the old budget would be too large again).
+    chunk_queue: VecDeque<(String, Element)>,
+    item_after_chunks: Option<(UserShares, String)>,
     /// Shares beyond the item, per contact resource, for one list version:
     /// kept to expand the item again when it is delivered again, even after
     /// an item of another version came in between (several resources of an
@@ -142,6 +161,14 @@ pub(super) struct Session {
     fetches: HashMap<(BareJid, String), Fetch>,
     /// The retraction of our resource sent on shutdown awaits its answer.
     retract_pending: bool,
+    /// How large our item and chunks may be (learned from the server).
+    budget: StanzaBudget,
+    /// Contacts whose current item we asked for this session, and how many
+    /// items of theirs arrived this session (see `Pending::ContactItem`).
+    pulled: BTreeSet<BareJid>,
+    contact_events: HashMap<BareJid, u64>,
+    /// Publishes sent again after a passing refusal, since the last success.
+    publish_retries: u8,
     shutdown: Option<(oneshot::Sender<()>, Instant)>,
 }
 
@@ -205,9 +232,16 @@ impl Session {
             publish_in_flight: false,
             publish_again: false,
             chunks_published: None,
+            chunks_stale: false,
+            chunk_queue: VecDeque::new(),
+            item_after_chunks: None,
             expansions: HashMap::new(),
             fetches: HashMap::new(),
             retract_pending: false,
+            budget: StanzaBudget::default(),
+            pulled: BTreeSet::new(),
+            contact_events: HashMap::new(),
+            publish_retries: 0,
             shutdown: None,
         }
     }
@@ -293,6 +327,14 @@ impl Session {
                 payload,
             }
         };
+        if matches!(
+            what,
+            Pending::Publish { .. } | Pending::ChunkPublish { .. } | Pending::Retract
+        ) {
+            if let Iq::Set { payload, .. } = &iq {
+                self.budget.sent(&id, limits::wire_bytes(payload));
+            }
+        }
         self.pending.insert(id, what);
         self.send(iq).await;
     }
@@ -301,7 +343,11 @@ impl Session {
 
     async fn on_stream(&mut self, ev: StreamEvent) {
         match ev {
-            StreamEvent::Stream(Lifecycle::Reset { bound_jid, .. }) => {
+            StreamEvent::Stream(Lifecycle::Reset {
+                bound_jid,
+                features,
+            }) => {
+                self.budget.on_features(&features);
                 self.on_online(bound_jid).await
             }
             StreamEvent::Stream(Lifecycle::Resumed) => {
@@ -331,6 +377,8 @@ impl Session {
         self.fetches.clear();
         self.roster_loaded = false;
         self.deferred.clear();
+        self.pulled.clear();
+        self.contact_events.clear();
         self.base = None;
         self.own_online.clear();
         self.pushes = 0;
@@ -369,8 +417,14 @@ impl Session {
             return;
         }
         tracing::warn!("connection lost; reconnecting");
+        if self.budget.connection_lost() {
+            // Publish the whole list again at the smaller size.
+            self.chunks_published = None;
+        }
         self.pending.clear();
         self.publish_in_flight = false;
+        self.chunk_queue.clear();
+        self.item_after_chunks = None;
         for (jid, resource) in self.catalog.all_offline() {
             self.events.send(Event::ContactPresenceChanged {
                 jid,
@@ -549,10 +603,10 @@ impl Session {
         // moved out there is nothing to point to (readers refuse a pointer
         // to no chunks, so our own item would never read back as sent and
         // we would publish it again and again).
-        let fitted =
-            fit_to(&mut item, &resource, MAX_ITEM_BYTES - 300).filter(|(kept, total)| kept < total);
+        let fitted = fit_to(&mut item, &resource, self.budget.item_bytes() - 300)
+            .filter(|(kept, total)| kept < total);
         if let Some((kept, total)) = fitted {
-            match chunks::split(&self.local.shares[kept..]) {
+            match chunks::split_within(&self.local.shares[kept..], self.budget.chunk_bytes()) {
                 Some(parts) => {
                     // Of what the chunks hold: when the split point
                     // moves, readers must fetch them again.
@@ -580,24 +634,42 @@ impl Session {
                 }
             }
         }
-        if &item == base {
+        if &item == base && !(self.chunks_stale && chunks.is_some()) {
             return; // the server already holds exactly this
         }
+        self.publish_in_flight = true;
         if let Some((version, parts)) = chunks {
             if self.chunks_published.as_ref() != Some(&version) {
                 // Sent before the item, so a contact who sees the pointer
                 // finds the chunks in place.
-                for (i, part) in parts.iter().enumerate() {
-                    let node = chunks::chunk_node(&resource, i as u16 + 1);
-                    let payload = publish_payload(&node, chunks::chunk_element(&version, part));
-                    self.send_iq(None, false, payload, Pending::ChunkPublish { node })
-                        .await;
-                }
-                self.chunks_published = Some(version);
+                self.chunks_published = None;
+                self.chunk_queue = parts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, part)| {
+                        let node = chunks::chunk_node(&resource, i as u16 + 1);
+                        let payload = publish_payload(&node, chunks::chunk_element(&version, part));
+                        (node, payload)
+                    })
+                    .collect();
+                self.item_after_chunks = Some((item, version));
+                self.send_next_chunk().await;
+                return;
             }
         }
-        self.publish_in_flight = true;
         self.send_publish(item, false).await;
+    }
+
+    /// Sends the next chunk of our list, or, after the last, the item.
+    async fn send_next_chunk(&mut self) {
+        if let Some((node, payload)) = self.chunk_queue.pop_front() {
+            self.send_iq(None, false, payload, Pending::ChunkPublish { node })
+                .await;
+        } else if let Some((item, version)) = self.item_after_chunks.take() {
+            self.chunks_published = Some(version);
+            self.chunks_stale = false;
+            self.send_publish(item, false).await;
+        }
     }
 
     async fn send_publish(&mut self, item: UserShares, retract: bool) {
@@ -611,6 +683,20 @@ impl Session {
             }
         };
         self.send_iq(None, false, payload, what).await;
+    }
+
+    /// Whether a refused publish should be sent again: it was too large and
+    /// the budget could shrink (the list is split again, smaller), or the
+    /// server had a passing problem (a few times in a row at most).
+    fn may_publish_again(&mut self, error: &StanzaError) -> bool {
+        if limits::too_big(error) {
+            return self.budget.refused_last();
+        }
+        if limits::transient(error) && self.publish_retries < PUBLISH_RETRIES {
+            self.publish_retries += 1;
+            return true;
+        }
+        false
     }
 
     /// Our account's item arrived (pushed or fetched).
@@ -633,6 +719,7 @@ impl Session {
         self.publish_in_flight = false;
         match error {
             None => {
+                self.publish_retries = 0;
                 if self.pushes == pushes_before {
                     self.base = Some(item.clone());
                 }
@@ -672,12 +759,15 @@ impl Session {
     /// The request an answer is for, if it comes from whom we asked.
     fn take_pending(&mut self, id: &str, from: Option<&Jid>) -> Option<Pending> {
         let expected = match self.pending.get(id)? {
-            Pending::ChunkFetch { jid, .. } => from.is_some_and(|f| f.to_bare() == *jid),
+            Pending::ChunkFetch { jid, .. } | Pending::ContactItem { jid, .. } => {
+                from.is_some_and(|f| f.to_bare() == *jid)
+            }
             // (Its ids are ours and random; whoever it went to answers.)
             Pending::External(_) => true,
             _ => self.is_own_or_server(from),
         };
         if expected {
+            self.budget.answered(id);
             self.pending.remove(id)
         } else {
             None
@@ -732,6 +822,12 @@ impl Session {
                 from, id, payload, ..
             } => {
                 if payload.is("query", ns::ROSTER) && self.is_own_or_server(from.as_ref()) {
+                    let seen_before: BTreeSet<BareJid> = self
+                        .roster
+                        .keys()
+                        .filter(|j| self.is_contact(j))
+                        .cloned()
+                        .collect();
                     self.apply_roster(payload, true);
                     self.send(Iq::Result {
                         from: None,
@@ -740,6 +836,7 @@ impl Session {
                         payload: None,
                     })
                     .await;
+                    self.show_caps_to_new_contacts(&seen_before).await;
                 } else {
                     self.send(error_reply(id, from, DefinedCondition::ServiceUnavailable))
                         .await;
@@ -782,20 +879,64 @@ impl Session {
                     .unwrap_or_default();
                 self.on_own_item(item).await;
             }
+            (Pending::ContactItem { jid, events }, Ok(Some(payload))) => {
+                if self.contact_events.get(&jid).copied().unwrap_or(0) != events {
+                    return; // an item was pushed meanwhile: as new as this one
+                }
+                let Some(item) = payload
+                    .get_child("items", NS_PUBSUB)
+                    .and_then(|items| items.children().filter(|c| c.is("item", NS_PUBSUB)).last())
+                    .and_then(|item| item.children().next())
+                else {
+                    return;
+                };
+                match parse_user_shares(item, &jid.to_string()) {
+                    Ok(p) => {
+                        if !p.rejections.is_empty() {
+                            self.events.send(Event::InvalidEntries {
+                                jid: jid.to_string(),
+                                reasons: p.rejections.iter().map(ToString::to_string).collect(),
+                            });
+                        }
+                        self.deliver(jid, p.item).await;
+                    }
+                    Err(e) => {
+                        tracing::warn!(contact = %jid, "ignoring an item we cannot read: {e}");
+                    }
+                }
+            }
+            (Pending::ContactItem { jid, .. }, answer) => {
+                // Nothing published (item-not-found), or not for us to see.
+                tracing::debug!(contact = %jid, "no current item to fetch: {answer:?}");
+            }
             (Pending::OwnItem, Err(e)) => {
                 // item-not-found: we never published; start from nothing.
                 tracing::debug!("no own item yet ({:?})", e.defined_condition);
                 self.on_own_item(UserShares::default()).await;
             }
-            (Pending::ChunkPublish { node }, answer) => {
-                if let Err(e) = answer {
-                    let reason = format!(
-                        "the server refused part of our share list ({node}): {:?}",
-                        e.defined_condition
-                    );
-                    tracing::warn!("{reason}");
-                    self.chunks_published = None;
+            (Pending::ChunkPublish { .. }, Ok(_)) => self.send_next_chunk().await,
+            (Pending::ChunkPublish { node }, Err(e)) => {
+                let reason = format!(
+                    "the server refused part of our share list ({node}): {:?}",
+                    e.defined_condition
+                );
+                tracing::warn!("{reason}");
+                self.chunk_queue.clear();
+                let item = self.item_after_chunks.take();
+                self.chunks_published = None;
+                self.chunks_stale = true;
+                if self.may_publish_again(&e) {
+                    self.publish_in_flight = false;
+                    self.publish().await;
+                } else {
+                    // The item still goes out: the part of the list in it
+                    // is readable; the rest is published again with the
+                    // next change.
                     self.events.send(Event::PublishFailed { reason });
+                    match item {
+                        Some((item, _)) => self.send_publish(item, false).await,
+                        None => self.publish_in_flight = false,
+                    }
                 }
             }
             (
@@ -843,8 +984,14 @@ impl Session {
                     "the server refused our publish: {:?} {text}",
                     e.defined_condition
                 );
-                self.on_publish_result(item, pushes_before, Some(reason))
-                    .await
+                if self.may_publish_again(&e) {
+                    tracing::warn!("{reason}; publishing again");
+                    self.publish_in_flight = false;
+                    self.publish().await;
+                } else {
+                    self.on_publish_result(item, pushes_before, Some(reason))
+                        .await
+                }
             }
         }
     }
@@ -886,6 +1033,29 @@ impl Session {
         self.events.send(Event::RosterChanged);
     }
 
+    /// Sends our presence with caps to each contact whose presence we see
+    /// since this roster push (they accepted us): ejabberd learns a
+    /// contact's caps, and so whom to send our PEP items, only from a
+    /// presence of theirs that arrives while they may see ours. Theirs came
+    /// when they accepted, before our side of the subscription was
+    /// complete, and was not kept; so this one makes them receive our items
+    /// (see docs/PROTOCOL.md, "Server notes").
+    async fn show_caps_to_new_contacts(&mut self, seen_before: &BTreeSet<BareJid>) {
+        let new: Vec<BareJid> = self
+            .roster
+            .keys()
+            .filter(|j| self.is_contact(j) && !seen_before.contains(*j))
+            .cloned()
+            .collect();
+        for jid in new {
+            tracing::debug!(contact = %jid, "showing our caps to a new contact");
+            let presence = Presence::available()
+                .with_to(jid)
+                .with_payload(self.disco.caps());
+            self.send(presence).await;
+        }
+    }
+
     /// Whether we see `jid`'s presence (so the server sends us their PEP).
     fn is_contact(&self, jid: &BareJid) -> bool {
         self.roster
@@ -908,6 +1078,9 @@ impl Session {
                     return;
                 }
                 let online = p.type_ == PresenceType::None;
+                if online && bare != self.own && self.pulled.insert(bare.clone()) {
+                    self.pull_item(bare.clone()).await;
+                }
                 if bare == self.own {
                     if online {
                         self.own_online.insert(resource.to_string());
@@ -960,6 +1133,29 @@ impl Session {
         }
     }
 
+    /// Asks for a contact's current item, once per session, when their
+    /// presence first comes in. The server pushes it too, but ejabberd only
+    /// when the contact's session has already verified our caps (the first
+    /// login of a client version on a server misses it) and has our
+    /// presence; asking costs one request and makes receiving independent
+    /// of that (docs/PROTOCOL.md, "Server notes").
+    async fn pull_item(&mut self, jid: BareJid) {
+        let events = self.contact_events.get(&jid).copied().unwrap_or(0);
+        let items = Element::builder("pubsub", NS_PUBSUB)
+            .append(
+                Element::builder("items", NS_PUBSUB)
+                    .attr("node".try_into().unwrap(), NS_SHARES)
+                    .attr("max_items".try_into().unwrap(), "1")
+                    .build(),
+            )
+            .build();
+        let what = Pending::ContactItem {
+            jid: jid.clone(),
+            events,
+        };
+        self.send_iq(Some(jid.into()), true, items, what).await;
+    }
+
     async fn on_message(&mut self, msg: Message) {
         let Some(from) = msg.from.clone() else { return };
         // PEP events come from the publisher's bare JID.
@@ -989,6 +1185,9 @@ impl Session {
                 tracing::warn!(%from, "ignoring shares from a JID that is not our contact");
                 return;
             }
+        }
+        if from != self.own {
+            *self.contact_events.entry(from.clone()).or_default() += 1;
         }
         let Some(item) = self.read_event(&from, &event) else {
             return;

@@ -1,4 +1,4 @@
-//! Test support: `bitweend` as a child process on a test's Prosody (loopback
+//! Test support: `bitweend` as a child process on a test's XMPP server (loopback
 //! addresses only, no port mapping, no what-is-my-IP lookups), driven
 //! through `bitweenc` or JSON-RPC. Include it with
 //! `#[path = "common/bitweend.rs"] mod bitweend;` beside `mod common;`.
@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-use crate::common::{Prosody, DOMAIN, PASSWORD};
+use crate::common::{XmppServer, DOMAIN, PASSWORD};
 
 /// A binary of the root package: Cargo names it to the root package's own
 /// tests; the desktop crate's tests find it beside their own executable in
@@ -52,25 +52,25 @@ pub fn random_bytes(n: usize) -> Vec<u8> {
 }
 
 impl Daemon {
-    pub fn start(server: &Prosody, user: &str, dir: &Path) -> Daemon {
+    pub fn start(server: &impl XmppServer, user: &str, dir: &Path) -> Daemon {
         Self::start_with(server, user, dir, &[])
     }
 
     /// Starts `user`'s daemon with its folders under `dir` (data, downloads;
     /// its standard output goes to `dir/bitweend.out`), loopback only, and
     /// waits until its API is up.
-    pub fn start_with(server: &Prosody, user: &str, dir: &Path, extra: &[&str]) -> Daemon {
+    pub fn start_with(server: &impl XmppServer, user: &str, dir: &Path, extra: &[&str]) -> Daemon {
         Self::spawn(server, user, dir, extra, Some("pc"))
     }
 
     /// Like [`start`](Self::start) without `--resource`: the daemon uses its
     /// own device resource (kept in its data dir).
-    pub fn start_device(server: &Prosody, user: &str, dir: &Path) -> Daemon {
+    pub fn start_device(server: &impl XmppServer, user: &str, dir: &Path) -> Daemon {
         Self::spawn(server, user, dir, &[], None)
     }
 
     fn spawn(
-        server: &Prosody,
+        server: &impl XmppServer,
         user: &str,
         dir: &Path,
         extra: &[&str],

@@ -1,11 +1,21 @@
-//! Test support: a real Prosody (the Debian package) on a loopback port of
-//! its own, with throwaway accounts, plus helpers to wait for events.
+//! Test support: a real Prosody or ejabberd (the Debian packages) on a
+//! loopback port of its own, with throwaway accounts, plus helpers to wait
+//! for events. `server.rs` puts both behind one interface; `ejabberd.rs`
+//! starts ejabberd.
 //!
 //! Each test starts its own server in a temporary folder, so tests run in
 //! parallel and can stop and restart their server. `scripts/test.sh`
-//! installs Prosody when it is missing.
+//! installs Prosody and ejabberd when they are missing.
 
 #![allow(dead_code)]
+
+mod ejabberd;
+mod server;
+
+#[allow(unused_imports)]
+pub use ejabberd::Ejabberd;
+#[allow(unused_imports)]
+pub use server::{Scram, Server, ServerKind, ServerOptions, XmppServer};
 
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -75,6 +85,19 @@ impl Prosody {
     /// global settings (e.g. `smacks_hibernation_time = 1`, so a client
     /// that dies shows offline within a second instead of ten minutes).
     pub fn start_with(users: &[&str], contacts: &[(&str, &str)], extra: &str) -> Prosody {
+        let options = ServerOptions {
+            prosody_extra: extra.to_string(),
+            ..ServerOptions::default()
+        };
+        Prosody::start_opts(users, contacts, &options)
+    }
+
+    /// [`start`](Self::start) with the settings of `options`.
+    pub fn start_opts(
+        users: &[&str],
+        contacts: &[(&str, &str)],
+        options: &ServerOptions,
+    ) -> Prosody {
         let dir = tempfile::tempdir().expect("temp dir");
         let port = free_port();
         let data = dir.path().join("data");
@@ -95,13 +118,44 @@ allow_unencrypted_plain_auth = true
 authentication = "internal_hashed"
 storage = "internal"
 log = {{ debug = "{dir}/prosody.log" }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "pep"; "ping"; "smacks"; "carbons"; "posix" }}
+password_hash = "{hash}"
+disable_sasl_mechanisms = {{ {disabled} }}
+modules_enabled = {{ {modules} }}
 modules_disabled = {{ "s2s" }}
 {extra}
 VirtualHost "{DOMAIN}"
 "#,
             dir = dir.path().display(),
             data = data.display(),
+            hash = match options.scram {
+                Scram::Sha1 => "SHA-1",
+                Scram::Sha256 => "SHA-256",
+            },
+            disabled = if options.plain {
+                r#""DIGEST-MD5""#
+            } else {
+                r#""DIGEST-MD5"; "PLAIN""#
+            },
+            modules = {
+                let mut m = vec!["roster", "saslauth", "disco", "pep", "ping", "posix"];
+                if options.stream_management {
+                    m.push("smacks");
+                }
+                if options.carbons {
+                    m.push("carbons");
+                }
+                m.iter()
+                    .map(|m| format!("\"{m}\""))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            },
+            extra = {
+                let mut extra = options.prosody_extra.clone();
+                if let Some(limit) = options.stanza_limit {
+                    extra.push_str(&format!("\nc2s_stanza_size_limit = {limit}\n"));
+                }
+                extra
+            },
         );
         std::fs::write(dir.path().join("prosody.cfg.lua"), config).unwrap();
         let mut p = Prosody {
@@ -212,6 +266,7 @@ VirtualHost "{DOMAIN}"
 impl Drop for Prosody {
     fn drop(&mut self) {
         if std::thread::panicking() {
+            keep_log_of_failure(&self.log_path(), self.port);
             // The server's side of a failure, shown with the test's output.
             let log = std::fs::read_to_string(self.log_path()).unwrap_or_default();
             let lines: Vec<&str> = log.lines().collect();
@@ -232,10 +287,21 @@ impl Drop for Prosody {
     }
 }
 
+/// With `BITWEEN_KEEP_SERVER_LOGS=1`, a failed test's whole server log is
+/// copied to the temp dir (the test's output shows only its end).
+pub fn keep_log_of_failure(log: &Path, port: u16) {
+    if std::env::var_os("BITWEEN_KEEP_SERVER_LOGS").is_some() {
+        let name = log.file_stem().and_then(|s| s.to_str()).unwrap_or("server");
+        let keep = std::env::temp_dir().join(format!("bitween-{name}-{port}.log"));
+        let _ = std::fs::copy(log, &keep);
+        eprintln!("--- the whole server log: {} ---", keep.display());
+    }
+}
+
 /// The whole backend's settings for `user` on `server`, with its folders
 /// under `dir`: loopback only, no port mapping (no router here).
 pub fn service_config(
-    server: &Prosody,
+    server: &impl XmppServer,
     user: &str,
     dir: &Path,
     upload_limit: Option<u32>,
@@ -273,7 +339,7 @@ pub struct Peer {
 
 impl Peer {
     /// Logs `user` in with `resource`, and waits until it is online.
-    pub async fn login(server: &Prosody, user: &str, resource: &str) -> Peer {
+    pub async fn login(server: &impl XmppServer, user: &str, resource: &str) -> Peer {
         let peer = Peer::start(server, user, resource, PASSWORD);
         let mut peer = peer;
         peer.wait_for("Connected", |e| matches!(e, Event::Connected { .. }))
@@ -282,7 +348,7 @@ impl Peer {
     }
 
     /// Starts the session without waiting for anything.
-    pub fn start(server: &Prosody, user: &str, resource: &str, password: &str) -> Peer {
+    pub fn start(server: &impl XmppServer, user: &str, resource: &str, password: &str) -> Peer {
         init_logging();
         let bus = EventBus::new();
         let events = bus.subscribe();
