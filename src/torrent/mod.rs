@@ -119,6 +119,9 @@ struct Inner {
     events: EventBus,
     store: store::Store,
     state: Mutex<store::State>,
+    /// Held while a save takes its snapshot of `state` and writes it, so
+    /// saves happen one at a time and the last one writes the newest state.
+    saving: Mutex<()>,
     download_dir: PathBuf,
     /// librqbit's fastresume folder (`RESUME_DIR`).
     resume_dir: PathBuf,
@@ -226,6 +229,7 @@ impl Engine {
                 events,
                 store,
                 state: Mutex::new(state.clone()),
+                saving: Mutex::new(()),
                 download_dir: config.download_dir.clone(),
                 resume_dir: config.data_dir.join(RESUME_DIR),
                 next_id: AtomicUsize::new(0),
@@ -338,7 +342,11 @@ impl Engine {
         &self.inner.paths
     }
 
+    /// Writes the torrent list. Saves are serialized and each one snapshots
+    /// the list once it has its turn, so an older snapshot can never land
+    /// after a newer one.
     fn save(&self) {
+        let _turn = self.inner.saving.lock().unwrap();
         let state = self.inner.state.lock().unwrap().clone();
         if let Err(e) = self.inner.store.save(&state) {
             tracing::error!("cannot save the torrent list: {e}");
