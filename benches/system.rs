@@ -1,11 +1,12 @@
 //! End-to-end benchmarks on loopback with a real Prosody (issues 7 and 13):
 //! start-up to online, publish-to-receive latency, a 10,000-share list
-//! arriving, the memory of an idle daemon holding 500,000 catalog shares,
-//! hashing against `sha1sum`, and a 1 GiB transfer against librqbit alone. Prints one table row per figure
+//! arriving, the memory of an idle daemon holding 500,000 catalog shares
+//! and of a daemon under a hostile contact, hashing against `sha1sum`, and
+//! a 1 GiB transfer against librqbit alone. Prints one table row per figure
 //! with its target; `scripts/bench.sh` writes the rows into BENCHMARKS.md,
 //! and `docs/benchmarks.md` says how each figure is measured. One part
 //! alone: `cargo bench --bench system -- startup` (or `latency`, `memory`,
-//! `transfer`).
+//! `hostile`, `transfer`).
 //!
 //! `cargo test --all-targets` builds and runs benchmarks unoptimized: then
 //! every part runs at small sizes, to check that it still works, and its
@@ -14,6 +15,7 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -21,9 +23,11 @@ use std::time::{Duration, Instant};
 
 use bitween::events::{Event, EventBus};
 use bitween::service::Service;
-use bitween::shares::{InfoHash, ResourceShares, Share};
+use bitween::shares::chunks::{self, More};
+use bitween::shares::{to_element, InfoHash, ResourceShares, Share, UserShares};
 use bitween::torrent::{base_session_options, EngineConfig};
 use common::{Peer, Prosody, DOMAIN};
+use minidom::Element;
 use serde_json::{json, Value};
 
 /// An unoptimized build: small sizes, no verdicts.
@@ -36,6 +40,8 @@ struct Sizes {
     big_list: u32,
     contacts: u32,
     per_contact: u32,
+    hostile_lists: u32,
+    hostile_chunks: u16,
     bytes: u64,
     hash_runs: usize,
     transfer_rounds: usize,
@@ -53,6 +59,8 @@ impl Sizes {
                 big_list: 1_000,
                 contacts: 3,
                 per_contact: 200,
+                hostile_lists: 2,
+                hostile_chunks: 3,
                 bytes: bytes.unwrap_or(4 << 20),
                 hash_runs: 3,
                 transfer_rounds: 3,
@@ -64,6 +72,11 @@ impl Sizes {
                 big_list: 10_000,
                 contacts: 50,
                 per_contact: 10_000,
+                hostile_lists: std::env::var("BITWEEN_BENCH_HOSTILE_LISTS")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .unwrap_or(10),
+                hostile_chunks: chunks::MAX_CHUNKS,
                 bytes: bytes.unwrap_or(1 << 30),
                 hash_runs: 3,
                 transfer_rounds: 5,
@@ -71,6 +84,12 @@ impl Sizes {
         }
     }
 }
+
+/// Peak RSS a daemon under a hostile contact may reach, in MB: room for
+/// the daemon, one list of the most shares a resource may hold, and the
+/// next one being read; a daemon that keeps every list crosses it within a
+/// few lists.
+const HOSTILE_BOUND_MB: f64 = 100.0;
 
 fn row(figure: &str, target: &str, value: String, ok: Option<bool>) {
     let verdict = match ok {
@@ -266,6 +285,13 @@ impl Api {
             .await
             .is_some_and(|v| v["connection"].get("Online").is_some())
     }
+
+    async fn has_hit(&self, text: &str) -> bool {
+        self.call("search", json!({"text": text, "limit": 1}))
+            .await
+            .and_then(|v| v.as_array().map(|a| !a.is_empty()))
+            .unwrap_or(false)
+    }
 }
 
 /// Waits until the daemon `child` with data dir `data` says through its
@@ -328,6 +354,9 @@ async fn run() {
     }
     if wanted("memory") {
         memory_row(&http, tmp.path(), &sizes).await;
+    }
+    if wanted("memory") || wanted("hostile") {
+        hostile_row(&http, tmp.path(), &sizes).await;
     }
     if wanted("transfer") {
         let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
@@ -536,6 +565,245 @@ async fn memory_row(http: &reqwest::Client, dir: &Path, sizes: &Sizes) {
         ),
         Some(peak * 1.048_576 < 80.0),
     );
+}
+
+// ----- memory under a hostile contact ----------------------------------------------
+
+/// A contact (mallory, a bare XMPP client) publishes list after list, each
+/// under a resource name not used before, each pointing at the most chunks
+/// a reader fetches, every chunk filled to the size limit. Each list is
+/// left in place until the daemon (erin) shows shares of it, then its
+/// chunk nodes are deleted (which keeps the server's memory flat). The
+/// daemon's peak RSS, after the first list and after the last.
+async fn hostile_row(http: &reqwest::Client, dir: &Path, sizes: &Sizes) {
+    let server = Prosody::start(&["erin", "mallory"], &[("erin", "mallory")]);
+    let data = dir.join("erin");
+    let mut child = bitweend(&server, "erin", &data, &[]).spawn().unwrap();
+    let api = api_online(http, &data, &mut child).await;
+    let pid = child.id();
+    let mut mallory = RawClient::login(&server, "mallory").await;
+    // How many shares fill one chunk (names of one length in every list).
+    let per_chunk = chunks::split(&hostile_list(0, 5_000))
+        .expect("a few chunks")
+        .first()
+        .expect("one chunk")
+        .len();
+    let per_list = per_chunk * usize::from(sizes.hostile_chunks);
+    let (mut after_first, mut missed) = (0.0, 0);
+    let t = Instant::now();
+    for k in 0..sizes.hostile_lists {
+        let resource = format!("device{k:04}");
+        let list = hostile_list(k, per_list);
+        let parts = chunks::split(&list).expect("within the chunk limit");
+        assert_eq!(parts.len(), usize::from(sizes.hostile_chunks));
+        let version = chunks::version_of(&list);
+        let nodes: Vec<String> = (1..=parts.len() as u16)
+            .map(|n| chunks::chunk_node(&resource, n))
+            .collect();
+        let started = Instant::now();
+        mallory
+            .sets(
+                nodes
+                    .iter()
+                    .zip(&parts)
+                    .map(|(node, part)| publish(node, chunks::chunk_element(&version, part)))
+                    .collect(),
+            )
+            .await;
+        let item = UserShares {
+            resources: [(
+                resource.clone(),
+                ResourceShares {
+                    shares: vec![],
+                    addresses: vec!["127.0.0.1:1".parse().unwrap()],
+                    more: Some(More {
+                        version,
+                        chunks: parts.len() as u16,
+                        total: list.len() as u32,
+                    }),
+                },
+            )]
+            .into(),
+        };
+        drop((list, parts));
+        let published = started.elapsed();
+        mallory
+            .sets(vec![publish(bitween::NS_SHARES, to_element(&item))])
+            .await;
+        // Until erin shows shares of this list (or gives up on it).
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !api.has_hit(&format!("list {k:04} file")).await {
+            if Instant::now() > deadline {
+                missed += 1;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let shown = started.elapsed();
+        if k == 0 {
+            after_first = proc_mib(pid, "VmHWM:");
+        }
+        mallory
+            .sets(nodes.iter().map(|n| delete_node(n)).collect())
+            .await;
+        // Progress, on stderr (not a figure).
+        eprintln!(
+            "hostile list {k}: chunks published after {}, shown after {}, deleted after {}; peak RSS so far {:.0} MiB",
+            secs(published),
+            secs(shown),
+            secs(started.elapsed()),
+            proc_mib(pid, "VmHWM:")
+        );
+    }
+    let elapsed = t.elapsed();
+    let (peak, now) = (proc_mib(pid, "VmHWM:"), proc_mib(pid, "VmRSS:"));
+    let _ = child.kill();
+    let _ = child.wait();
+    mallory.end().await;
+    let shown = if missed == 0 {
+        String::new()
+    } else {
+        format!("; {missed} lists never showed")
+    };
+    row(
+        &format!(
+            "bitweend under a hostile contact: {} lists in {}, each under a fresh resource name with {} chunks of {} shares (filled to the size limit): peak RSS",
+            sizes.hostile_lists,
+            secs(elapsed),
+            sizes.hostile_chunks,
+            thousands(per_chunk as u64),
+        ),
+        &format!("< {HOSTILE_BOUND_MB:.0} MB"),
+        format!("{peak:.0} MiB (after the first list {after_first:.0} MiB; now {now:.0} MiB{shown})"),
+        // A list that never showed was not read: the figure would not be
+        // what it says.
+        Some(peak * 1.048_576 < HOSTILE_BOUND_MB && missed == 0),
+    );
+}
+
+/// List `k` of the hostile contact: `n` shares with names of one length.
+fn hostile_list(k: u32, n: usize) -> Vec<Share> {
+    (0..n)
+        .map(|i| {
+            Share::from_wire(
+                &format!("{k:08x}{i:032x}"),
+                &format!("hostile list {k:04} file {i:06}.bin"),
+                "1000000",
+            )
+            .unwrap()
+        })
+        .collect()
+}
+
+const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
+
+/// `<pubsub><publish node><item id="current">payload</item></publish></pubsub>`.
+fn publish(node: &str, payload: Element) -> Element {
+    Element::builder("pubsub", NS_PUBSUB)
+        .append(
+            Element::builder("publish", NS_PUBSUB)
+                .attr("node".try_into().unwrap(), node)
+                .append(
+                    Element::builder("item", NS_PUBSUB)
+                        .attr("id".try_into().unwrap(), "current")
+                        .append(payload)
+                        .build(),
+                )
+                .build(),
+        )
+        .build()
+}
+
+/// Deletes one of our own PEP nodes.
+fn delete_node(node: &str) -> Element {
+    let owner = "http://jabber.org/protocol/pubsub#owner";
+    Element::builder("pubsub", owner)
+        .append(
+            Element::builder("delete", owner)
+                .attr("node".try_into().unwrap(), node)
+                .build(),
+        )
+        .build()
+}
+
+/// A bare tokio-xmpp client, for what our own client would never send.
+struct RawClient {
+    client: tokio_xmpp::Client,
+    next_id: u64,
+}
+
+impl RawClient {
+    async fn login(server: &Prosody, user: &str) -> RawClient {
+        use futures::StreamExt;
+        let mut client = tokio_xmpp::Client::new_plaintext(
+            tokio_xmpp::jid::BareJid::new(&format!("{user}@{DOMAIN}")).unwrap(),
+            common::PASSWORD,
+            tokio_xmpp::connect::DnsConfig::addr(&server.server()),
+            tokio_xmpp::xmlstream::Timeouts::tight(),
+        );
+        tokio::time::timeout(Duration::from_secs(20), async {
+            while let Some(ev) = client.next().await {
+                if ev.is_online() {
+                    return;
+                }
+            }
+            panic!("{user}'s raw client ended before it was online");
+        })
+        .await
+        .expect("the raw client logs in within 20 s");
+        RawClient { client, next_id: 0 }
+    }
+
+    /// Sends every IQ set at once, then waits for every answer (matched by
+    /// id). Each of them is idempotent, so any whose answer does not come
+    /// within 30 s is sent again (tokio-xmpp's client now and then never
+    /// yields an answer that its stream received: see tests/pep.rs).
+    async fn sets(&mut self, payloads: Vec<Element>) {
+        use futures::StreamExt;
+        use tokio_xmpp::parsers::iq::Iq;
+        let mut waiting: HashMap<String, Element> = HashMap::new();
+        let mut to_send: Vec<Element> = payloads;
+        for _attempt in 0..3 {
+            for payload in to_send.drain(..) {
+                self.next_id += 1;
+                let id = format!("hostile-{}", self.next_id);
+                let iq = Iq::Set {
+                    from: None,
+                    to: None,
+                    id: id.clone(),
+                    payload: payload.clone(),
+                };
+                self.client
+                    .send_stanza(iq.into())
+                    .await
+                    .expect("the raw client sends");
+                waiting.insert(id, payload);
+            }
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            while !waiting.is_empty() {
+                match tokio::time::timeout_at(deadline, self.client.next()).await {
+                    Ok(Some(tokio_xmpp::Event::Stanza(tokio_xmpp::Stanza::Iq(iq)))) => {
+                        if let Iq::Error { error, .. } = &iq {
+                            panic!("the server refused a hostile IQ: {error:?}");
+                        }
+                        waiting.remove(iq.id());
+                    }
+                    Ok(Some(_)) => {}
+                    Ok(None) => panic!("the raw client's stream ended"),
+                    Err(_) => break,
+                }
+            }
+            if waiting.is_empty() {
+                return;
+            }
+            to_send = waiting.drain().map(|(_, p)| p).collect();
+        }
+        panic!("no answer to {} IQs after three tries", to_send.len());
+    }
+
+    async fn end(self) {
+        let _ = self.client.send_end().await;
+    }
 }
 
 // ----- hashing and transfer ---------------------------------------------------------
