@@ -729,16 +729,27 @@ fn delete_node(node: &str) -> Element {
 /// A bare tokio-xmpp client, for what our own client would never send.
 struct RawClient {
     client: tokio_xmpp::Client,
+    server: String,
+    user: String,
     next_id: u64,
 }
 
 impl RawClient {
     async fn login(server: &Prosody, user: &str) -> RawClient {
+        RawClient {
+            client: Self::connect(&server.server(), user).await,
+            server: server.server(),
+            user: user.to_string(),
+            next_id: 0,
+        }
+    }
+
+    async fn connect(server: &str, user: &str) -> tokio_xmpp::Client {
         use futures::StreamExt;
         let mut client = tokio_xmpp::Client::new_plaintext(
             tokio_xmpp::jid::BareJid::new(&format!("{user}@{DOMAIN}")).unwrap(),
             common::PASSWORD,
-            tokio_xmpp::connect::DnsConfig::addr(&server.server()),
+            tokio_xmpp::connect::DnsConfig::addr(server),
             tokio_xmpp::xmlstream::Timeouts::tight(),
         );
         tokio::time::timeout(Duration::from_secs(20), async {
@@ -751,13 +762,15 @@ impl RawClient {
         })
         .await
         .expect("the raw client logs in within 20 s");
-        RawClient { client, next_id: 0 }
+        client
     }
 
     /// Sends every IQ set at once, then waits for every answer (matched by
-    /// id). Each of them is idempotent, so any whose answer does not come
-    /// within 30 s is sent again (tokio-xmpp's client now and then never
-    /// yields an answer that its stream received: see tests/pep.rs).
+    /// id). Each of them is idempotent, so when no answer has come for 10 s
+    /// the missing ones are sent again, by a fresh client: tokio-xmpp's
+    /// client now and then never yields an answer that its stream received
+    /// (Prosody's log shows the result sent and acknowledged; see also
+    /// tests/pep.rs).
     async fn sets(&mut self, payloads: Vec<Element>) {
         use futures::StreamExt;
         use tokio_xmpp::parsers::iq::Iq;
@@ -779,9 +792,9 @@ impl RawClient {
                     .expect("the raw client sends");
                 waiting.insert(id, payload);
             }
-            let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+            // Answers come one after the other: a quiet spell means stuck.
             while !waiting.is_empty() {
-                match tokio::time::timeout_at(deadline, self.client.next()).await {
+                match tokio::time::timeout(Duration::from_secs(10), self.client.next()).await {
                     Ok(Some(tokio_xmpp::Event::Stanza(tokio_xmpp::Stanza::Iq(iq)))) => {
                         if let Iq::Error { error, .. } = &iq {
                             panic!("the server refused a hostile IQ: {error:?}");
@@ -796,7 +809,14 @@ impl RawClient {
             if waiting.is_empty() {
                 return;
             }
+            eprintln!(
+                "{}'s raw client: {} IQs unanswered after 10 s without an answer; sending them again from a fresh client",
+                self.user,
+                waiting.len()
+            );
             to_send = waiting.drain().map(|(_, p)| p).collect();
+            let fresh = Self::connect(&self.server, &self.user).await;
+            let _ = std::mem::replace(&mut self.client, fresh).send_end().await;
         }
         panic!("no answer to {} IQs after three tries", to_send.len());
     }
