@@ -193,15 +193,15 @@ impl DesktopSettings {
         }
     }
 
-    /// Writes the file atomically (a crash leaves the old or the new one).
+    /// Writes the file atomically (a crash leaves the old or the new one);
+    /// the caller serializes saves (the desktop shell holds its settings
+    /// lock while it saves).
     pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-            std::fs::rename(&tmp, path)
+            crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(self)?)
         };
         write().map_err(|e| SettingsError::Write(path.to_path_buf(), e))
     }
