@@ -5,13 +5,12 @@
 //! SCRAM-SHA-256 as the only mechanism; and a plain XEP-0163 client, as the
 //! original implementation was, exchanging items with ours.
 
-mod common;
-
 use std::time::Duration;
 
 use bitween::events::Event;
 use bitween::shares::Share;
-use common::{
+use bitween_testkit::on_each_server;
+use bitween_testkit::{
     entry, share, Peer, Scram, Server, ServerKind, ServerOptions, XmppServer, DOMAIN, PASSWORD,
 };
 use futures::StreamExt;
