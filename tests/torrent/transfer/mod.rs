@@ -4,7 +4,7 @@
 //! from two sources, picks up a source that appears late, and finishes from
 //! the other when one leaves.
 
-mod common;
+mod node;
 
 use std::io::Write;
 use std::num::NonZeroU32;
@@ -13,142 +13,16 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bitween::events::Event;
-use bitween::service::Service;
 use bitween::shares::InfoHash;
 use bitween::torrent::{Transfer, TransferState};
-use common::{Prosody, Server, ServerKind, XmppServer, DOMAIN};
-use rand::RngCore;
-use tokio::sync::broadcast;
+use bitween_testkit::on_each_server;
+use bitween_testkit::{Prosody, Server, ServerKind, DOMAIN};
 
 fn jid(user: &str) -> String {
     format!("{user}@{DOMAIN}")
 }
 
-struct Node {
-    svc: Service,
-    events: broadcast::Receiver<Event>,
-    dir: PathBuf,
-}
-
-async fn start(
-    server: &impl XmppServer,
-    user: &str,
-    dir: &Path,
-    upload_limit: Option<u32>,
-) -> Node {
-    let config = common::service_config(server, user, dir, upload_limit);
-    let bus = bitween::events::EventBus::new();
-    let events = bus.subscribe();
-    let svc = Service::start_with(config, bus)
-        .await
-        .expect("service starts");
-    Node {
-        svc,
-        events,
-        dir: dir.to_path_buf(),
-    }
-}
-
-impl Node {
-    /// Waits until the share `hash` is withdrawn; returns the reason told.
-    async fn wait_broken(&mut self, what: &str, hash: InfoHash, limit: Duration) -> String {
-        let e = self
-            .wait_for(
-                what,
-                limit,
-                |e| matches!(e, Event::ShareBroken { hash: h, .. } if *h == hash),
-            )
-            .await;
-        let Event::ShareBroken { reason, .. } = e else {
-            unreachable!()
-        };
-        reason
-    }
-
-    async fn wait_for(
-        &mut self,
-        what: &str,
-        limit: Duration,
-        pred: impl Fn(&Event) -> bool,
-    ) -> Event {
-        let deadline = tokio::time::Instant::now() + limit;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                Ok(Ok(e)) if pred(&e) => return e,
-                Ok(Ok(Event::DownloadFailed { hash, reason })) => {
-                    panic!("download {hash} failed while waiting for {what}: {reason}")
-                }
-                Ok(Ok(_)) | Ok(Err(broadcast::error::RecvError::Lagged(_))) => {}
-                Ok(Err(e)) => panic!("event bus: {e}"),
-                Err(_) => panic!(
-                    "timed out after {limit:?} waiting for {what}; transfers: {:#?}",
-                    self.svc.engine.transfers()
-                ),
-            }
-        }
-    }
-
-    /// Waits until `user` publishes `hash` from an online resource.
-    async fn wait_source(&mut self, user: &str, hash: InfoHash) {
-        let catalog = self.svc.catalog.clone();
-        let has = move || {
-            catalog
-                .sources(&hash)
-                .iter()
-                .any(|s| s.jid == jid(user) && s.online)
-        };
-        if has() {
-            return;
-        }
-        self.wait_for(
-            &format!("{user} as a source of {hash}"),
-            Duration::from_secs(30),
-            |_| has(),
-        )
-        .await;
-    }
-
-    async fn wait_finished(&mut self, hash: InfoHash, limit: Duration) {
-        if self
-            .svc
-            .engine
-            .transfers()
-            .iter()
-            .any(|t| t.hash == hash && t.state == TransferState::Seeding)
-        {
-            return;
-        }
-        self.wait_for(
-            &format!("download {hash} to finish"),
-            limit,
-            |e| matches!(e, Event::DownloadFinished { hash: h, .. } if *h == hash),
-        )
-        .await;
-    }
-}
-
-fn random_file(path: &Path, bytes: usize) {
-    let mut f = std::fs::File::create(path).unwrap();
-    let mut rng = rand::rng();
-    let mut buf = vec![0u8; 1 << 20];
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(buf.len());
-        rng.fill_bytes(&mut buf[..n]);
-        f.write_all(&buf[..n]).unwrap();
-        left -= n;
-    }
-}
-
-fn assert_same_file(a: &Path, b: &Path) {
-    let (x, y) = (std::fs::read(a).unwrap(), std::fs::read(b).unwrap());
-    assert!(
-        x.len() == y.len() && x == y,
-        "{} and {} differ",
-        a.display(),
-        b.display()
-    );
-}
+use node::{assert_same_file, random_file, start};
 
 on_each_server!(a_file_and_a_folder_arrive_byte_identical);
 
@@ -351,9 +225,11 @@ async fn a_killed_downloader_resumes_without_starting_over() {
     let movie = alice.svc.engine.share(&original).await.unwrap();
 
     let bob_dir = tmp.path().join("bob");
+    // The child test's full name: its module's path without the crate.
+    let (_, module) = module_path!().split_once("::").unwrap();
     let mut child = std::process::Command::new(std::env::current_exe().unwrap())
         .args([
-            "child_bob_download",
+            &format!("{module}::child_bob_download"),
             "--exact",
             "--nocapture",
             "--test-threads=1",

@@ -4,8 +4,6 @@
 //! no temporary file is left behind. Today's single fixed temporary name let
 //! two saves race (one rename failed, or an older list replaced a newer one).
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -15,7 +13,7 @@ use bitween::shares::{Catalog, InfoHash};
 use bitween::torrent::{Engine, EngineConfig, EngineError};
 
 async fn start(dir: &Path) -> Engine {
-    common::init_logging();
+    bitween_testkit::init_logging();
     let (catalog, _writer) = Catalog::new();
     Engine::start(
         EngineConfig {

@@ -5,8 +5,6 @@
 //! contact's published entry. This proves the bytes travel as plain
 //! BitTorrent.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,7 +13,7 @@ use bitween::events::Event;
 use bitween::service::Service;
 use bitween::shares::{Catalog, ResourceShares};
 use bitween::torrent::{Engine, EngineConfig};
-use common::{free_port, Peer, Prosody};
+use bitween_testkit::{free_port, Peer, Prosody};
 
 /// A qbittorrent-nox with its own profile, on loopback ports.
 struct Qbt {
@@ -132,7 +130,7 @@ fn random_file(path: &Path, bytes: usize) {
 }
 
 async fn service(server: &Prosody, user: &str, dir: &Path) -> Service {
-    Service::start(common::service_config(server, user, dir, None))
+    Service::start(bitween_testkit::service_config(server, user, dir, None))
         .await
         .expect("service starts")
 }
