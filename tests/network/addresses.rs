@@ -5,8 +5,6 @@
 //!
 //! Not here: the pure filters and rules (unit tests in `src/addresses/`).
 
-mod common;
-
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -20,7 +18,7 @@ use bitween::addresses::{
     OwnAddresses, Ports, PublicIpLookup, Rule, Verdict,
 };
 use bitween::events::{Event, EventBus};
-use common::{next_event, share, Peer, Prosody, DOMAIN};
+use bitween_testkit::{next_event, share, Peer, Prosody, DOMAIN};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
@@ -305,7 +303,7 @@ async fn bob_sees_alices_new_public_address_and_the_old_one_withdrawn() {
 
 #[tokio::test]
 async fn disagreeing_services_are_decided_by_the_rule_which_is_reported() {
-    common::init_logging();
+    bitween_testkit::init_logging();
     let a = FakeService::start(vec![ip_reply(PUBLIC_A)]).await;
     let b = FakeService::start(vec![ip_reply(OTHER_PUBLIC)]).await;
     let c = FakeService::start(vec![ip_reply(OTHER_PUBLIC)]).await;
@@ -406,7 +404,7 @@ async fn untrusted_answers_are_refused_and_count_as_failures() {
 
 #[tokio::test]
 async fn an_address_that_disappears_is_withdrawn_and_ports_multiply() {
-    common::init_logging();
+    bitween_testkit::init_logging();
     let lan = InterfaceAddr::new("wlan0", "192.168.1.20".parse().unwrap(), 24);
     let v6 = InterfaceAddr::new("wlan0", "2a01:4f8:1:2::3".parse().unwrap(), 64);
     let list = Arc::new(Mutex::new(vec![lan.clone(), v6.clone()]));

@@ -6,8 +6,6 @@
 //! Not here: packet encoding and decoding, and the route table parser
 //! (unit tests in `src/addresses/natpmp.rs`).
 
-mod common;
-
 use std::collections::VecDeque;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
@@ -15,7 +13,7 @@ use std::time::Duration;
 
 use bitween::addresses::{keep_published, AddressConfig, AddressWatcher, PortMapping, Ports};
 use bitween::events::{Event, EventBus, MappingProtocol};
-use common::{next_event, share, Peer, Prosody, DOMAIN};
+use bitween_testkit::{next_event, share, Peer, Prosody, DOMAIN};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -426,7 +424,7 @@ async fn a_silent_gateway_delays_nothing() {
 
 #[tokio::test]
 async fn malformed_responses_are_refused_without_a_crash() {
-    common::init_logging();
+    bitween_testkit::init_logging();
     let mut short = vec![0, 130, 0, 0, 0, 0, 0, 1, 0x1a, 0xe1, 0x9c, 0x40];
     let gateway = FakeGateway::start(vec![
         // Not NAT-PMP's version.
@@ -489,7 +487,7 @@ async fn malformed_responses_are_refused_without_a_crash() {
 
 #[tokio::test]
 async fn the_mapping_is_renewed_at_half_its_lifetime_and_withdrawn_when_refused() {
-    common::init_logging();
+    bitween_testkit::init_logging();
     // The gateway grants 2 s: renewal after 1 s.
     let gateway = FakeGateway::start(vec![answer(2)]).await;
     let bus = EventBus::new();
@@ -552,7 +550,7 @@ async fn the_mapping_is_renewed_at_half_its_lifetime_and_withdrawn_when_refused(
 
 #[tokio::test]
 async fn a_closed_port_is_reported_and_natpmp_off_asks_nothing() {
-    common::init_logging();
+    bitween_testkit::init_logging();
     let closed = {
         let s = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         s.local_addr().unwrap()

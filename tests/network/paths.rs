@@ -5,15 +5,13 @@
 //! side nothing is transferred and the reason is named. (Punching through
 //! NATs and firewalls needs a network: `tests/lab.rs`.)
 
-mod common;
-
 use std::net::TcpListener;
 use std::path::Path;
 use std::time::Duration;
 
 use bitween::events::{Event, PathKind, TransferState};
 use bitween::service::Service;
-use common::{Prosody, DOMAIN};
+use bitween_testkit::{Prosody, DOMAIN};
 
 /// Prosody with its proxy65 component on a free loopback port.
 fn server_with_relay() -> Prosody {
@@ -39,7 +37,7 @@ Component "proxy.{DOMAIN}" "proxy65"
 /// punched connection here), relaying as `relay` says.
 async fn device(server: &Prosody, user: &str, dir: &Path, relay: bool) -> Service {
     // Uploads at 1 MB/s, so a transfer lasts long enough to be watched.
-    let mut config = common::service_config(server, user, dir, Some(1_000_000));
+    let mut config = bitween_testkit::service_config(server, user, dir, Some(1_000_000));
     config.engine.allow_loopback_peers = false;
     config.engine.relay = relay;
     Service::start(config).await.expect("service starts")
