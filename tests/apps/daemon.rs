@@ -3,15 +3,12 @@
 //! JSON, unknown methods, bad paths), each with its JSON-RPC error and
 //! nothing changed.
 
-#[path = "common/bitweend.rs"]
-mod bitweend;
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use bitweend::Daemon;
-use common::{Prosody, Server, ServerKind, DOMAIN, PASSWORD};
+use bitween_testkit::bitweend::Daemon;
+use bitween_testkit::on_each_server;
+use bitween_testkit::{Prosody, Server, ServerKind, DOMAIN, PASSWORD};
 use serde_json::{json, Value};
 
 on_each_server!(sync: two_daemons_share_and_download_through_the_cli);

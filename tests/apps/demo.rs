@@ -5,15 +5,13 @@
 //! Stopping (or dropping) the demo leaves no server process and no folder;
 //! folders of apps that are gone are removed at the next start.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
 use bitween::desktop::demo::{self, Demo, FOLDER, PICTURE, WELCOME};
 use bitween::desktop::Backend;
 use bitween::events::{Event, EventBus};
-use common::{next_event, next_event_within};
+use bitween_testkit::{next_event, next_event_within};
 use tokio_util::sync::CancellationToken;
 
 /// Whether a process runs whose command line mentions `dir`.
@@ -44,7 +42,7 @@ fn process_mentions(dir: &Path) -> Option<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_shows_the_whole_flow_and_leaves_nothing() {
-    common::init_logging();
+    bitween_testkit::init_logging();
     let base = tempfile::tempdir().unwrap();
     let bus = EventBus::new();
     let mut events = bus.subscribe();
@@ -117,7 +115,7 @@ async fn the_demo_shows_the_whole_flow_and_leaves_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn dropping_a_demo_stops_its_server_and_removes_its_folder() {
-    common::init_logging();
+    bitween_testkit::init_logging();
     let base = tempfile::tempdir().unwrap();
     let demo = Demo::start_in(base.path(), EventBus::new()).await.unwrap();
     let dir = demo.dir().to_path_buf();

@@ -3,13 +3,11 @@
 //! shares) and the login verdicts the account screen shows (wrong
 //! password, server down, success), against a real Prosody and librqbit.
 
-mod common;
-
 use std::path::PathBuf;
 
 use bitween::desktop::{Account, Backend, DesktopSettings, LoginError};
 use bitween::events::{Event, EventBus};
-use common::{next_event, Peer, Prosody, DOMAIN, PASSWORD};
+use bitween_testkit::{next_event, Peer, Prosody, DOMAIN, PASSWORD};
 use tokio_util::sync::CancellationToken;
 
 fn settings(dir: &std::path::Path) -> DesktopSettings {
