@@ -10,30 +10,24 @@
 //! reaches bob; bob vanishing shows him offline, and a download of his
 //! other file says so. A screenshot of each screen is saved to
 //! `<target dir>/screenshots/desktop-*.png`. (The demo mode has its own
-//! test, `demo.rs`; what both share is in `desktop/mod.rs`.)
+//! test, `demo.rs`; what both share is in `harness.rs`.)
 //!
 //! Needs `cargo build --bin bitweend --bin bitweenc` (scripts/test.sh
 //! builds them before) and the Debian packages xvfb and webkit2gtk-driver
 //! plus `tauri-driver` (scripts/test.sh installs them).
-
-#[path = "../../tests/common/bitweend.rs"]
-mod bitweend;
-#[path = "../../tests/common/mod.rs"]
-mod common;
-mod desktop;
-#[path = "../../tests/common/webdriver.rs"]
-mod webdriver;
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context, Result};
-use bitweend::{random_bytes, Daemon};
-use common::{Prosody, DOMAIN, PASSWORD};
-use desktop::{open_app, open_view, shot, start_desktop, WAIT};
+use bitween_testkit::bitweend::{random_bytes, Daemon};
+use bitween_testkit::pages;
+use bitween_testkit::webdriver::Session;
+use bitween_testkit::{Prosody, DOMAIN, PASSWORD};
 use serde_json::{json, Value};
-use webdriver::Session;
+
+use crate::harness::{self, open_app, open_view, shot, start_desktop, WAIT};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
@@ -77,7 +71,7 @@ async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
     .await;
     if outcome.is_err() {
         let _ = shot(&app, "failure").await;
-        eprintln!("the app's log:\n{}", desktop::app_log(&home));
+        eprintln!("the app's log:\n{}", harness::app_log(&home));
     }
     let _ = app.delete().await;
     drop(desktop);
@@ -173,10 +167,7 @@ async fn drive(
 
     // The right password: the main window, online.
     submit_login(app, &address, PASSWORD).await?;
-    app.wait_text("#status-connection", "Online", WAIT, |t| {
-        t.starts_with("Online")
-    })
-    .await?;
+    pages::wait_online(app).await?;
     let password_file = home.join("config/bitween/password");
     ensure!(
         std::fs::read_to_string(&password_file)? == PASSWORD,
@@ -191,29 +182,19 @@ async fn drive(
 
     // bob, online, with his file and its size; one click downloads it.
     open_view(app, "contacts").await?;
-    let bob_row = format!("[data-jid=\"bob@{DOMAIN}\"]");
-    app.wait_text(&format!("{bob_row} .presence"), "online", WAIT, |t| {
-        t == "online"
-    })
-    .await?;
-    app.click(&format!("{bob_row} .expand")).await?;
-    let share_row = format!("{bob_row} [data-hash=\"{hash}\"]");
-    app.wait_text(&format!("{share_row} .name"), "the name", WAIT, |t| {
-        t == "holiday 2026.mkv"
-    })
-    .await?;
-    ensure!(app.text(&format!("{share_row} .size")).await? == "1.0 MiB");
+    let bob_jid = format!("bob@{DOMAIN}");
+    pages::wait_presence(app, &bob_jid, "online").await?;
+    pages::check_contact_share(app, &bob_jid, hash, "holiday 2026.mkv", "1.0 MiB").await?;
     shot(app, "contacts").await?;
-    app.click(&format!("{share_row} button.download")).await?;
+    app.click(&format!(
+        "{} button.download",
+        pages::contact_share_row(&bob_jid, hash)
+    ))
+    .await?;
 
     // The transfer shows progress and completes.
-    open_view(app, "transfers").await?;
-    let row = format!("[data-transfer=\"{hash}\"]");
-    app.wait_text(&format!("{row} .state"), "Done", WAIT, |t| t == "Done")
-        .await?;
-    let bar = app.find(&format!("{row} progress")).await?;
-    ensure!(bar.attr("max").await?.as_deref() == Some("1048576"));
-    ensure!(bar.property("value").await?.as_f64() == Some(1048576.0));
+    pages::dismiss_toasts(app).await?;
+    pages::wait_transfer_done(app, hash, 1 << 20).await?;
     shot(app, "transfers").await?;
 
     // A file shared through the drop handler's command reaches bob.
@@ -264,19 +245,7 @@ async fn drive(
     // bob vanishes: shown offline, and a download of his other file says so.
     bob.kill();
     open_view(app, "contacts").await?;
-    app.wait_text(&format!("{bob_row} .presence"), "offline", WAIT, |t| {
-        t == "offline"
-    })
-    .await?;
-    let later_row = format!("{bob_row} [data-hash=\"{later_hash}\"]");
-    if app.find_all(&later_row).await?.is_empty() {
-        app.click(&format!("{bob_row} .expand")).await?;
-    }
-    app.click(&format!("{later_row} button.download")).await?;
-    app.wait_text("#toast", "the offline message", WAIT, |t| {
-        t.contains("is offline")
-    })
-    .await?;
+    pages::download_from_offline_contact(app, &bob_jid, later_hash, "is offline").await?;
     shot(app, "contact-offline").await?;
 
     // A second start brings up the running app instead of a second engine.

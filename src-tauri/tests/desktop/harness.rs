@@ -1,35 +1,27 @@
 //! What the desktop app's end-to-end tests share: the app under Xvfb
 //! through tauri-driver and WebKitWebDriver, in a process group killed
 //! whole at the end, with its folders (`HOME`, XDG dirs, `TMPDIR`) in a
-//! test's own folder; screenshots; moving between screens; and looking
-//! for processes through /proc. Include it with `mod desktop;` beside
-//! `common` and `webdriver`.
-
-#![allow(dead_code)]
+//! test's own folder, one app at a time; screenshots; moving between
+//! screens; and looking for processes through /proc. The checks of the
+//! page itself are `bitween_testkit::pages`, shared with the web UI's test.
 
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::Duration;
 
 use anyhow::{Context, Result};
+use bitween_testkit::free_port;
+use bitween_testkit::pages::{self, dismiss_toasts};
+use bitween_testkit::webdriver::{DriverProcess, Session};
 use serde_json::json;
+use tokio::sync::{Mutex, MutexGuard};
 
-use crate::webdriver::{DriverProcess, Session};
+pub use bitween_testkit::pages::WAIT;
 
-/// How long a step of the UI may take.
-pub const WAIT: Duration = Duration::from_secs(30);
-
-/// `<target dir>/screenshots`.
-pub fn screenshot_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .and_then(|deps| deps.parent())
-        .and_then(|profile| profile.parent())
-        .expect("the target dir")
-        .join("screenshots")
-}
+/// One app at a time: each brings Xvfb, a software-rendered webview and
+/// often a Prosody, which is plenty for two cores. [`start_desktop`] takes
+/// it; the [`Desktop`] holds it until dropped.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 /// Saves a screenshot of the window to `<target dir>/screenshots/desktop-NAME.png`
 /// and returns its path.
@@ -41,10 +33,7 @@ pub async fn shot(app: &Session, name: &str) -> Result<PathBuf> {
         json!([]),
     )
     .await?;
-    let path = screenshot_dir().join(format!("desktop-{name}.png"));
-    app.save_screenshot(&path).await?;
-    eprintln!("screenshot: {}", path.display());
-    Ok(path)
+    pages::save_shot(app, &format!("desktop-{name}")).await
 }
 
 /// Xvfb, tauri-driver, WebKitWebDriver and the app, in one process group
@@ -52,6 +41,7 @@ pub async fn shot(app: &Session, name: &str) -> Result<PathBuf> {
 pub struct Desktop {
     pub driver: Option<DriverProcess>,
     group: u32,
+    _one_at_a_time: MutexGuard<'static, ()>,
 }
 
 impl Desktop {
@@ -73,12 +63,13 @@ impl Drop for Desktop {
 /// Starts tauri-driver under its own Xvfb with the app's folders in `home`
 /// (`config`, `data`, `tmp`; the app's log goes to `home/desktop.log`).
 pub async fn start_desktop(home: &Path) -> Result<Desktop> {
-    let port = crate::common::free_port();
+    let one_at_a_time = ONE_AT_A_TIME.lock().await;
+    let port = free_port();
     std::fs::create_dir_all(home.join("tmp"))?;
     let mut cmd = Command::new("xvfb-run");
     cmd.args(["-a", "-s", "-screen 0 1280x800x24", "tauri-driver"])
         .args(["--port", &port.to_string()])
-        .args(["--native-port", &crate::common::free_port().to_string()])
+        .args(["--native-port", &free_port().to_string()])
         .env("HOME", home)
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_DATA_HOME", home.join("data"))
@@ -101,6 +92,7 @@ pub async fn start_desktop(home: &Path) -> Result<Desktop> {
     Ok(Desktop {
         driver: Some(driver),
         group,
+        _one_at_a_time: one_at_a_time,
     })
 }
 
@@ -121,22 +113,11 @@ pub fn app_log(home: &Path) -> String {
     std::fs::read_to_string(home.join("desktop.log")).unwrap_or_default()
 }
 
-/// Closes the messages in the corner (they may cover a button), as a user
-/// would.
-pub async fn dismiss_toasts(app: &Session) -> Result<()> {
-    for button in app.find_all("#toast .dismiss").await? {
-        let _ = button.click().await;
-    }
-    Ok(())
-}
-
-/// Opens one of the main screens through its button in the sidebar.
+/// Opens one of the main screens through its button in the sidebar, after
+/// closing the messages in the corner (they may cover it).
 pub async fn open_view(app: &Session, view: &str) -> Result<()> {
     dismiss_toasts(app).await?;
-    app.click(&format!("[data-nav=\"{view}\"]")).await?;
-    app.wait_for(&format!("#view-{view}"), WAIT)
-        .await
-        .map(|_| ())
+    pages::open_view(app, view).await
 }
 
 /// The processes (pid and command line) whose command line mentions

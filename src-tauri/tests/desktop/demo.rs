@@ -21,31 +21,23 @@
 //! `docs/screenshot.png` with it.
 //!
 //! Needs Prosody and what `e2e.rs` needs (scripts/test.sh installs them).
-
-#[path = "../../tests/common/mod.rs"]
-mod common;
-mod desktop;
-#[path = "../../tests/common/webdriver.rs"]
-mod webdriver;
+//! One app runs at a time (`harness::start_desktop`).
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use desktop::{
+use bitween_testkit::webdriver::Session;
+use serde_json::{json, Value};
+
+use crate::harness::{
     app_log, app_pids, open_app, open_view, processes_mentioning, shot, start_desktop, Desktop,
     WAIT,
 };
-use serde_json::{json, Value};
-use webdriver::Session;
 
 const ALICE: &str = "demo-alice@localhost";
 const BOB: &str = "demo-bob@localhost";
 const REAL_JID: &str = "real-me@localhost";
-
-/// One app at a time: each brings Xvfb, a software-rendered webview and a
-/// Prosody, which is plenty for two cores.
-static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// What `dir` holds (nothing if it does not exist).
 fn entries(dir: &Path) -> Vec<PathBuf> {
@@ -133,7 +125,6 @@ where
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_demo_shows_the_flow_and_leaves_nothing_behind() -> Result<()> {
-    let _one = ONE_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir()?;
     let home = tmp.path().join("home");
     // A real account, saved with its password in a file. Its server is a
@@ -145,7 +136,7 @@ async fn the_demo_shows_the_flow_and_leaves_nothing_behind() -> Result<()> {
     std::fs::write(
         &settings,
         serde_json::to_vec_pretty(&json!({
-            "account": {"jid": REAL_JID, "server": format!("127.0.0.1:{}", common::free_port())},
+            "account": {"jid": REAL_JID, "server": format!("127.0.0.1:{}", bitween_testkit::free_port())},
             "secret_store": "file",
             "download_dir": tmp.path().join("real downloads"),
             "ipv4": false, "ipv6": false, "lan": false, "upnp": false,
@@ -358,7 +349,6 @@ async fn drive_demo(app: &Session, home: &Path, mine: &Path) -> Result<()> {
 /// "Try a demo" on the first-run screen, then leaves by `how`: the app
 /// exits and nothing of the demo is left, not even a settings file.
 async fn try_then_quit(how: &str) -> Result<()> {
-    let _one = ONE_AT_A_TIME.lock().await;
     let tmp = tempfile::tempdir()?;
     let home = tmp.path().join("home");
     let how = how.to_string();
