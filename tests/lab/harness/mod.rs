@@ -33,8 +33,6 @@
 //! `openssl` and, for UPnP routers, `miniupnpd` (scripts/test.sh installs
 //! them). When namespaces cannot be made the test fails saying why.
 
-#![allow(dead_code)]
-
 pub mod daemon;
 pub mod router;
 pub mod servers;
@@ -79,11 +77,6 @@ pub fn run(cmd: &mut Command) -> Output {
         String::from_utf8_lossy(&out.stderr)
     );
     out
-}
-
-/// `ip ARGS`.
-pub fn ip(args: &[&str]) {
-    run(Command::new("ip").args(args));
 }
 
 /// `ip -n NS ARGS`: an `ip` command inside a namespace.

@@ -3,7 +3,7 @@
 //! its 198.18.x address with the lab's CA, and driven with `bitweenc`
 //! inside the same namespace (the API stays on the device's loopback).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -240,11 +240,6 @@ impl LabDaemon {
     /// The daemon's log so far.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// The folder the daemon keeps its state in.
-    pub fn data_dir(&self) -> &Path {
-        &self.data
     }
 }
 

@@ -1,7 +1,7 @@
 //! Friends behind home routers can transfer, proven in a network lab
 //! (issue 16): each scenario builds an internet with a TLS-only Prosody,
 //! two homes behind routers of a given kind and a `bitweend` per device
-//! (see `lab/mod.rs`), shares a 20 MiB file on one side, downloads it on
+//! (see `harness/mod.rs`), shares a 20 MiB file on one side, downloads it on
 //! the other, and asserts that it arrives byte for byte over the path the
 //! transfer reports (`bitweenc --json transfers`: each peer's `path`).
 //!
@@ -12,14 +12,13 @@
 //! Needs root and network namespaces: the lab fails (never skips) when it
 //! cannot make them.
 
-#[path = "lab/mod.rs"]
-mod lab;
+mod harness;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
-use lab::daemon::Observed;
-use lab::{Lab, LabDaemon, RouterSpec, DOMAIN, PROXY_JID};
+use harness::daemon::Observed;
+use harness::{Lab, LabDaemon, RouterSpec, DOMAIN, PROXY_JID};
 
 /// The size of each scenario's file.
 const SIZE: usize = 20 * 1024 * 1024;
@@ -194,7 +193,7 @@ fn an_untrusted_server_certificate_is_named_and_not_retried() {
     let dir = lab.dir.path().join("no-ca");
     let log = lab.dir.path().join("bitweend-no-ca.log");
     let out = std::fs::File::create(&log).unwrap();
-    let mut child = lab::in_ns(&device.ns, lab::daemon::bitweend())
+    let mut child = harness::in_ns(&device.ns, harness::daemon::bitweend())
         .args(["--jid", &format!("alice@{DOMAIN}")])
         .args([
             "--server",
@@ -207,7 +206,7 @@ fn an_untrusted_server_certificate_is_named_and_not_retried() {
         .arg(dir.join("data"))
         .arg("--download-dir")
         .arg(dir.join("downloads"))
-        .env("BITWEEN_PASSWORD", lab::PASSWORD)
+        .env("BITWEEN_PASSWORD", harness::PASSWORD)
         .env("XDG_CONFIG_HOME", &dir)
         .env("RUST_LOG", "bitween=debug")
         .stdout(out.try_clone().unwrap())

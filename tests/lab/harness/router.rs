@@ -80,10 +80,8 @@ pub struct Device {
 pub struct Home {
     pub number: u8,
     pub router: String,
-    pub spec: RouterSpec,
-    /// The router's public (lab internet) addresses.
+    /// The router's public (lab internet) address.
     pub wan_v4: std::net::Ipv4Addr,
-    pub wan_v6: Option<std::net::Ipv6Addr>,
     pub devices: Vec<Device>,
 }
 
@@ -211,7 +209,7 @@ impl Lab {
         );
         ip_in(&router, &["link", "set", "lan", "up"]);
         ip_in(&router, &["addr", "add", "192.168.1.1/24", "dev", "lan"]);
-        let wan_v6 = spec.ipv6.then(|| {
+        if spec.ipv6 {
             let wan: std::net::Ipv6Addr = format!("fd00:18::{number}:1").parse().unwrap();
             run(in_ns(&router, "sysctl").args(["-qw", "net.ipv6.conf.all.forwarding=1"]));
             ip_in(
@@ -253,8 +251,7 @@ impl Lab {
                     &wan.to_string(),
                 ],
             );
-            wan
-        });
+        }
         let rules = self.dir.path().join(format!("router-{number}.nft"));
         servers::write(&rules, &ruleset(&spec));
         run(in_ns(&router, "nft").arg("-f").arg(&rules));
@@ -262,9 +259,7 @@ impl Lab {
         let mut home = Home {
             number,
             router: router.clone(),
-            spec,
             wan_v4,
-            wan_v6,
             devices: Vec::new(),
         };
         for i in 0..devices {
