@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 # (webkit2gtk-driver) run the desktop app's end-to-end test; iproute2,
 # nftables and miniupnpd-nftables (the daemon alone, no system service)
 # build the network lab's namespaces, routers and UPnP gateway, and openssl
-# makes its test CA (tests/lab.rs; `cargo test` below runs it, as root).
+# makes its test CA (tests/lab/; `cargo test` below runs it, as root).
 DESKTOP=1 EXTRA_PACKAGES="prosody ejabberd qbittorrent-nox chromium chromium-driver xvfb xauth webkit2gtk-driver iproute2 nftables miniupnpd-nftables openssl" \
   source scripts/deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"

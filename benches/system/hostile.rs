@@ -214,7 +214,7 @@ impl RawClient {
     /// the missing ones are sent again, by a fresh client: tokio-xmpp's
     /// client now and then never yields an answer that its stream received
     /// (Prosody's log shows the result sent and acknowledged; see also
-    /// tests/pep.rs).
+    /// tests/xmpp/pep/raw.rs).
     async fn sets(&mut self, payloads: Vec<Element>) {
         use futures::StreamExt;
         use tokio_xmpp::parsers::iq::Iq;

@@ -3,7 +3,7 @@
 //! be made, transfer through the SOCKS5 bytestream proxy (XEP-0065) of
 //! their real Prosody, and say so per peer. With relaying off on either
 //! side nothing is transferred and the reason is named. (Punching through
-//! NATs and firewalls needs a network: `tests/lab.rs`.)
+//! NATs and firewalls needs a network: `tests/lab/`.)
 
 use std::net::TcpListener;
 use std::path::Path;

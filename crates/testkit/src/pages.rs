@@ -1,6 +1,6 @@
 //! Checks of the UI's pages that hold in both front ends: the web UI
 //! served by `bitweend` (in Chromium, `tests/frontends/webui/`) and the
-//! desktop app's webview (`src-tauri/tests/e2e/`) load the same `ui/`, so
+//! desktop app's webview (`src-tauri/tests/desktop/`) load the same `ui/`, so
 //! going to a screen, seeing a contact online with a file, a download
 //! finishing and an offline contact's file asked for are the same steps,
 //! written once here.

@@ -3,7 +3,8 @@
 //!
 //! A test that should hold on every server takes a [`ServerKind`] and is
 //! listed in [`on_each_server!`], which makes one test per server:
-//! `cargo test --test pep contacts_see -- ejabberd` runs one of them.
+//! `cargo test --test xmpp pep::contacts_see_published_shares_and_every_change::ejabberd`
+//! runs one of them.
 
 use std::path::{Path, PathBuf};
 

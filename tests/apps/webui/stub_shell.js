@@ -1,4 +1,4 @@
-/* A stand-in for the Tauri shell, for tests/webui.rs: defines
+/* A stand-in for the Tauri shell, for tests/apps/webui/: defines
    window.__TAURI__ with the commands and events the desktop shell provides
    (see the contract in ui/transport.js) so the page runs its
    desktop code paths in a plain browser. `api` and the event stream go to a
