@@ -749,6 +749,10 @@ impl Engine {
                     Err(Retry(reason)) => {
                         tracing::info!("no metadata yet ({reason}); waiting for sources")
                     }
+                    Err(NewSource) => {
+                        tracing::info!("a new source appeared; asking again with it");
+                        continue;
+                    }
                 }
             }
             // Wait for the catalog to change (or a while) before trying again.
@@ -768,6 +772,32 @@ impl Engine {
         }
     }
 
+    /// Returns when the catalog names a source of `hash` that is not in
+    /// `known`.
+    async fn new_source(&self, hash: &InfoHash, known: &[SocketAddr]) {
+        let mut events = self.inner.events.subscribe();
+        let news = || {
+            self.inner
+                .paths
+                .peers_for(hash)
+                .iter()
+                .any(|p| !known.contains(p))
+        };
+        loop {
+            if news() {
+                return;
+            }
+            match events.recv().await {
+                Ok(Event::ContactSharesChanged { .. } | Event::ContactPresenceChanged { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    std::future::pending::<()>().await
+                }
+            }
+        }
+    }
+
     async fn fetch_once(&self, hash: InfoHash, peers: Vec<SocketAddr>) -> Result<(), FetchError> {
         let magnet = format!(
             "magnet:?xt=urn:btih:{hash}&tr={}",
@@ -779,18 +809,23 @@ impl Engine {
         let Kind::Download { folder } = record.kind.clone() else {
             return Ok(());
         };
-        let list = tokio::time::timeout(
-            METADATA_ATTEMPT,
-            self.inner.session.add_torrent(
-                AddTorrent::from_url(magnet),
-                Some(AddTorrentOptions {
-                    list_only: true,
-                    initial_peers: Some(peers.clone()),
-                    ..Default::default()
-                }),
-            ),
-        )
-        .await
+        // The attempt ends early when a source we did not ask appears (a
+        // contact came online with it, or published a new address): it is
+        // asked at once, not after this attempt's time is up.
+        let request = self.inner.session.add_torrent(
+            AddTorrent::from_url(magnet),
+            Some(AddTorrentOptions {
+                list_only: true,
+                initial_peers: Some(peers.clone()),
+                ..Default::default()
+            }),
+        );
+        let list = tokio::select! {
+            r = tokio::time::timeout(METADATA_ATTEMPT, request) => r,
+            () = self.new_source(&hash, &peers) => {
+                return Err(NewSource);
+            }
+        }
         .map_err(|_| Retry("timed out".into()))?
         .map_err(|e| {
             if is_bad_metadata(&e) {
@@ -1175,10 +1210,14 @@ fn layout_of(record: &Record, multi: bool) -> Layout {
 }
 
 enum FetchError {
+    /// Try again when the sources change (or after a while).
     Retry(String),
+    /// A source we did not ask has appeared: try again at once.
+    NewSource,
+    /// Give up: the download is refused, with the reason.
     Fatal(String),
 }
-use FetchError::{Fatal, Retry};
+use FetchError::{Fatal, NewSource, Retry};
 
 fn url_escape(s: &str) -> String {
     s.bytes()
