@@ -971,16 +971,28 @@ impl Engine {
             .send(Event::DownloadFinished { hash: *hash, name });
     }
 
-    /// Re-adds a saved torrent after a restart: shares seed again (their
-    /// files are checked first), downloads continue from their verified
-    /// pieces.
-    async fn restore(&self, record: Record) {
+    /// Re-adds a saved torrent after a restart: a share whose files are
+    /// exactly as they were when last verified (its stamp) seeds again
+    /// without reading them (librqbit only samples a piece per file); any
+    /// other share is checked in full first; downloads continue from their
+    /// verified pieces. Returns the torrent, once added.
+    async fn restore(&self, record: Record) -> Option<ManagedTorrentHandle> {
+        self.restore_with(record, true).await
+    }
+
+    /// [`restore`](Self::restore); a share's check is awaited by the caller
+    /// when `spawn_check` is false.
+    async fn restore_with(
+        &self,
+        record: Record,
+        spawn_check: bool,
+    ) -> Option<ManagedTorrentHandle> {
         let hash = record.info_hash;
         let Some(bytes) = self.inner.store.load_torrent(&hash) else {
             if matches!(record.kind, Kind::Download { .. }) {
                 self.spawn_fetch(hash);
             }
-            return;
+            return None;
         };
         if let Kind::Share { path, .. } = &record.kind {
             if let Some(reason) = share_problem(path, record.stamp) {
@@ -988,14 +1000,28 @@ impl Engine {
                 self.forget(&hash);
                 self.inner.events.send(Event::ShareBroken { hash, reason });
                 self.changed();
-                return;
+                return None;
             }
-            // Opening the files again touches them: the stamp is renewed
-            // once the check after this restart has passed.
-            self.upsert(Record {
-                stamp: None,
-                ..record.clone()
-            });
+            let unchanged = match (Stamp::of(path), record.stamp) {
+                (Some(now), Some(then)) => now.unchanged_since(&then),
+                _ => false,
+            };
+            let pieces = librqbit_core::torrent_metainfo::torrent_from_bytes(&bytes)
+                .ok()
+                .map(|t| t.info.data.pieces.as_ref().len() / 20);
+            match pieces.filter(|_| unchanged) {
+                Some(pieces) => {
+                    if let Err(e) = write_full_bitfield(&self.inner.resume_dir, &hash, pieces) {
+                        tracing::warn!(%hash, "cannot write the fastresume bitfield: {e}");
+                    }
+                }
+                // Checked in full; the stamp is taken again once the check
+                // has passed (`verify_share`).
+                None => self.upsert(Record {
+                    stamp: None,
+                    ..record.clone()
+                }),
+            }
         }
         let multi = match record.multi {
             Some(m) => m,
@@ -1003,7 +1029,7 @@ impl Engine {
                 Ok(t) => t.info.data.files.is_some(),
                 Err(e) => {
                     tracing::error!(%hash, "cannot restore {}: its saved torrent is damaged ({e})", record.name);
-                    return;
+                    return None;
                 }
             },
         };
@@ -1025,46 +1051,113 @@ impl Engine {
             .await
         {
             Ok(added) => {
-                if let Some(handle) = handle_of(added, &hash) {
-                    if let Kind::Share { path, .. } = &record.kind {
-                        self.verify_share(hash, path.clone(), handle);
-                    } else if !record.finished && !record.paused {
-                        self.watch_completion(hash, handle);
+                let handle = handle_of(added, &hash)?;
+                if let Kind::Share { path, .. } = &record.kind {
+                    if spawn_check {
+                        self.verify_share(hash, path.clone(), handle.clone());
                     }
+                } else if !record.finished && !record.paused {
+                    self.watch_completion(hash, handle.clone());
                 }
+                Some(handle)
             }
-            Err(e) => tracing::error!(%hash, "cannot restore {}: {e:#}", record.name),
+            Err(e) => {
+                tracing::error!(%hash, "cannot restore {}: {e:#}", record.name);
+                None
+            }
         }
+    }
+
+    /// Checks every piece of a share against its hashes (`bitweenc verify`):
+    /// the share is taken out of the session and added again without its
+    /// bitfield, so librqbit reads all of it. Returns whether the files
+    /// still match; a share that does not is unshared, as after a restart.
+    pub async fn verify(&self, hash: &InfoHash) -> Result<bool, EngineError> {
+        let record = self.record(hash).ok_or(EngineError::Unknown(*hash))?;
+        if !matches!(record.kind, Kind::Share { .. }) {
+            return Err(EngineError::Engine(format!(
+                "{} is a download: its pieces were checked as they arrived; only shares are verified",
+                record.name
+            )));
+        }
+        self.inner
+            .session
+            .delete(id20(hash).into(), false)
+            .await
+            .map_err(err)?;
+        let bitv = self.inner.resume_dir.join(format!("{:?}.bitv", id20(hash)));
+        if let Err(e) = std::fs::remove_file(&bitv) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(EngineError::Engine(format!(
+                    "cannot remove {}: {e}; the check would trust it",
+                    bitv.display()
+                )));
+            }
+        }
+        let Kind::Share { path, .. } = &record.kind else {
+            unreachable!("checked above")
+        };
+        let handle = self
+            .restore_with(
+                Record {
+                    stamp: None,
+                    ..record.clone()
+                },
+                false,
+            )
+            .await
+            .ok_or_else(|| {
+                EngineError::Engine(format!(
+                    "{} could not be added again to check it",
+                    record.name
+                ))
+            })?;
+        self.check_share(*hash, path.clone(), handle)
+            .await
+            .ok_or_else(|| {
+                EngineError::Engine(format!(
+                    "{}'s files could not be read to check them; see the transfer's error",
+                    record.name
+                ))
+            })
     }
 
     /// After the check that follows a restart: a share whose files no
     /// longer match its hashes is unshared (never serve bad data).
     fn verify_share(&self, hash: InfoHash, path: PathBuf, handle: ManagedTorrentHandle) {
         let engine = self.clone();
-        tokio::spawn(async move {
-            if handle.wait_until_initialized().await.is_err() {
-                return;
-            }
-            let stats = handle.stats();
-            if stats.progress_bytes == stats.total_bytes {
-                if let Some(r) = engine.record(&hash) {
-                    engine.upsert(Record {
-                        stamp: Stamp::of(&path),
-                        ..r
-                    });
-                }
-            } else {
-                tracing::warn!(path = %path.display(), "a shared file changed on disk; unsharing it");
-                let _ = engine.remove(&hash, false).await;
-                engine.inner.events.send(Event::ShareBroken {
-                    hash,
-                    reason: format!(
-                        "{} changed on disk since it was shared; share it again to publish the new content",
-                        path.display()
-                    ),
+        tokio::spawn(async move { engine.check_share(hash, path, handle).await });
+    }
+
+    /// Waits for a share's check to end, then keeps its new stamp (intact)
+    /// or unshares it (changed). `None` if the check itself failed.
+    async fn check_share(
+        &self,
+        hash: InfoHash,
+        path: PathBuf,
+        handle: ManagedTorrentHandle,
+    ) -> Option<bool> {
+        handle.wait_until_initialized().await.ok()?;
+        let stats = handle.stats();
+        if stats.progress_bytes == stats.total_bytes {
+            if let Some(r) = self.record(&hash) {
+                self.upsert(Record {
+                    stamp: Stamp::of(&path),
+                    ..r
                 });
             }
+            return Some(true);
+        }
+        tracing::warn!(path = %path.display(), "a shared file changed on disk; unsharing it");
+        let _ = self.remove(&hash, false).await;
+        self.inner.events.send(Event::ShareBroken {
+            hash,
+            reason: format!(
+                "{} changed on disk since it was shared; share it again to publish the new content",
+                path.display()
+            ),
         });
+        Some(false)
     }
 
     // ----- control and statistics -----------------------------------------
