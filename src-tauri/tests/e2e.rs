@@ -59,8 +59,14 @@ async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
         .to_string(),
     )?;
 
-    // bob shares a 1 MiB random file, and a second one for later.
-    let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
+    // bob shares a 1 MiB random file, and a second one for later; he
+    // uploads at 256 KiB/s, so the download lasts long enough to be seen.
+    let bob = Daemon::start_with(
+        &server,
+        "bob",
+        &tmp.path().join("bob"),
+        &["--upload-limit", "262144"],
+    );
     let (content, hash) = bob.share_random_file(&tmp.path().join("holiday 2026.mkv"), 1 << 20);
     let (_, later_hash) = bob.share_random_file(&tmp.path().join("later.iso"), 300_000);
 
@@ -206,9 +212,16 @@ async fn drive(
     shot(app, "contacts").await?;
     app.click(&format!("{share_row} button.download")).await?;
 
-    // The transfer shows progress and completes.
+    // The transfer shows progress, its source and the path to it, and
+    // completes.
     open_view(app, "transfers").await?;
     let row = format!("[data-transfer=\"{hash}\"]");
+    let source = format!("bob@{DOMAIN}/pc (direct)");
+    app.wait_text(&format!("{row} .peers"), &source, WAIT, |t| {
+        t.contains(&source)
+    })
+    .await?;
+    shot(app, "transfers-active").await?;
     app.wait_text(&format!("{row} .state"), "Done", WAIT, |t| t == "Done")
         .await?;
     let bar = app.find(&format!("{row} progress")).await?;
