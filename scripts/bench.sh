@@ -15,6 +15,8 @@ cargo bench --locked --bench system | tee "$out.system"
 # 100 MiB over each path (direct, punched, relayed) in the network lab
 # (tests/lab.rs: network namespaces, so as root), time to the first byte.
 cargo test --release --locked --test lab -- --ignored --nocapture bench_paths | tee "$out.lab"
+# A restart with 8 GiB shared in 200 files: time until seeding, bytes read.
+cargo test --release --locked --test restart -- --ignored --nocapture bench_restart | tee "$out.restart"
 # The desktop app's memory, all its processes, in demo mode under Xvfb.
 cargo build --release --locked -p bitween-desktop --features custom-protocol
 scripts/desktop-rss.sh "$CARGO_TARGET_DIR/release/bitween" | tee "$out.desktop"
@@ -43,6 +45,12 @@ if [ -n "$(git status --porcelain -- . ':!BENCHMARKS.md' 2>/dev/null)" ]; then c
   echo "| --- | --- | --- | --- |"
   grep '^| lab' "$out.lab" || echo "(no figures: see the run's output)"
   echo
+  echo "## Restart of a large library"
+  echo
+  echo "| figure | target | value | |"
+  echo "| --- | --- | --- | --- |"
+  grep '^| restart' "$out.restart" || echo "(no figures: see the run's output)"
+  echo
   echo "## Catalog"
   echo
   echo '```'
@@ -51,5 +59,5 @@ if [ -n "$(git status --porcelain -- . ':!BENCHMARKS.md' 2>/dev/null)" ]; then c
   echo
   echo "Reproduce: \`scripts/bench.sh\`."
 } > BENCHMARKS.md
-rm -f "$out" "$out.catalog" "$out.system" "$out.desktop" "$out.lab"
+rm -f "$out" "$out.catalog" "$out.system" "$out.desktop" "$out.lab" "$out.restart"
 echo "wrote BENCHMARKS.md"

@@ -145,3 +145,120 @@ fn an_unchanged_share_is_not_read_again_and_verify_reads_it_all() {
     );
     alice.terminate();
 }
+
+/// A fast, reproducible filler for benchmark files (their content does not
+/// matter, only that pieces differ).
+fn fill(path: &Path, len: usize, seed: u64) {
+    use std::io::Write;
+    let mut state = seed | 1;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    let mut block = vec![0u8; 1 << 20];
+    let mut left = len;
+    while left > 0 {
+        for chunk in block.chunks_exact_mut(8) {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            chunk.copy_from_slice(&state.to_le_bytes());
+        }
+        let n = left.min(block.len());
+        out.write_all(&block[..n]).unwrap();
+        left -= n;
+    }
+    out.flush().unwrap();
+}
+
+/// Starts bitweend on `dir` and times it until every share in `hashes`
+/// seeds; returns that time and the bytes it read meanwhile.
+fn timed_restart(server: &Prosody, dir: &Path, hashes: &[&str]) -> (Daemon, Duration, u64) {
+    let started = Instant::now();
+    let daemon = Daemon::start(server, "alice", dir);
+    wait_seeding(&daemon, hashes);
+    let took = started.elapsed();
+    let read = rchar(daemon.child.id());
+    (daemon, took, read)
+}
+
+/// Issue 17's restart benchmark: 200 files of 41 MiB (8.0 GiB) in four
+/// shared folders; bitweend restarted unchanged, then with one file touched.
+/// Prints rows of BENCHMARKS.md's table; asserts only that it ran.
+/// `cargo test --release --test restart -- --ignored --nocapture bench_restart`
+/// (`BITWEEN_RESTART_BENCH_MIB=41` sets each file's size in MiB).
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn bench_restart() {
+    let mib: usize = std::env::var("BITWEEN_RESTART_BENCH_MIB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(41);
+    let (folders, per_folder) = (4, 50);
+    let server = Prosody::start(&["alice"], &[]);
+    let tmp =
+        tempfile::tempdir_in(std::env::var("BITWEEN_BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
+            .unwrap();
+    let dir = tmp.path().join("alice");
+    let library = tmp.path().join("library");
+    for f in 0..folders {
+        let folder = library.join(format!("album {f}"));
+        std::fs::create_dir_all(&folder).unwrap();
+        for i in 0..per_folder {
+            fill(
+                &folder.join(format!("track {i:02}.flac")),
+                mib << 20,
+                (f * per_folder + i + 1) as u64,
+            );
+        }
+    }
+    let total = (folders * per_folder * mib) as u64 * 1024 * 1024;
+    let alice = Daemon::start(&server, "alice", &dir);
+    let hashes: Vec<String> = (0..folders)
+        .map(|f| {
+            alice.json(&[
+                "share",
+                library.join(format!("album {f}")).to_str().unwrap(),
+            ])[0]["hash"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let hashes: Vec<&str> = hashes.iter().map(String::as_str).collect();
+    assert_eq!(alice.terminate().code(), Some(0));
+    let gib = total as f64 / (1u64 << 30) as f64;
+    let what = format!(
+        "{gib:.1} GiB in {} files, {folders} shared folders",
+        folders * per_folder
+    );
+
+    let (alice, took, read) = timed_restart(&server, &dir, &hashes);
+    assert_eq!(alice.terminate().code(), Some(0));
+    let pct = read as f64 * 100.0 / total as f64;
+    println!(
+        "| restart, {what}, unchanged: until every share seeds | < 2 s | {} ms | {} |",
+        took.as_millis(),
+        if took < Duration::from_secs(2) {
+            "pass"
+        } else {
+            "FAIL"
+        }
+    );
+    println!(
+        "| restart, {what}, unchanged: bytes bitweend read (rchar) | < 1 % of the shared bytes | {:.1} MiB ({pct:.2} %) | {} |",
+        read as f64 / 1048576.0,
+        if pct < 1.0 { "pass" } else { "FAIL" }
+    );
+
+    let touched = library.join("album 0/track 00.flac");
+    set_mtime(&touched, SystemTime::now() + Duration::from_secs(5));
+    let (alice, took, read) = timed_restart(&server, &dir, &hashes);
+    assert_eq!(alice.terminate().code(), Some(0));
+    let folder = (per_folder * mib) as f64;
+    println!(
+        "| restart, {what}, one file touched (its folder, {folder:.0} MiB, is read again): until every share seeds | - | {} ms | - |",
+        took.as_millis(),
+    );
+    println!(
+        "| restart, {what}, one file touched: bytes bitweend read (rchar) | about its folder's {folder:.0} MiB | {:.1} MiB | - |",
+        read as f64 / 1048576.0,
+    );
+}
