@@ -6,11 +6,17 @@
 # Set BITWEEN_BENCH_BYTES to transfer less than 1 GiB on a small disk.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DESKTOP=1 EXTRA_PACKAGES="prosody xvfb xauth" source scripts/deps.sh
+# (iproute2, nftables, miniupnpd-nftables and openssl: the network lab.)
+DESKTOP=1 EXTRA_PACKAGES="prosody xvfb xauth iproute2 nftables miniupnpd-nftables openssl" source scripts/deps.sh
 
 out=$(mktemp)
 cargo bench --locked --bench catalog | tee "$out.catalog"
 cargo bench --locked --bench system | tee "$out.system"
+# 100 MiB over each path (direct, punched, relayed) in the network lab
+# (tests/lab/: network namespaces, so as root), time to the first byte.
+cargo test --release --locked --test lab -- --ignored --nocapture bench_paths | tee "$out.lab"
+# A restart with 8 GiB shared in 200 files: time until seeding, bytes read.
+cargo test --release --locked --test torrent -- --ignored --nocapture restart::bench_restart | tee "$out.restart"
 # The desktop app's memory, all its processes, in demo mode under Xvfb.
 cargo build --release --locked -p bitween-desktop --features custom-protocol
 scripts/desktop-rss.sh "$CARGO_TARGET_DIR/release/bitween" | tee "$out.desktop"
@@ -33,6 +39,18 @@ if [ -n "$(git status --porcelain -- . ':!BENCHMARKS.md' 2>/dev/null)" ]; then c
   grep '^|' "$out.system" || echo "(no figures: see the run's output)"
   grep '^|' "$out.desktop" || true
   echo
+  echo "## Paths between two homes (network lab: NAT routers, Prosody with proxy65)"
+  echo
+  echo "| figure | target | value | |"
+  echo "| --- | --- | --- | --- |"
+  grep '^| lab' "$out.lab" || echo "(no figures: see the run's output)"
+  echo
+  echo "## Restart of a large library"
+  echo
+  echo "| figure | target | value | |"
+  echo "| --- | --- | --- | --- |"
+  grep '^| restart' "$out.restart" || echo "(no figures: see the run's output)"
+  echo
   echo "## Catalog"
   echo
   echo '```'
@@ -41,5 +59,5 @@ if [ -n "$(git status --porcelain -- . ':!BENCHMARKS.md' 2>/dev/null)" ]; then c
   echo
   echo "Reproduce: \`scripts/bench.sh\`."
 } > BENCHMARKS.md
-rm -f "$out" "$out.catalog" "$out.system" "$out.desktop"
+rm -f "$out" "$out.catalog" "$out.system" "$out.desktop" "$out.lab" "$out.restart"
 echo "wrote BENCHMARKS.md"

@@ -112,6 +112,7 @@ async function login(ev) {
   const password = $('#login-password').value;
   const server = $('#login-server').value.trim();
   const downloadDir = $('#login-download-dir').value.trim();
+  const tlsCa = $('#login-tls-ca').value.trim();
   const useFile = $('#login-use-file').checked;
   if (!/^[^@\s/]+@[^@\s/]+$/.test(jid)) {
     showError(errorNode, 'Enter your XMPP address as user@domain, for example you@example.org.');
@@ -131,7 +132,7 @@ async function login(ev) {
   showError(errorNode, '');
   await whileBusy($('#login-submit'), 'Signing in…', async () => {
     try {
-      await invoke('login', { jid, password, server: server || null, downloadDir: downloadDir || null, useFile });
+      await invoke('login', { jid, password, server: server || null, downloadDir: downloadDir || null, useFile, tlsCa: tlsCa || null });
       $('#login-password').value = '';
       S.appState = await invoke('app_state');
       showApp();

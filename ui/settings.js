@@ -48,6 +48,7 @@ function fillSettings(s) {
   $('#set-start-hidden').checked = !!s.start_hidden;
   $('#set-upload-limit').value = s.upload_limit_kib != null ? s.upload_limit_kib : '';
   $('#set-download-limit').value = s.download_limit_kib != null ? s.download_limit_kib : '';
+  $('#set-tls-ca').value = s.tls_ca || '';
   showError($('#settings-error'), '');
 }
 
@@ -82,6 +83,7 @@ async function saveSettings(ev) {
       start_hidden: $('#set-start-hidden').checked,
       upload_limit_kib: limit('#set-upload-limit', 'upload'),
       download_limit_kib: limit('#set-download-limit', 'download'),
+      tls_ca: $('#set-tls-ca').value.trim() || null,
     };
   } catch (e) {
     showError(errorNode, e.message);

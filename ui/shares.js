@@ -32,14 +32,16 @@ function shareRow(share) {
   const peers = el('span', { class: 'peers' });
   const uploaded = el('span', { class: 'uploaded' });
   const copy = el('button', { type: 'button', class: 'copy-magnet small', text: 'Copy magnet' });
+  const check = el('button', { type: 'button', class: 'verify small', text: 'Verify', title: 'Read every piece and check it against the hashes' });
   const remove = el('button', { type: 'button', class: 'unshare small danger', text: 'Remove' });
   copy.addEventListener('click', () => copyMagnet(hash));
+  check.addEventListener('click', () => verify(hash, check));
   remove.addEventListener('click', () => unshare(hash));
   const li = el('li', { class: 'row', 'data-share': hash },
     el('div', { class: 'row-main' }, fileIcon(),
       el('div', { class: 'row-text' }, el('div', { class: 'name-line' }, name, kindTag), el('div', { class: 'meta' }, size, peers, uploaded))),
-    el('div', { class: 'row-actions' }, copy, remove));
-  li._r = { name, size, peers, uploaded, copy, remove, kindTag };
+    el('div', { class: 'row-actions' }, copy, check, remove));
+  li._r = { name, size, peers, uploaded, copy, check, remove, kindTag };
   return li;
 }
 
@@ -58,6 +60,9 @@ function updateShareRow(li, share) {
   r.kindTag.hidden = !isDownload;
   r.kindTag.textContent = isDownload ? (t.state === 'seeding' ? 'downloaded' : 'downloading') : '';
   r.copy.setAttribute('aria-label', `Copy the magnet link of ${share.name}`);
+  // (A download's pieces were checked as they arrived.)
+  r.check.hidden = !!isDownload;
+  r.check.setAttribute('aria-label', `Verify ${share.name} against its hashes`);
   r.remove.setAttribute('aria-label', `Stop sharing ${share.name}`);
 }
 
@@ -124,6 +129,22 @@ async function copyMagnet(hash) {
   }
   if (ok) toast(`Magnet link of ${share.name} copied.`, { kind: 'ok' });
   else toast(`Could not copy to the clipboard; the magnet link is: ${link}`, { kind: 'warn', timeout: 30000 });
+}
+
+/** Reads a share's every piece again (a restart trusts unchanged files). */
+async function verify(hash, button) {
+  const name = nameOf(hash);
+  await whileBusy(button, 'Checking…', async () => {
+    try {
+      const [result] = (await api('verify', { hash })) || [];
+      if (result && result.intact) toast(`${name}: every piece matches.`, { kind: 'ok' });
+      else toast(`${name} changed on disk, so it is no longer shared. Share it again to publish its new content.`, { kind: 'warn', timeout: 15000 });
+    } catch (e) {
+      toast(explain(`Cannot verify ${name}`, e.message), { kind: 'error' });
+    }
+  });
+  refreshShares();
+  refreshTransfers();
 }
 
 async function unshare(hash) {

@@ -66,9 +66,10 @@ export function peerNames(t) {
   return (t.peers || []).map((p) => `${p.contact || p.address}${pathNote(p)}`);
 }
 
-/** How a peer was reached, when it was not a plain direct connection:
- * " (punched)", " (relayed via proxy.example.org)". */
+/** How a peer was reached (by us or by them): " (direct)", " (punched)",
+ * " (relayed via proxy.example.org)". */
 export function pathNote(p) {
+  if (p.path === 'direct') return ' (direct)';
   if (p.path === 'punched') return ' (punched)';
   if (p.path === 'relayed') return p.via ? ` (relayed via ${p.via})` : ' (relayed)';
   return '';

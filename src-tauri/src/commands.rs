@@ -50,6 +50,7 @@ pub async fn login(
     server: Option<String>,
     download_dir: Option<String>,
     use_file: Option<bool>,
+    tls_ca: Option<String>,
 ) -> Result<bool> {
     let req = LoginRequest {
         jid,
@@ -57,6 +58,7 @@ pub async fn login(
         server,
         download_dir,
         use_file,
+        tls_ca,
     };
     app.login(req).await.map(|()| true)
 }

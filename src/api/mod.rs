@@ -34,6 +34,15 @@ use crate::shares::{Catalog, ContactView, InfoHash, SearchHit, Share};
 use crate::xmpp::{contact_jid, ConnectionState, Contact};
 
 /// `Api.versions`.
+/// The outcome of checking one share's files against its hashes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Verified {
+    pub hash: InfoHash,
+    pub name: String,
+    /// Every piece matched; when not, the share is no longer shared.
+    pub intact: bool,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Versions {
     pub bitween: String,
@@ -160,6 +169,51 @@ impl Api {
             .unshare(hash)
             .await
             .map_err(ApiError::failed)
+    }
+
+    /// Reads every piece of one share (`hash`) or of every share, one at
+    /// a time, and checks it against the hashes. A share whose files no
+    /// longer match is unshared (and `ShareBroken` says why).
+    pub async fn verify(&self, hash: Option<&InfoHash>) -> Result<Vec<Verified>, ApiError> {
+        let shares: Vec<Share> = match hash {
+            Some(h) => {
+                let share = self.shares().into_iter().find(|s| s.hash == *h);
+                vec![share.ok_or_else(|| {
+                    ApiError::params(format!(
+                        "verify: {h} is not one of your shares (see `bitweenc shares`)"
+                    ))
+                })?]
+            }
+            // (Finished downloads are listed too: their pieces were checked
+            // as they arrived.)
+            None => {
+                let own: std::collections::HashSet<InfoHash> = self
+                    .transfers()
+                    .into_iter()
+                    .filter(|t| t.kind == crate::events::TransferKind::Share)
+                    .map(|t| t.hash)
+                    .collect();
+                self.shares()
+                    .into_iter()
+                    .filter(|s| own.contains(&s.hash))
+                    .collect()
+            }
+        };
+        let mut out = Vec::new();
+        for share in shares {
+            let intact = self
+                .svc
+                .engine
+                .verify(&share.hash)
+                .await
+                .map_err(ApiError::failed)?;
+            out.push(Verified {
+                hash: share.hash,
+                name: share.name.to_string(),
+                intact,
+            });
+        }
+        Ok(out)
     }
 
     pub async fn pause(&self, hash: &InfoHash) -> Result<(), ApiError> {

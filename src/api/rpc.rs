@@ -27,6 +27,7 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("shares", &[]),
     ("share", &["path"]),
     ("unshare", &["hash"]),
+    ("verify", &["hash"]),
     ("catalog", &["jid"]),
     ("search", &["text", "limit"]),
     ("download", &["hash", "to"]),
@@ -80,6 +81,10 @@ pub async fn call(api: &Api, method: &str, params: Value) -> Result<Value, ApiEr
             let limit = p.opt_u64("limit")?.map_or(usize::MAX, |n| n as usize);
             to_json(&api.search(&p.str("text")?, limit))
         }
+        "verify" => match p.opt_str("hash")? {
+            Some(_) => to_json(&api.verify(Some(&p.hash()?)).await?),
+            None => to_json(&api.verify(None).await?),
+        },
         "pause" => api.pause(&p.hash()?).await.and_then(|()| done()),
         "resume" => api.resume(&p.hash()?).await.and_then(|()| done()),
         "cancel" => api

@@ -48,6 +48,14 @@ enum Cmd {
     },
     /// What we share.
     Shares,
+    /// Read every piece of a share (or of every share, one at a time) and
+    /// check it against its hashes. A restart trusts a share whose files
+    /// kept their size, modification time and identity; this catches a
+    /// change that kept them. A share that changed is unshared, and the
+    /// exit status is 1.
+    Verify {
+        hash: Option<String>,
+    },
     /// Every contact's shares.
     Catalog,
     /// Search the contacts' shares by name.
@@ -473,6 +481,71 @@ async fn share(client: &Client, paths: &[PathBuf], json_out: bool) -> Result<Vec
     result.map(|()| out)
 }
 
+/// `bitweenc verify [HASH]`: one share at a time, each with a progress bar
+/// (on a terminal) while it is read, and a line once it is checked.
+async fn verify(client: &Client, hash: Option<&str>, json_out: bool) -> Result<(), Failure> {
+    let hashes: Vec<String> = match hash {
+        Some(h) => vec![h.to_string()],
+        None => {
+            let shares: Vec<Share> = typed(&client.call("shares", json!([])).await?)?;
+            shares.iter().map(|s| s.hash.to_string()).collect()
+        }
+    };
+    let mut all = Vec::new();
+    for hash in hashes {
+        let progress = (std::io::stderr().is_terminal() && !json_out).then(|| {
+            let (client, wanted) = (client.clone(), hash.clone());
+            tokio::spawn(async move {
+                follow(&client, |ev| {
+                    if let Event::Transfers { transfers } = ev {
+                        let checking = transfers.iter().find(|t| {
+                            t.hash.to_string() == wanted && t.state == TransferState::Checking
+                        });
+                        if let Some(t) = checking {
+                            draw_bar(
+                                t.done_bytes,
+                                t.total_bytes,
+                                &format!("checking {}: {}", t.name, human_size(t.total_bytes)),
+                            );
+                        }
+                    }
+                    None::<Result<(), Failure>>
+                })
+                .await
+            })
+        });
+        let result = client.call("verify", json!([hash])).await;
+        if let Some(task) = progress {
+            task.abort();
+            eprint!("\r\x1b[K");
+        }
+        let checked: Vec<bitween::api::Verified> = typed(&result?)?;
+        for v in checked {
+            if !json_out {
+                if v.intact {
+                    println!("intact   {}", v.name);
+                } else {
+                    println!(
+                        "CHANGED  {} (its files no longer match; it is no longer shared)",
+                        v.name
+                    );
+                }
+            }
+            all.push(v);
+        }
+    }
+    if json_out {
+        println!("{}", serde_json::to_value(&all).unwrap_or_default());
+    }
+    match all.iter().filter(|v| !v.intact).count() {
+        0 => Ok(()),
+        n => Err(Failure::Failed(format!(
+            "{n} of {} shares changed on disk and are no longer shared; share them again to publish their new content",
+            all.len()
+        ))),
+    }
+}
+
 async fn run(cli: &Cli) -> Result<(), Failure> {
     let data_dir = cli
         .data_dir
@@ -494,6 +567,7 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
             return Ok(());
         }
         Cmd::Unshare { hash } => ("unshare", json!([hash])),
+        Cmd::Verify { hash } => return verify(&client, hash.as_deref(), cli.json).await,
         Cmd::Shares => ("shares", json!([])),
         Cmd::Catalog => ("catalog", json!([])),
         Cmd::Search { text } => ("search", json!([text])),

@@ -92,6 +92,10 @@ pub struct LoginRequest {
     pub download_dir: Option<String>,
     /// Keep the password in a file only the user can read (no keyring).
     pub use_file: Option<bool>,
+    /// A PEM bundle of certificate authorities to trust beside the
+    /// system's (a self-hosted server with a CA of its own).
+    #[serde(default)]
+    pub tls_ca: Option<String>,
 }
 
 /// The desktop app's state and operations.
@@ -390,6 +394,9 @@ impl DesktopApp {
         if let Some(dir) = req.download_dir.filter(|d| !d.trim().is_empty()) {
             settings.download_dir = PathBuf::from(dir.trim());
         }
+        if let Some(ca) = req.tls_ca.filter(|c| !c.trim().is_empty()) {
+            settings.tls_ca = Some(PathBuf::from(ca.trim()));
+        }
         settings.validate().map_err(settings_error)?;
         let account = Account {
             jid: jid.clone(),
@@ -485,6 +492,7 @@ impl DesktopApp {
                 start_hidden: false,
                 upload_limit_kib: None,
                 download_limit_kib: None,
+                tls_ca: None,
             },
             None => EditableSettings::from(&self.settings()),
         }

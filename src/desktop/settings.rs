@@ -51,6 +51,9 @@ pub struct EditableSettings {
     pub start_hidden: bool,
     pub upload_limit_kib: Option<u32>,
     pub download_limit_kib: Option<u32>,
+    /// A PEM bundle of certificate authorities trusted beside the system's.
+    #[serde(default)]
+    pub tls_ca: Option<PathBuf>,
 }
 
 fn yes() -> bool {
@@ -71,6 +74,7 @@ impl From<&DesktopSettings> for EditableSettings {
             start_hidden: s.start_hidden,
             upload_limit_kib: s.upload_limit_kib,
             download_limit_kib: s.download_limit_kib,
+            tls_ca: s.tls_ca.clone(),
         }
     }
 }
@@ -90,6 +94,7 @@ impl EditableSettings {
             start_hidden: self.start_hidden,
             upload_limit_kib: self.upload_limit_kib,
             download_limit_kib: self.download_limit_kib,
+            tls_ca: self.tls_ca.filter(|p| !p.as_os_str().is_empty()),
             ..base.clone()
         }
     }
@@ -214,6 +219,13 @@ impl DesktopSettings {
                 "BitTorrent port {} is reserved for system services: choose 1024-65535, or 0 for any free port",
                 self.bt_port
             )));
+        }
+        if let Some(ca) = &self.tls_ca {
+            crate::xmpp::tls::read_ca_bundle(ca).map_err(|e| {
+                SettingsError::Value(format!(
+                    "{e}: choose a PEM file of your server's certificate authority, or leave it empty"
+                ))
+            })?;
         }
         if self.upload_limit_kib == Some(0) || self.download_limit_kib == Some(0) {
             return Err(SettingsError::Value(
@@ -380,5 +392,39 @@ mod tests {
         };
         assert!(s.needs_restart(&other));
         assert_eq!(DesktopSettings::default().tls_ca, None);
+    }
+
+    #[test]
+    fn the_settings_screen_sets_the_private_ca_and_a_file_that_is_none_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let base = DesktopSettings {
+            download_dir: dir.path().join("downloads"),
+            ..DesktopSettings::default()
+        };
+        let not_pem = dir.path().join("notes.txt");
+        std::fs::write(&not_pem, "not a certificate").unwrap();
+        let mut edited = EditableSettings::from(&base);
+        edited.tls_ca = Some(not_pem.clone());
+        let new = edited.clone().applied_to(&base);
+        assert_eq!(new.tls_ca.as_deref(), Some(not_pem.as_path()));
+        let e = new.validate().unwrap_err().to_string();
+        assert!(
+            e.contains("notes.txt") && e.contains("PEM"),
+            "the error names the file and what it should be: {e}"
+        );
+        edited.tls_ca = Some(dir.path().join("missing.pem"));
+        let e = edited.clone().applied_to(&base).validate().unwrap_err();
+        assert!(e.to_string().contains("missing.pem"), "{e}");
+        // Emptied in the form: back to the system's authorities only.
+        edited.tls_ca = Some(PathBuf::new());
+        assert_eq!(edited.applied_to(&new).tls_ca, None);
+        // An old window's form without the field keeps no CA.
+        let old: EditableSettings = serde_json::from_value(serde_json::json!({
+            "download_dir": "/d", "bt_port": 0, "ipv4": true, "ipv6": true, "lan": true,
+            "upnp": true, "start_at_login": false, "start_hidden": false,
+            "upload_limit_kib": null, "download_limit_kib": null
+        }))
+        .unwrap();
+        assert_eq!(old.tls_ca, None);
     }
 }

@@ -749,6 +749,10 @@ impl Engine {
                     Err(Retry(reason)) => {
                         tracing::info!("no metadata yet ({reason}); waiting for sources")
                     }
+                    Err(NewSource) => {
+                        tracing::info!("a new source appeared; asking again with it");
+                        continue;
+                    }
                 }
             }
             // Wait for the catalog to change (or a while) before trying again.
@@ -768,6 +772,32 @@ impl Engine {
         }
     }
 
+    /// Returns when the catalog names a source of `hash` that is not in
+    /// `known`.
+    async fn new_source(&self, hash: &InfoHash, known: &[SocketAddr]) {
+        let mut events = self.inner.events.subscribe();
+        let news = || {
+            self.inner
+                .paths
+                .peers_for(hash)
+                .iter()
+                .any(|p| !known.contains(p))
+        };
+        loop {
+            if news() {
+                return;
+            }
+            match events.recv().await {
+                Ok(Event::ContactSharesChanged { .. } | Event::ContactPresenceChanged { .. })
+                | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Ok(_) => continue,
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                    std::future::pending::<()>().await
+                }
+            }
+        }
+    }
+
     async fn fetch_once(&self, hash: InfoHash, peers: Vec<SocketAddr>) -> Result<(), FetchError> {
         let magnet = format!(
             "magnet:?xt=urn:btih:{hash}&tr={}",
@@ -779,18 +809,23 @@ impl Engine {
         let Kind::Download { folder } = record.kind.clone() else {
             return Ok(());
         };
-        let list = tokio::time::timeout(
-            METADATA_ATTEMPT,
-            self.inner.session.add_torrent(
-                AddTorrent::from_url(magnet),
-                Some(AddTorrentOptions {
-                    list_only: true,
-                    initial_peers: Some(peers.clone()),
-                    ..Default::default()
-                }),
-            ),
-        )
-        .await
+        // The attempt ends early when a source we did not ask appears (a
+        // contact came online with it, or published a new address): it is
+        // asked at once, not after this attempt's time is up.
+        let request = self.inner.session.add_torrent(
+            AddTorrent::from_url(magnet),
+            Some(AddTorrentOptions {
+                list_only: true,
+                initial_peers: Some(peers.clone()),
+                ..Default::default()
+            }),
+        );
+        let list = tokio::select! {
+            r = tokio::time::timeout(METADATA_ATTEMPT, request) => r,
+            () = self.new_source(&hash, &peers) => {
+                return Err(NewSource);
+            }
+        }
         .map_err(|_| Retry("timed out".into()))?
         .map_err(|e| {
             if is_bad_metadata(&e) {
@@ -936,16 +971,28 @@ impl Engine {
             .send(Event::DownloadFinished { hash: *hash, name });
     }
 
-    /// Re-adds a saved torrent after a restart: shares seed again (their
-    /// files are checked first), downloads continue from their verified
-    /// pieces.
-    async fn restore(&self, record: Record) {
+    /// Re-adds a saved torrent after a restart: a share whose files are
+    /// exactly as they were when last verified (its stamp) seeds again
+    /// without reading them (librqbit only samples a piece per file); any
+    /// other share is checked in full first; downloads continue from their
+    /// verified pieces. Returns the torrent, once added.
+    async fn restore(&self, record: Record) -> Option<ManagedTorrentHandle> {
+        self.restore_with(record, true).await
+    }
+
+    /// [`restore`](Self::restore); a share's check is awaited by the caller
+    /// when `spawn_check` is false.
+    async fn restore_with(
+        &self,
+        record: Record,
+        spawn_check: bool,
+    ) -> Option<ManagedTorrentHandle> {
         let hash = record.info_hash;
         let Some(bytes) = self.inner.store.load_torrent(&hash) else {
             if matches!(record.kind, Kind::Download { .. }) {
                 self.spawn_fetch(hash);
             }
-            return;
+            return None;
         };
         if let Kind::Share { path, .. } = &record.kind {
             if let Some(reason) = share_problem(path, record.stamp) {
@@ -953,14 +1000,28 @@ impl Engine {
                 self.forget(&hash);
                 self.inner.events.send(Event::ShareBroken { hash, reason });
                 self.changed();
-                return;
+                return None;
             }
-            // Opening the files again touches them: the stamp is renewed
-            // once the check after this restart has passed.
-            self.upsert(Record {
-                stamp: None,
-                ..record.clone()
-            });
+            let unchanged = match (Stamp::of(path), record.stamp) {
+                (Some(now), Some(then)) => now.unchanged_since(&then),
+                _ => false,
+            };
+            let pieces = librqbit_core::torrent_metainfo::torrent_from_bytes(&bytes)
+                .ok()
+                .map(|t| t.info.data.pieces.as_ref().len() / 20);
+            match pieces.filter(|_| unchanged) {
+                Some(pieces) => {
+                    if let Err(e) = write_full_bitfield(&self.inner.resume_dir, &hash, pieces) {
+                        tracing::warn!(%hash, "cannot write the fastresume bitfield: {e}");
+                    }
+                }
+                // Checked in full; the stamp is taken again once the check
+                // has passed (`verify_share`).
+                None => self.upsert(Record {
+                    stamp: None,
+                    ..record.clone()
+                }),
+            }
         }
         let multi = match record.multi {
             Some(m) => m,
@@ -968,7 +1029,7 @@ impl Engine {
                 Ok(t) => t.info.data.files.is_some(),
                 Err(e) => {
                     tracing::error!(%hash, "cannot restore {}: its saved torrent is damaged ({e})", record.name);
-                    return;
+                    return None;
                 }
             },
         };
@@ -990,46 +1051,113 @@ impl Engine {
             .await
         {
             Ok(added) => {
-                if let Some(handle) = handle_of(added, &hash) {
-                    if let Kind::Share { path, .. } = &record.kind {
-                        self.verify_share(hash, path.clone(), handle);
-                    } else if !record.finished && !record.paused {
-                        self.watch_completion(hash, handle);
+                let handle = handle_of(added, &hash)?;
+                if let Kind::Share { path, .. } = &record.kind {
+                    if spawn_check {
+                        self.verify_share(hash, path.clone(), handle.clone());
                     }
+                } else if !record.finished && !record.paused {
+                    self.watch_completion(hash, handle.clone());
                 }
+                Some(handle)
             }
-            Err(e) => tracing::error!(%hash, "cannot restore {}: {e:#}", record.name),
+            Err(e) => {
+                tracing::error!(%hash, "cannot restore {}: {e:#}", record.name);
+                None
+            }
         }
+    }
+
+    /// Checks every piece of a share against its hashes (`bitweenc verify`):
+    /// the share is taken out of the session and added again without its
+    /// bitfield, so librqbit reads all of it. Returns whether the files
+    /// still match; a share that does not is unshared, as after a restart.
+    pub async fn verify(&self, hash: &InfoHash) -> Result<bool, EngineError> {
+        let record = self.record(hash).ok_or(EngineError::Unknown(*hash))?;
+        if !matches!(record.kind, Kind::Share { .. }) {
+            return Err(EngineError::Engine(format!(
+                "{} is a download: its pieces were checked as they arrived; only shares are verified",
+                record.name
+            )));
+        }
+        self.inner
+            .session
+            .delete(id20(hash).into(), false)
+            .await
+            .map_err(err)?;
+        let bitv = self.inner.resume_dir.join(format!("{:?}.bitv", id20(hash)));
+        if let Err(e) = std::fs::remove_file(&bitv) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(EngineError::Engine(format!(
+                    "cannot remove {}: {e}; the check would trust it",
+                    bitv.display()
+                )));
+            }
+        }
+        let Kind::Share { path, .. } = &record.kind else {
+            unreachable!("checked above")
+        };
+        let handle = self
+            .restore_with(
+                Record {
+                    stamp: None,
+                    ..record.clone()
+                },
+                false,
+            )
+            .await
+            .ok_or_else(|| {
+                EngineError::Engine(format!(
+                    "{} could not be added again to check it",
+                    record.name
+                ))
+            })?;
+        self.check_share(*hash, path.clone(), handle)
+            .await
+            .ok_or_else(|| {
+                EngineError::Engine(format!(
+                    "{}'s files could not be read to check them; see the transfer's error",
+                    record.name
+                ))
+            })
     }
 
     /// After the check that follows a restart: a share whose files no
     /// longer match its hashes is unshared (never serve bad data).
     fn verify_share(&self, hash: InfoHash, path: PathBuf, handle: ManagedTorrentHandle) {
         let engine = self.clone();
-        tokio::spawn(async move {
-            if handle.wait_until_initialized().await.is_err() {
-                return;
-            }
-            let stats = handle.stats();
-            if stats.progress_bytes == stats.total_bytes {
-                if let Some(r) = engine.record(&hash) {
-                    engine.upsert(Record {
-                        stamp: Stamp::of(&path),
-                        ..r
-                    });
-                }
-            } else {
-                tracing::warn!(path = %path.display(), "a shared file changed on disk; unsharing it");
-                let _ = engine.remove(&hash, false).await;
-                engine.inner.events.send(Event::ShareBroken {
-                    hash,
-                    reason: format!(
-                        "{} changed on disk since it was shared; share it again to publish the new content",
-                        path.display()
-                    ),
+        tokio::spawn(async move { engine.check_share(hash, path, handle).await });
+    }
+
+    /// Waits for a share's check to end, then keeps its new stamp (intact)
+    /// or unshares it (changed). `None` if the check itself failed.
+    async fn check_share(
+        &self,
+        hash: InfoHash,
+        path: PathBuf,
+        handle: ManagedTorrentHandle,
+    ) -> Option<bool> {
+        handle.wait_until_initialized().await.ok()?;
+        let stats = handle.stats();
+        if stats.progress_bytes == stats.total_bytes {
+            if let Some(r) = self.record(&hash) {
+                self.upsert(Record {
+                    stamp: Stamp::of(&path),
+                    ..r
                 });
             }
+            return Some(true);
+        }
+        tracing::warn!(path = %path.display(), "a shared file changed on disk; unsharing it");
+        let _ = self.remove(&hash, false).await;
+        self.inner.events.send(Event::ShareBroken {
+            hash,
+            reason: format!(
+                "{} changed on disk since it was shared; share it again to publish the new content",
+                path.display()
+            ),
         });
+        Some(false)
     }
 
     // ----- control and statistics -----------------------------------------
@@ -1175,10 +1303,14 @@ fn layout_of(record: &Record, multi: bool) -> Layout {
 }
 
 enum FetchError {
+    /// Try again when the sources change (or after a while).
     Retry(String),
+    /// A source we did not ask has appeared: try again at once.
+    NewSource,
+    /// Give up: the download is refused, with the reason.
     Fatal(String),
 }
-use FetchError::{Fatal, Retry};
+use FetchError::{Fatal, NewSource, Retry};
 
 fn url_escape(s: &str) -> String {
     s.bytes()

@@ -160,14 +160,31 @@ impl Engine {
                             })
                             .collect()
                     };
-                    let problems = tokio::task::spawn_blocking(move || {
-                        shares
+                    let (problems, touched) = tokio::task::spawn_blocking(move || {
+                        let touched: Vec<InfoHash> = shares
+                            .iter()
+                            .filter(|(_, p, s)| only_touched(p, *s))
+                            .map(|(h, _, _)| *h)
+                            .collect();
+                        let problems = shares
                             .into_iter()
                             .filter_map(|(h, p, s)| share_problem(&p, s).map(|r| (h, r)))
-                            .collect::<Vec<_>>()
+                            .collect::<Vec<_>>();
+                        (problems, touched)
                     })
                     .await
                     .unwrap_or_default();
+                    // Read in full in the background; withdrawn if the
+                    // bytes changed too.
+                    for hash in touched {
+                        tracing::info!(%hash, "a shared file's modification time changed; checking it");
+                        let e = e.clone();
+                        tokio::spawn(async move {
+                            if let Err(err) = e.verify(&hash).await {
+                                tracing::warn!(%hash, "cannot check the share: {err}");
+                            }
+                        });
+                    }
                     for (hash, reason) in problems {
                         tracing::warn!(%hash, "{reason}");
                         let _ = e.remove(&hash, false).await;
@@ -226,18 +243,35 @@ impl Engine {
     }
 }
 
-/// Why a share can no longer be served as hashed, if it cannot.
+/// Why a share can no longer be served as hashed, if it cannot. (Files
+/// that kept their number and sizes but not their modification times are
+/// not a problem here: they may hold the same bytes, and are checked in
+/// full instead; see [`only_touched`].)
 pub(super) fn share_problem(path: &Path, stamp: Option<Stamp>) -> Option<String> {
     match (Stamp::of(path), stamp) {
         (None, _) => Some(format!(
             "{} no longer exists or cannot be read; it is no longer shared",
             path.display()
         )),
-        (Some(now), Some(then)) if now != then => Some(format!(
-            "{} changed on disk since it was shared; it is no longer shared (share it again to publish the new content)",
-            path.display()
-        )),
+        (Some(now), Some(then)) if (now.files, now.bytes) != (then.files, then.bytes) => {
+            Some(format!(
+                "{} changed on disk since it was shared; it is no longer shared (share it again to publish the new content)",
+                path.display()
+            ))
+        }
         _ => None,
+    }
+}
+
+/// Whether a share's files have their number and sizes but not their
+/// modification times of `stamp`: their content may be the same (a copy
+/// back from a backup, a `touch`), so they are read in full to know.
+pub(super) fn only_touched(path: &Path, stamp: Option<Stamp>) -> bool {
+    match (Stamp::of(path), stamp) {
+        (Some(now), Some(then)) => {
+            (now.files, now.bytes) == (then.files, then.bytes) && !now.looks_like(&then)
+        }
+        _ => false,
     }
 }
 

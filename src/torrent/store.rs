@@ -48,41 +48,135 @@ pub struct Record {
     pub listed_name: Option<String>,
 }
 
-/// Sizes and modification times of a share's files, summed up.
+/// What a share's files looked like: their number, total size and newest
+/// modification time (compared every few seconds to notice a change), and
+/// a digest of every file's relative path, size, modification time in
+/// nanoseconds and identity (device and inode on Unix, volume and file
+/// index on Windows). A restart finds the digest unchanged and resumes the
+/// share without reading it again (see `Engine::restore`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Stamp {
     pub files: u64,
     pub bytes: u64,
     pub newest_mtime_ns: u128,
+    /// SHA-1 of the files' lines, hex; `None` in records written before it
+    /// was kept (their shares are checked in full once, then get one).
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "hex_digest")]
+    pub files_digest: Option<[u8; 20]>,
 }
 
 impl Stamp {
     /// Reads the stamp of a file or folder; `None` if it is gone or
     /// unreadable.
     pub fn of(path: &Path) -> Option<Stamp> {
-        let meta = std::fs::metadata(path).ok()?;
+        let mut lines = Vec::new();
         let mut stamp = Stamp {
             files: 0,
             bytes: 0,
             newest_mtime_ns: 0,
+            files_digest: None,
         };
+        stamp.walk(path, Path::new(""), &mut lines)?;
+        // The order of a folder's entries is the file system's: sorted, the
+        // digest depends on the files alone.
+        lines.sort_unstable();
+        let mut digest = <sha1w::Sha1 as sha1w::ISha1>::new();
+        for line in &lines {
+            sha1w::ISha1::update(&mut digest, line);
+        }
+        stamp.files_digest = Some(sha1w::ISha1::finish(digest));
+        Some(stamp)
+    }
+
+    fn walk(&mut self, path: &Path, relative: &Path, lines: &mut Vec<Vec<u8>>) -> Option<()> {
+        let meta = std::fs::metadata(path).ok()?;
         if meta.is_dir() {
             for entry in std::fs::read_dir(path).ok()? {
-                let s = Stamp::of(&entry.ok()?.path())?;
-                stamp.files += s.files;
-                stamp.bytes += s.bytes;
-                stamp.newest_mtime_ns = stamp.newest_mtime_ns.max(s.newest_mtime_ns);
+                let entry = entry.ok()?;
+                self.walk(&entry.path(), &relative.join(entry.file_name()), lines)?;
             }
-        } else {
-            let mtime = meta.modified().ok()?;
-            stamp.files = 1;
-            stamp.bytes = meta.len();
-            stamp.newest_mtime_ns = mtime
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_nanos())
-                .unwrap_or(0);
+            return Some(());
         }
-        Some(stamp)
+        let mtime_ns = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        self.files += 1;
+        self.bytes += meta.len();
+        self.newest_mtime_ns = self.newest_mtime_ns.max(mtime_ns);
+        let (device, inode) = identity(&meta);
+        let mut line = relative.as_os_str().as_encoded_bytes().to_vec();
+        line.push(0);
+        line.extend_from_slice(
+            format!("{}\0{mtime_ns}\0{device}\0{inode}\n", meta.len()).as_bytes(),
+        );
+        lines.push(line);
+        Some(())
+    }
+
+    /// Whether the files look as they did at `then` (number, total size,
+    /// newest modification time): what the periodic check compares.
+    pub fn looks_like(&self, then: &Stamp) -> bool {
+        (self.files, self.bytes, self.newest_mtime_ns)
+            == (then.files, then.bytes, then.newest_mtime_ns)
+    }
+
+    /// Whether every file is exactly as it was at `then` (each one's path,
+    /// size, modification time and identity): a share can resume without
+    /// reading its files. Never true against a stamp without a digest.
+    pub fn unchanged_since(&self, then: &Stamp) -> bool {
+        self.looks_like(then)
+            && self.files_digest.is_some()
+            && self.files_digest == then.files_digest
+    }
+}
+
+/// A file's identity on its file system.
+#[cfg(unix)]
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (meta.dev(), meta.ino())
+}
+
+/// A file's identity on its file system (stable `std` has no file index
+/// on Windows; the creation time stands in for it).
+#[cfg(not(unix))]
+fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+    let created = meta
+        .created()
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    (0, created)
+}
+
+/// `files_digest` as 40 hex digits.
+mod hex_digest {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<[u8; 20]>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&d.iter().map(|b| format!("{b:02x}")).collect::<String>()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<[u8; 20]>, D::Error> {
+        let Some(text) = Option::<String>::deserialize(d)? else {
+            return Ok(None);
+        };
+        let mut out = [0u8; 20];
+        if text.len() != 40 || !text.is_ascii() {
+            return Err(serde::de::Error::custom("a files digest is 40 hex digits"));
+        }
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16)
+                .map_err(|_| serde::de::Error::custom("a files digest is 40 hex digits"))?;
+        }
+        Ok(Some(out))
     }
 }
 

@@ -367,7 +367,6 @@ fn bench_paths() {
         ),
     ];
     let wanted = std::env::var("BITWEEN_LAB_BENCH").unwrap_or_default();
-    let mut lines = Vec::new();
     for (what, a, b, extra) in cases {
         if !wanted.is_empty() && !wanted.split(',').any(|w| w.trim() == what) {
             continue;
@@ -390,13 +389,13 @@ fn bench_paths() {
         let first = seen.first_byte.unwrap_or_default();
         let mib_s = BENCH as f64 / (1024.0 * 1024.0) / (total - first).as_secs_f64();
         let paths: Vec<&str> = seen.peers.iter().map(|(p, _, _)| p.as_str()).collect();
+        // A row of BENCHMARKS.md's table (scripts/bench.sh takes it as is).
         let line = format!(
-            "lab {what:<14} path {paths:?}: 100 MiB in {:.1} s, first byte after {} ms, {mib_s:.1} MiB/s",
+            "| lab: 100 MiB, {what} case (paths seen: {}) | - | {mib_s:.1} MiB/s; first byte {} ms after Download; {:.1} s in all | - |",
+            paths.join(", "),
+            first.as_millis(),
             total.as_secs_f64(),
-            first.as_millis()
         );
         println!("{line}");
-        lines.push(line);
     }
-    println!("\n{}", lines.join("\n"));
 }

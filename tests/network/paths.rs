@@ -3,7 +3,8 @@
 //! be made, transfer through the SOCKS5 bytestream proxy (XEP-0065) of
 //! their real Prosody, and say so per peer. With relaying off on either
 //! side nothing is transferred and the reason is named. (Punching through
-//! NATs and firewalls needs a network: `tests/lab/`.)
+//! NATs and firewalls needs a network: `tests/lab/`.) And a stalled
+//! download asks a source that appears meanwhile at once.
 
 use std::net::TcpListener;
 use std::path::Path;
@@ -151,4 +152,98 @@ async fn with_relaying_off_on_either_side_nothing_is_relayed_and_the_reason_is_n
         bob.shutdown().await;
         alice.shutdown().await;
     }
+}
+
+/// A download whose only source never answers asks a source that appears
+/// meanwhile at once (the metadata attempt is restarted with it; before, it
+/// waited for the next announce to our local tracker, up to 3 s), not when
+/// the attempt on the silent one times out (30 s): carol publishes alice's hash with an address that accepts
+/// connections and says nothing; alice comes online with the file 3 s into
+/// bob's download.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stalled_download_asks_a_source_that_appears_at_once() {
+    let server = Prosody::start(
+        &["alice", "bob", "carol"],
+        &[("alice", "bob"), ("carol", "bob")],
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("late.bin");
+    let content: Vec<u8> = (0..2_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    std::fs::write(&file, &content).unwrap();
+    // alice hashes the file, and goes offline again.
+    let alice_dir = tmp.path().join("alice");
+    let alice = Service::start(bitween_testkit::service_config(
+        &server, "alice", &alice_dir, None,
+    ))
+    .await
+    .unwrap();
+    let share = alice.engine.share(&file).await.unwrap();
+    alice.shutdown().await;
+
+    // carol's source: accepts, holds the connection, never speaks.
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_addr = silent.local_addr().unwrap();
+    let held = tokio::spawn(async move {
+        let mut kept = Vec::new();
+        while let Ok((s, _)) = silent.accept().await {
+            kept.push(s);
+        }
+    });
+    let carol = bitween_testkit::Peer::login(&server, "carol", "pc").await;
+    carol
+        .xmpp
+        .set_local(bitween_testkit::entry(
+            vec![bitween::shares::Share {
+                hash: share.hash,
+                name: bitween::shares::ShareName::new("late.bin").unwrap(),
+                size: content.len() as u64,
+            }],
+            &[&silent_addr.to_string()],
+        ))
+        .unwrap();
+    let bob = Service::start(bitween_testkit::service_config(
+        &server,
+        "bob",
+        &tmp.path().join("bob"),
+        None,
+    ))
+    .await
+    .unwrap();
+    let mut events = bob.events.subscribe();
+    wait_source(&bob, "carol", &share.hash).await;
+    bob.engine.download(share.hash, None).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+
+    let alice = Service::start(bitween_testkit::service_config(
+        &server, "alice", &alice_dir, None,
+    ))
+    .await
+    .unwrap();
+    wait_source(&bob, "alice", &share.hash).await;
+    let arrived = tokio::time::Instant::now();
+    // A new source is to be tried within 3 s of reaching the catalog (the
+    // attempt on carol's silent address alone would last 30 s); 2 s more
+    // for the 2 MB to cross.
+    let deadline = arrived + Duration::from_secs(5);
+    loop {
+        match tokio::time::timeout_at(deadline, events.recv()).await {
+            Ok(Ok(Event::DownloadFinished { hash, .. })) if hash == share.hash => break,
+            Ok(Ok(Event::DownloadFailed { reason, .. })) => panic!("the download failed: {reason}"),
+            Ok(_) => {}
+            Err(_) => panic!(
+                "alice's source was not used within 5 s of her list arriving: {:#?}",
+                bob.engine.transfers()
+            ),
+        }
+    }
+    eprintln!(
+        "finished {:?} after alice's list arrived",
+        arrived.elapsed()
+    );
+    let got = std::fs::read(tmp.path().join("bob/downloads/late.bin")).unwrap();
+    assert!(got == content, "the downloaded file differs");
+    held.abort();
+    carol.xmpp.shutdown().await;
+    bob.shutdown().await;
+    alice.shutdown().await;
 }

@@ -124,10 +124,9 @@ pub async fn check_contact_share(
     Ok(())
 }
 
-/// Opens the transfers screen: the transfer of `hash` finishes, its bar
-/// full at `size` bytes.
+/// On the transfers screen (open already): the transfer of `hash`
+/// finishes, its bar full at `size` bytes.
 pub async fn wait_transfer_done(page: &Session, hash: &str, size: u64) -> Result<()> {
-    open_view(page, "transfers").await?;
     let row = transfer_row(hash);
     page.wait_text(&format!("{row} .state"), "Done", WAIT, |t| t == "Done")
         .await?;

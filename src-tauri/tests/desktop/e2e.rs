@@ -53,8 +53,14 @@ async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
         .to_string(),
     )?;
 
-    // bob shares a 1 MiB random file, and a second one for later.
-    let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
+    // bob shares a 1 MiB random file, and a second one for later; he
+    // uploads at 256 KiB/s, so the download lasts long enough to be seen.
+    let bob = Daemon::start_with(
+        &server,
+        "bob",
+        &tmp.path().join("bob"),
+        &["--upload-limit", "262144"],
+    );
     let (content, hash) = bob.share_random_file(&tmp.path().join("holiday 2026.mkv"), 1 << 20);
     let (_, later_hash) = bob.share_random_file(&tmp.path().join("later.iso"), 300_000);
 
@@ -192,8 +198,16 @@ async fn drive(
     ))
     .await?;
 
-    // The transfer shows progress and completes.
-    pages::dismiss_toasts(app).await?;
+    // The transfer shows progress, its source and the path to it, and
+    // completes.
+    open_view(app, "transfers").await?;
+    let row = pages::transfer_row(hash);
+    let source = format!("bob@{DOMAIN}/pc (direct)");
+    app.wait_text(&format!("{row} .peers"), &source, WAIT, |t| {
+        t.contains(&source)
+    })
+    .await?;
+    shot(app, "transfers-active").await?;
     pages::wait_transfer_done(app, hash, 1 << 20).await?;
     shot(app, "transfers").await?;
 

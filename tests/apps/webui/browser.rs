@@ -120,6 +120,7 @@ pub(super) async fn drive(
     browser.wait_gone("#search-results", WAIT).await?;
 
     // The transfer: a progress bar that fills, then done.
+    open_view(browser, "transfers").await?;
     pages::wait_transfer_done(browser, hash, 1 << 20).await?;
     let row = pages::transfer_row(hash);
     for part in [".speed", ".peers"] {
