@@ -9,13 +9,15 @@
 //!   and the answers to ours;
 //! - `roster`: the roster, presences and subscriptions;
 //! - `publish`: our item and its chunks within the stanza budget;
-//! - `receive`: PEP events and fetched items into the catalog.
+//! - `receive`: PEP events and fetched items into the catalog, with
+//!   `collector` deciding which chunks to fetch and what they expand.
 //!
 //! Nothing here awaits an IQ response: requests are remembered by id in
 //! `pending` and their answers handled as they arrive, so the loop never
 //! stalls. After every (re)connect it sends presence with caps, fetches the
 //! roster and our own item, and publishes the merged item.
 
+mod collector;
 mod commands;
 mod iq;
 mod publish;
@@ -23,7 +25,6 @@ mod receive;
 mod roster;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::Duration;
 
 use futures::StreamExt;
@@ -44,10 +45,10 @@ use super::disco::Disco;
 use super::limits::{self, StanzaBudget};
 use super::{Command, ConnectionState, Contact};
 use crate::events::{Event, EventBus};
-use crate::shares::{CatalogWriter, PackedShares, ResourceShares, UserShares};
+use crate::shares::{CatalogWriter, ResourceShares, UserShares};
 use crate::NS_SHARES;
+use collector::ChunkCollector;
 use iq::Pending;
-use receive::Fetch;
 
 /// How long a clean shutdown waits for the server to confirm the retraction.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
@@ -107,15 +108,9 @@ pub(super) struct Session {
     /// the old budget would be too large again).
     chunk_queue: VecDeque<(String, Element)>,
     item_after_chunks: Option<(UserShares, String)>,
-    /// Shares beyond the item, per contact resource, for one list version:
-    /// kept to expand the item again when it is delivered again, even after
-    /// an item of another version came in between (several resources of an
-    /// account publishing at once pass stale items around). Shared with the
-    /// catalog, which holds the same allocation while it shows that version.
-    /// (The item as received is the catalog's: `Catalog::received`.)
-    expansions: HashMap<(BareJid, String), (String, Arc<PackedShares>)>,
-    /// Chunk fetches under way.
-    fetches: HashMap<(BareJid, String), Fetch>,
+    /// The rest of contacts' lists beyond their items: what was fetched
+    /// and what is being fetched.
+    chunks: ChunkCollector,
     /// The retraction of our resource sent on shutdown awaits its answer.
     retract_pending: bool,
     /// How large our item and chunks may be (learned from the server).
@@ -170,8 +165,7 @@ impl Session {
             chunks_stale: false,
             chunk_queue: VecDeque::new(),
             item_after_chunks: None,
-            expansions: HashMap::new(),
-            fetches: HashMap::new(),
+            chunks: ChunkCollector::default(),
             retract_pending: false,
             budget: StanzaBudget::default(),
             pulled: BTreeSet::new(),
@@ -309,7 +303,7 @@ impl Session {
         tracing::info!(jid = %full, "online");
         self.bound = Some(full.clone());
         self.pending.clear();
-        self.fetches.clear();
+        self.chunks.reconnected();
         self.roster_loaded = false;
         self.deferred.clear();
         self.pulled.clear();

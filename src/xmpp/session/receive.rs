@@ -3,38 +3,17 @@
 //! a list too large for one item fetched from its chunks. (Not who is a
 //! contact: `roster`; not our own publishing: `publish`.)
 
-use std::collections::BTreeMap;
-use std::sync::Arc;
-
 use minidom::Element;
 use tokio_xmpp::jid::BareJid;
 use tokio_xmpp::parsers::message::Message;
 use tokio_xmpp::parsers::stanza_error::StanzaError;
 
+use super::collector::Chunked;
 use super::iq::Pending;
 use super::{Session, NS_PUBSUB, NS_PUBSUB_EVENT};
 use crate::events::Event;
-use crate::shares::{chunks, parse_user_shares, PackedShares, Share, UserShares};
+use crate::shares::{chunks, parse_user_shares, Share, UserShares};
 use crate::NS_SHARES;
-
-/// A contact resource's list chunks being fetched.
-#[derive(Debug)]
-pub(super) struct Fetch {
-    version: String,
-    expected: u16,
-    got: BTreeMap<u16, Vec<Share>>,
-    /// Shares in `got`, and the most this list may keep (see
-    /// [`MAX_CONTACT_SHARES`]): the rest of the chunks is dropped as it
-    /// arrives, whatever the pointer claims.
-    kept: usize,
-    limit: usize,
-    failed: bool,
-}
-
-/// The most shares we hold for one contact, all resources together (a
-/// bound on what a contact can make us keep; chunks per resource are bound
-/// by `chunks::MAX_SHARES` too).
-const MAX_CONTACT_SHARES: usize = 2 * chunks::MAX_SHARES;
 
 impl Session {
     /// Asks for a contact's current item, once per session, when their
@@ -108,39 +87,32 @@ impl Session {
     /// that did not fit in it: from the chunks we fetched for that version,
     /// or fetched now (the catalog is updated again when they arrive).
     pub(super) async fn deliver(&mut self, jid: BareJid, raw: UserShares) {
-        // What belonged to resources this item no longer lists goes now (a
-        // contact cycling resource names cannot make us keep more).
-        self.expansions
-            .retain(|(j, r), _| *j != jid || raw.resources.contains_key(r));
-        self.fetches
-            .retain(|(j, r), _| *j != jid || raw.resources.contains_key(r));
-        let mut rests = BTreeMap::new();
-        let mut to_fetch = Vec::new();
-        for (resource, entry) in &raw.resources {
-            let Some(more) = &entry.more else {
-                continue;
-            };
-            let key = (jid.clone(), resource.clone());
-            match self.expansions.get(&key) {
-                Some((version, rest)) if *version == more.version => {
-                    rests.insert(resource.clone(), rest.clone());
-                }
-                _ => {
-                    let under_way = self
-                        .fetches
-                        .get(&key)
-                        .is_some_and(|f| f.version == more.version);
-                    if !under_way {
-                        to_fetch.push((resource.clone(), more.clone()));
-                    }
-                }
+        let plan = self.chunks.item(&jid, &raw);
+        for (resource, more) in &plan.fetch {
+            tracing::debug!(contact = %jid, resource, chunks = more.chunks, "fetching the rest of a large share list");
+            for n in 1..=more.chunks {
+                let payload = Element::builder("pubsub", NS_PUBSUB)
+                    .append(
+                        Element::builder("items", NS_PUBSUB)
+                            .attr("node".try_into().unwrap(), chunks::chunk_node(resource, n))
+                            .attr("max_items".try_into().unwrap(), "1")
+                            .build(),
+                    )
+                    .build();
+                let what = Pending::ChunkFetch {
+                    jid: jid.clone(),
+                    resource: resource.clone(),
+                    version: more.version.clone(),
+                    n,
+                };
+                self.send_iq(Some(jid.clone().into()), true, payload, what)
+                    .await;
             }
         }
-        for (resource, more) in to_fetch {
-            let limit = self.room_for(&jid, &resource, &raw);
-            self.fetch_chunks(&jid, &resource, &more, limit).await;
-        }
-        if self.catalog.replace_expanded(&jid.to_string(), raw, &rests) {
+        if self
+            .catalog
+            .replace_expanded(&jid.to_string(), raw, &plan.expand)
+        {
             self.events.send(Event::ContactSharesChanged {
                 jid: jid.to_string(),
             });
@@ -148,66 +120,6 @@ impl Session {
         // What parsing the item (or its chunks) and packing its lists left
         // freed, and any entry it replaced: give those pages back now.
         crate::memory::release_free_memory();
-    }
-
-    /// How many shares the chunks of `jid/resource` may still add: the
-    /// contact's bound less what its item and its other resources hold.
-    fn room_for(&self, jid: &BareJid, resource: &str, raw: &UserShares) -> usize {
-        let in_item: usize = raw.resources.values().map(|e| e.shares.len()).sum();
-        let elsewhere: usize = self
-            .expansions
-            .iter()
-            .filter(|((j, r), _)| j == jid && r != resource)
-            .map(|(_, (_, rest))| rest.len())
-            .chain(
-                self.fetches
-                    .iter()
-                    .filter(|((j, r), _)| j == jid && r != resource)
-                    .map(|(_, f)| f.limit),
-            )
-            .sum();
-        MAX_CONTACT_SHARES
-            .saturating_sub(in_item + elsewhere)
-            .min(chunks::MAX_SHARES)
-    }
-
-    async fn fetch_chunks(
-        &mut self,
-        jid: &BareJid,
-        resource: &str,
-        more: &chunks::More,
-        limit: usize,
-    ) {
-        tracing::debug!(contact = %jid, resource, chunks = more.chunks, "fetching the rest of a large share list");
-        self.fetches.insert(
-            (jid.clone(), resource.to_string()),
-            Fetch {
-                version: more.version.clone(),
-                expected: more.chunks,
-                got: BTreeMap::new(),
-                kept: 0,
-                limit,
-                failed: false,
-            },
-        );
-        for n in 1..=more.chunks {
-            let payload = Element::builder("pubsub", NS_PUBSUB)
-                .append(
-                    Element::builder("items", NS_PUBSUB)
-                        .attr("node".try_into().unwrap(), chunks::chunk_node(resource, n))
-                        .attr("max_items".try_into().unwrap(), "1")
-                        .build(),
-                )
-                .build();
-            let what = Pending::ChunkFetch {
-                jid: jid.clone(),
-                resource: resource.to_string(),
-                version: more.version.clone(),
-                n,
-            };
-            self.send_iq(Some(jid.clone().into()), true, payload, what)
-                .await;
-        }
     }
 
     /// The answer to our request for a contact's current item.
@@ -281,46 +193,14 @@ impl Session {
         n: u16,
         shares: Option<Vec<Share>>,
     ) {
-        let key = (jid.clone(), resource.clone());
-        let Some(fetch) = self.fetches.get_mut(&key).filter(|f| f.version == version) else {
-            return; // a newer list replaced this one meanwhile
-        };
-        match shares {
-            Some(mut s) => {
-                s.truncate(fetch.limit - fetch.kept);
-                fetch.kept += s.len();
-                fetch.got.insert(n, s);
+        let outcome = self.chunks.chunk(&jid, &resource, &version, n, shares);
+        if outcome == Chunked::Failed {
+            tracing::warn!(contact = %jid, %resource, "could not fetch the rest of a large share list; showing the part that fit in the item");
+        }
+        if outcome.deliver_again() {
+            if let Some(raw) = self.catalog.reader().received(&jid.to_string()) {
+                Box::pin(self.deliver(jid, raw)).await;
             }
-            None => fetch.failed = true,
-        }
-        if !fetch.failed && fetch.got.len() < usize::from(fetch.expected) {
-            return;
-        }
-        let fetch = self.fetches.remove(&key).expect("looked up above");
-        if fetch.failed {
-            // If the contact published a newer list meanwhile, its chunks
-            // replaced the ones we asked for: fetch the current ones.
-            let raw = self.catalog.reader().received(&jid.to_string());
-            let current = raw
-                .as_ref()
-                .and_then(|raw| raw.resources.get(&resource))
-                .and_then(|entry| entry.more.as_ref())
-                .map(|more| more.version.clone());
-            match (current, raw) {
-                (Some(v), Some(raw)) if v != version => {
-                    Box::pin(self.deliver(jid, raw)).await;
-                }
-                _ => {
-                    tracing::warn!(contact = %jid, %resource, "could not fetch the rest of a large share list; showing the part that fit in the item");
-                }
-            }
-            return;
-        }
-        let rest: Vec<Share> = fetch.got.into_values().flatten().collect();
-        let rest = Arc::new(PackedShares::new(&rest));
-        self.expansions.insert(key, (version, rest));
-        if let Some(raw) = self.catalog.reader().received(&jid.to_string()) {
-            Box::pin(self.deliver(jid, raw)).await;
         }
     }
 

@@ -59,8 +59,7 @@ impl Session {
         for item in roster.items {
             if item.subscription == Subscription::Remove {
                 self.roster.remove(&item.jid);
-                self.expansions.retain(|(j, _), _| *j != item.jid);
-                self.fetches.retain(|(j, _), _| *j != item.jid);
+                self.chunks.forget(&item.jid);
                 continue;
             }
             // A request from them is only pending while they do not see our
