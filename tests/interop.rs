@@ -189,6 +189,59 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
         "qBittorrent's copy differs"
     );
 
+    // 1b. A folder torrent of ours: files aligned to pieces with BEP 47
+    //     padding files, which libtorrent reads (and never writes).
+    let album = mine.join("album");
+    std::fs::create_dir_all(&album).unwrap();
+    random_file(&album.join("one.bin"), 3 * 1024 * 1024 + 123);
+    random_file(&album.join("two.bin"), 1024 * 1024 + 7);
+    random_file(&album.join("three.bin"), 77);
+    let folder = bob.engine.share(&album).await.unwrap();
+    let torrent = std::fs::read(
+        tmp.path()
+            .join(format!("bob/data/torrents/{}.torrent", folder.hash)),
+    )
+    .unwrap();
+    assert!(
+        torrent.windows(8).any(|w| w == b"1:p6:len"),
+        "the folder torrent has padding files"
+    );
+    qbt.post(
+        "torrents/add",
+        &[
+            ("urls", format!("magnet:?xt=urn:btih:{}", folder.hash)),
+            ("savepath", qbt_save.display().to_string()),
+        ],
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !qbt
+        .get("torrents/info")
+        .unwrap_or_default()
+        .contains(&folder.hash.to_hex())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "qBittorrent did not take the magnet"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    qbt.post(
+        "torrents/addPeers",
+        &[
+            ("hashes", folder.hash.to_hex()),
+            ("peers", format!("127.0.0.1:{}", bob.engine.listen_port())),
+        ],
+    );
+    let folder_hash = folder.hash.to_hex();
+    tokio::task::block_in_place(|| q.wait_complete(&folder_hash, Duration::from_secs(120)));
+    for name in ["one.bin", "two.bin", "three.bin"] {
+        assert_eq!(
+            std::fs::read(qbt_save.join("album").join(name)).unwrap(),
+            std::fs::read(album.join(name)).unwrap(),
+            "qBittorrent's {name} differs"
+        );
+    }
+
     // 2. bob downloads what qBittorrent seeds. The .torrent is made by a
     //    throwaway engine (qBittorrent 4.5's API cannot create one); the
     //    seeding is qBittorrent's alone.
@@ -203,7 +256,6 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
             listen_port: 0,
             upload_limit: None,
             download_limit: None,
-            upnp: false,
             allow_loopback_peers: true,
             relay: true,
         },

@@ -326,20 +326,9 @@ pub fn write_discovery(
     addr: SocketAddr,
     token: &str,
 ) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
     std::fs::create_dir_all(data_dir)?;
-    let tmp = token_file(data_dir).with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(token.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, token_file(data_dir))?;
-    std::fs::write(address_file(data_dir), addr.to_string())
+    crate::fsutil::write_private(&token_file(data_dir), token.as_bytes())?;
+    crate::fsutil::write_atomic(&address_file(data_dir), addr.to_string().as_bytes())
 }
 
 #[cfg(test)]

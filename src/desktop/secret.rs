@@ -2,7 +2,6 @@
 //! to it on the account screen): `$XDG_CONFIG_HOME/bitween/password`,
 //! created readable and writable by the user only.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where the desktop app keeps an account's password: the system keyring
@@ -51,21 +50,12 @@ pub fn default_path() -> PathBuf {
     crate::paths::config_dir().join("password")
 }
 
-/// Writes the password with mode 0600 (atomically).
+/// Writes the password with mode 0600 (atomically: `fsutil::write_private`).
 pub fn store(path: &Path, password: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(&tmp)?;
-    f.write_all(password.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::fsutil::write_private(path, password.as_bytes())
 }
 
 /// The stored password, if there is one: the file's first line without its

@@ -7,8 +7,13 @@
 //! refuse the torrent); it reads in 8 KiB steps, each a hop to a blocking
 //! thread, which made hashing slower than `sha1sum`; and it reports no
 //! progress. The info dictionary is otherwise the same as librqbit's (same
-//! keys, same 2 MiB pieces), so a file whose size is not such a multiple
-//! keeps the info hash earlier versions gave it.
+//! keys, same 2 MiB pieces), so a single file whose size is not such a
+//! multiple keeps the info hash earlier versions gave it.
+//!
+//! Pieces are hashed on every core while the files are read once, in
+//! order. A folder torrent aligns each file to a piece boundary with BEP
+//! 47 padding files (zeros never written to disk, which librqbit and
+//! libtorrent read), so a file's pieces depend on that file alone.
 
 use std::fs::File;
 use std::io::{ErrorKind, Read};
@@ -98,13 +103,41 @@ pub fn plan(path: &Path) -> Result<Plan, String> {
     })
 }
 
-/// Hashes what `plan` lists into a torrent called `name`. `progress` is
-/// called with the bytes hashed so far after every block, and stops the
-/// work by breaking. A share whose files turn out empty is refused.
+/// How many threads hash pieces: every core (up to 8).
+pub fn hashing_threads() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8)
+}
+
+/// Hashes what `plan` lists into a torrent called `name`, on every core.
+/// `progress` is called with the bytes read so far after every block, and
+/// stops the work by breaking. A share whose files turn out empty is
+/// refused.
 pub fn create(
     plan: Plan,
     name: &str,
     progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
+) -> Result<Created, String> {
+    create_with(plan, name, progress, hashing_threads())
+}
+
+/// A piece on its way to be hashed: its index and its bytes.
+type Work = (usize, Vec<u8>);
+
+/// [`create`] with `threads` hashing threads. The files are read once, in
+/// order, by the calling thread; whole pieces go to the hashing threads
+/// and their buffers come back to be filled again, so memory stays at a
+/// few pieces per thread.
+///
+/// A folder torrent aligns every file to a piece boundary (BEP 47 padding
+/// files: zeros that are never written to disk), so each file's pieces
+/// depend on that file alone.
+pub fn create_with(
+    plan: Plan,
+    name: &str,
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
+    threads: usize,
 ) -> Result<Created, String> {
     let Plan {
         inputs,
@@ -112,52 +145,59 @@ pub fn create(
         folder,
         ..
     } = plan;
-    let mut hashes = Vec::new();
-    let mut lengths = Vec::with_capacity(inputs.len());
-    let mut piece = Sha1::new();
-    let mut in_piece = 0u64;
-    let mut done = 0u64;
-    let mut buf = vec![0u8; READ_SIZE];
-    for input in &inputs {
-        let mut file = File::open(&input.path)
-            .map_err(|e| format!("cannot read {}: {e}", input.path.display()))?;
-        let mut length = 0u64;
-        loop {
-            let want = (PIECE_LENGTH - in_piece).min(READ_SIZE as u64) as usize;
-            let n = match file.read(&mut buf[..want]) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::Interrupted => continue,
-                Err(e) => return Err(format!("cannot read {}: {e}", input.path.display())),
-            };
-            piece.update(&buf[..n]);
-            in_piece += n as u64;
-            length += n as u64;
-            done += n as u64;
-            if in_piece == PIECE_LENGTH {
-                hashes.extend_from_slice(&std::mem::replace(&mut piece, Sha1::new()).finish());
-                in_piece = 0;
-            }
-            if progress(done).is_break() {
-                return Err(format!(
-                    "hashing {} was stopped",
-                    shared_path(&inputs, &output_folder, folder).display()
-                ));
-            }
+    let threads = threads.max(1);
+    let padded = folder;
+    let buffers = threads * 2 + 1;
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(buffers);
+    let work_rx = std::sync::Mutex::new(work_rx);
+    let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
+    let (hash_tx, hash_rx) = std::sync::mpsc::channel::<(usize, [u8; 20])>();
+    for _ in 0..buffers {
+        free_tx
+            .send(Vec::with_capacity(PIECE_LENGTH as usize))
+            .expect("the receiver is here");
+    }
+    let read = std::thread::scope(|scope| {
+        for _ in 0..threads {
+            let (work_rx, free_tx, hash_tx) = (&work_rx, free_tx.clone(), hash_tx.clone());
+            scope.spawn(move || loop {
+                let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
+                let Ok((index, mut buf)) = next else { return };
+                let mut h = Sha1::new();
+                h.update(&buf);
+                let _ = hash_tx.send((index, h.finish()));
+                buf.clear();
+                let _ = free_tx.send(buf);
+            });
         }
-        lengths.push(length);
-    }
-    if in_piece > 0 {
-        hashes.extend_from_slice(&piece.finish());
-    }
+        drop(hash_tx);
+        let read = read_pieces(&inputs, padded, &free_rx, &work_tx, progress);
+        drop(work_tx); // the hashing threads end once the queue is empty
+        read
+    });
+    let Reading {
+        lengths,
+        pads,
+        pieces,
+        done,
+    } = read.map_err(|e| match e {
+        ReadError::Io(e) => e,
+        ReadError::Stopped => format!(
+            "hashing {} was stopped",
+            shared_path(&inputs, &output_folder, folder).display()
+        ),
+    })?;
     if done == 0 {
         return Err(format!(
             "{} is empty: there is nothing to share",
             shared_path(&inputs, &output_folder, folder).display()
         ));
     }
-
-    let info = info_dict(name, &inputs, &lengths, &hashes, folder);
+    let mut hashes = vec![0u8; pieces * 20];
+    for (index, hash) in hash_rx.iter() {
+        hashes[index * 20..index * 20 + 20].copy_from_slice(&hash);
+    }
+    let info = info_dict(name, &inputs, &lengths, &pads, &hashes, folder);
     let mut digest = Sha1::new();
     digest.update(&info);
     let info_hash = InfoHash(digest.finish());
@@ -169,9 +209,108 @@ pub fn create(
         info_hash,
         torrent,
         output_folder,
-        pieces: hashes.len() / 20,
+        pieces,
         size: done,
         multi: folder,
+    })
+}
+
+/// What reading the files found.
+struct Reading {
+    /// Bytes read of each file.
+    lengths: Vec<u64>,
+    /// Zeros after each file to reach a piece boundary (padded torrents).
+    pads: Vec<u64>,
+    pieces: usize,
+    /// Bytes read in all.
+    done: u64,
+}
+
+enum ReadError {
+    Io(String),
+    Stopped,
+}
+
+/// Reads every file once, in order, into piece buffers taken from `free`
+/// and sends each full piece to `work`.
+fn read_pieces(
+    inputs: &[Input],
+    padded: bool,
+    free: &std::sync::mpsc::Receiver<Vec<u8>>,
+    work: &std::sync::mpsc::SyncSender<Work>,
+    progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
+) -> Result<Reading, ReadError> {
+    let take = || {
+        free.recv()
+            .map_err(|_| ReadError::Io("a hashing thread died".into()))
+    };
+    let mut piece = take()?;
+    let mut index = 0usize;
+    let send = |piece: &mut Vec<u8>, index: &mut usize| -> Result<(), ReadError> {
+        let full = std::mem::replace(piece, take()?);
+        work.send((*index, full))
+            .map_err(|_| ReadError::Io("a hashing thread died".into()))?;
+        *index += 1;
+        Ok(())
+    };
+    let mut lengths = Vec::with_capacity(inputs.len());
+    let mut pads = Vec::with_capacity(inputs.len());
+    let mut done = 0u64;
+    for (i, input) in inputs.iter().enumerate() {
+        let mut file = File::open(&input.path)
+            .map_err(|e| ReadError::Io(format!("cannot read {}: {e}", input.path.display())))?;
+        let mut length = 0u64;
+        loop {
+            // (Never full here: a full piece is sent at once.)
+            let room = PIECE_LENGTH as usize - piece.len();
+            let at = piece.len();
+            piece.resize(at + room.min(READ_SIZE), 0);
+            let n = loop {
+                match file.read(&mut piece[at..]) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(e) => {
+                        return Err(ReadError::Io(format!(
+                            "cannot read {}: {e}",
+                            input.path.display()
+                        )))
+                    }
+                }
+            };
+            piece.truncate(at + n);
+            if n == 0 {
+                break; // the end of this file
+            }
+            length += n as u64;
+            done += n as u64;
+            if piece.len() == PIECE_LENGTH as usize {
+                send(&mut piece, &mut index)?;
+            }
+            if progress(done).is_break() {
+                return Err(ReadError::Stopped);
+            }
+        }
+        let last = i + 1 == inputs.len();
+        let pad = if padded && !last && !piece.is_empty() {
+            PIECE_LENGTH - piece.len() as u64
+        } else {
+            0
+        };
+        if pad > 0 {
+            piece.resize(PIECE_LENGTH as usize, 0);
+            send(&mut piece, &mut index)?;
+        }
+        lengths.push(length);
+        pads.push(pad);
+    }
+    if !piece.is_empty() {
+        send(&mut piece, &mut index)?;
+    }
+    Ok(Reading {
+        lengths,
+        pads,
+        pieces: index,
+        done,
     })
 }
 
@@ -228,6 +367,7 @@ fn info_dict(
     name: &str,
     inputs: &[Input],
     lengths: &[u64],
+    pads: &[u64],
     hashes: &[u8],
     folder: bool,
 ) -> Vec<u8> {
@@ -236,7 +376,7 @@ fn info_dict(
     if folder {
         string(&mut out, b"files");
         out.push(b'l');
-        for (input, length) in inputs.iter().zip(lengths) {
+        for ((input, length), pad) in inputs.iter().zip(lengths).zip(pads) {
             out.push(b'd');
             string(&mut out, b"length");
             integer(&mut out, *length);
@@ -246,6 +386,19 @@ fn info_dict(
                 string(&mut out, part.as_bytes());
             }
             out.extend_from_slice(b"ee");
+            if *pad > 0 {
+                // BEP 47: a padding file, zeros never written to disk.
+                out.push(b'd');
+                string(&mut out, b"attr");
+                string(&mut out, b"p");
+                string(&mut out, b"length");
+                integer(&mut out, *pad);
+                string(&mut out, b"path");
+                out.push(b'l');
+                string(&mut out, b".pad");
+                string(&mut out, pad.to_string().as_bytes());
+                out.extend_from_slice(b"ee");
+            }
         }
         out.push(b'e');
     } else {
@@ -374,15 +527,50 @@ mod tests {
                 (parts.join("/"), f.length)
             })
             .collect();
+        // Every file starts on a piece boundary: deep.bin (1.5 pieces) is
+        // followed by half a piece of padding (BEP 47).
         assert_eq!(
             files,
             [
                 ("b/a.txt".to_string(), 0),
                 ("b/c/deep.bin".to_string(), 3 * 1024 * 1024),
+                (".pad/1048576".to_string(), 1024 * 1024),
                 ("z.txt".to_string(), 10)
             ]
         );
+        assert_eq!(c.pieces, 3);
         assert_eq!(c.output_folder, root);
+    }
+
+    #[test]
+    fn every_thread_count_makes_the_same_torrent_and_files_hash_on_their_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("photos");
+        std::fs::create_dir(&root).unwrap();
+        write(&root.join("a.jpg"), 5 * 1024 * 1024 + 17, 1);
+        write(&root.join("b.jpg"), 3 * 1024 * 1024 + 5, 2);
+        write(&root.join("c.jpg"), 2 * 1024 * 1024, 3);
+        let made = |threads| {
+            create_with(
+                plan(&root).unwrap(),
+                "photos",
+                &mut |_| ControlFlow::Continue(()),
+                threads,
+            )
+            .unwrap()
+        };
+        let one = made(1);
+        for threads in [2, 3, 8] {
+            assert_eq!(made(threads).torrent, one.torrent, "{threads} threads");
+        }
+        let pieces = |c: &Created| parsed(c).info.data.pieces.as_ref().to_vec();
+        // a: 3 pieces, b: 2 pieces, c: 1 piece, each file on its own.
+        assert_eq!(one.pieces, 6);
+        write(&root.join("a.jpg"), 5 * 1024 * 1024 + 17, 9);
+        let changed = made(2);
+        let (before, after) = (pieces(&one), pieces(&changed));
+        assert_ne!(before[..60], after[..60], "a.jpg's pieces changed");
+        assert_eq!(before[60..], after[60..], "b.jpg's and c.jpg's did not");
     }
 
     #[test]
