@@ -21,6 +21,7 @@ mod collector;
 mod commands;
 mod iq;
 mod publish;
+mod pubsub;
 mod receive;
 mod roster;
 
@@ -52,7 +53,6 @@ use iq::Pending;
 
 /// How long a clean shutdown waits for the server to confirm the retraction.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(3);
-const NS_PUBSUB: &str = "http://jabber.org/protocol/pubsub";
 const NS_PUBSUB_EVENT: &str = "http://jabber.org/protocol/pubsub#event";
 
 pub(super) struct Session {
@@ -329,14 +329,7 @@ impl Session {
             .await;
         let presence = Presence::available().with_payload(self.disco.caps());
         self.send(presence).await;
-        let items = Element::builder("pubsub", NS_PUBSUB)
-            .append(
-                Element::builder("items", NS_PUBSUB)
-                    .attr("node".try_into().unwrap(), NS_SHARES)
-                    .attr("max_items".try_into().unwrap(), "1")
-                    .build(),
-            )
-            .build();
+        let items = pubsub::fetch_current(NS_SHARES);
         self.send_iq(Some(self.own.clone().into()), true, items, Pending::OwnItem)
             .await;
     }

@@ -9,7 +9,7 @@ use tokio_xmpp::jid::BareJid;
 use tokio_xmpp::parsers::stanza_error::StanzaError;
 
 use super::iq::Pending;
-use super::{resource_of, Session, NS_PUBSUB};
+use super::{pubsub, resource_of, Session};
 use crate::events::Event;
 use crate::shares::{chunks, fit_to, parse_user_shares, to_element, ResourceShares, UserShares};
 use crate::xmpp::limits;
@@ -85,7 +85,8 @@ impl Session {
                     .enumerate()
                     .map(|(i, part)| {
                         let node = chunks::chunk_node(&resource, i as u16 + 1);
-                        let payload = publish_payload(&node, chunks::chunk_element(&version, part));
+                        let payload =
+                            pubsub::publish_current(&node, chunks::chunk_element(&version, part));
                         (node, payload)
                     })
                     .collect();
@@ -110,7 +111,7 @@ impl Session {
     }
 
     pub(super) async fn send_publish(&mut self, item: UserShares, retract: bool) {
-        let payload = publish_payload(NS_SHARES, to_element(&item));
+        let payload = pubsub::publish_current(NS_SHARES, to_element(&item));
         let what = if retract {
             Pending::Retract
         } else {
@@ -180,11 +181,9 @@ impl Session {
         match answer {
             Ok(payload) => {
                 let item = payload
-                    .as_ref()
-                    .and_then(|p| p.get_child("items", NS_PUBSUB))
-                    .and_then(|items| items.children().filter(|c| c.is("item", NS_PUBSUB)).last())
-                    .and_then(|item| item.children().next())
-                    .and_then(|el| parse_user_shares(el, &self.own.to_string()).ok())
+                    .and_then(|p| pubsub::answered_items(p).pop())
+                    .and_then(|item| item.payload)
+                    .and_then(|el| parse_user_shares(&el, &self.own.to_string()).ok())
                     .map(|p| p.item)
                     .unwrap_or_default();
                 self.on_own_item(item).await;
@@ -266,23 +265,6 @@ impl Session {
         }
         self.retract_pending = false;
     }
-}
-
-/// `<pubsub><publish node><item id="current">payload</item></publish></pubsub>`.
-fn publish_payload(node: &str, payload: Element) -> Element {
-    Element::builder("pubsub", NS_PUBSUB)
-        .append(
-            Element::builder("publish", NS_PUBSUB)
-                .attr("node".try_into().unwrap(), node)
-                .append(
-                    Element::builder("item", NS_PUBSUB)
-                        .attr("id".try_into().unwrap(), "current")
-                        .append(payload)
-                        .build(),
-                )
-                .build(),
-        )
-        .build()
 }
 
 /// `entry` as a reader of our item will see it (values dropped or changed

@@ -10,7 +10,7 @@ use tokio_xmpp::parsers::stanza_error::StanzaError;
 
 use super::collector::Chunked;
 use super::iq::Pending;
-use super::{Session, NS_PUBSUB, NS_PUBSUB_EVENT};
+use super::{pubsub, Session, NS_PUBSUB_EVENT};
 use crate::events::Event;
 use crate::shares::{chunks, parse_user_shares, Share, UserShares};
 use crate::NS_SHARES;
@@ -24,14 +24,7 @@ impl Session {
     /// of that (docs/PROTOCOL.md, "Server notes").
     pub(super) async fn pull_item(&mut self, jid: BareJid) {
         let events = self.contact_events.get(&jid).copied().unwrap_or(0);
-        let items = Element::builder("pubsub", NS_PUBSUB)
-            .append(
-                Element::builder("items", NS_PUBSUB)
-                    .attr("node".try_into().unwrap(), NS_SHARES)
-                    .attr("max_items".try_into().unwrap(), "1")
-                    .build(),
-            )
-            .build();
+        let items = pubsub::fetch_current(NS_SHARES);
         let what = Pending::ContactItem {
             jid: jid.clone(),
             events,
@@ -91,14 +84,7 @@ impl Session {
         for (resource, more) in &plan.fetch {
             tracing::debug!(contact = %jid, resource, chunks = more.chunks, "fetching the rest of a large share list");
             for n in 1..=more.chunks {
-                let payload = Element::builder("pubsub", NS_PUBSUB)
-                    .append(
-                        Element::builder("items", NS_PUBSUB)
-                            .attr("node".try_into().unwrap(), chunks::chunk_node(resource, n))
-                            .attr("max_items".try_into().unwrap(), "1")
-                            .build(),
-                    )
-                    .build();
+                let payload = pubsub::fetch_current(&chunks::chunk_node(resource, n));
                 let what = Pending::ChunkFetch {
                     jid: jid.clone(),
                     resource: resource.clone(),
@@ -140,14 +126,13 @@ impl Session {
         if self.contact_events.get(&jid).copied().unwrap_or(0) != events {
             return; // an item was pushed meanwhile: as new as this one
         }
-        let Some(item) = payload
-            .get_child("items", NS_PUBSUB)
-            .and_then(|items| items.children().filter(|c| c.is("item", NS_PUBSUB)).last())
-            .and_then(|item| item.children().next())
+        let Some(item) = pubsub::answered_items(payload)
+            .pop()
+            .and_then(|item| item.payload)
         else {
             return;
         };
-        match parse_user_shares(item, &jid.to_string()) {
+        match parse_user_shares(&item, &jid.to_string()) {
             Ok(p) => {
                 if !p.rejections.is_empty() {
                     self.events.send(Event::InvalidEntries {
@@ -173,13 +158,11 @@ impl Session {
         answer: Result<Option<Element>, StanzaError>,
     ) {
         let shares = answer.ok().flatten().and_then(|payload| {
-            let chunk = payload
-                .get_child("items", NS_PUBSUB)?
-                .children()
-                .find(|c| c.is("item", NS_PUBSUB))?
-                .children()
-                .next()?;
-            chunks::shares_of_chunk(chunk, &version)
+            let chunk = pubsub::answered_items(payload)
+                .into_iter()
+                .next()?
+                .payload?;
+            chunks::shares_of_chunk(&chunk, &version)
         });
         self.on_chunk(jid, resource, version, n, shares).await;
     }
