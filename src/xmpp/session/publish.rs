@@ -181,9 +181,9 @@ impl Session {
         match answer {
             Ok(payload) => {
                 let item = payload
-                    .and_then(|p| pubsub::answered_items(p).pop())
-                    .and_then(|item| item.payload)
-                    .and_then(|el| parse_user_shares(&el, &self.own.to_string()).ok())
+                    .as_ref()
+                    .and_then(|p| pubsub::answered_payloads(p).last().flatten())
+                    .and_then(|el| parse_user_shares(el, &self.own.to_string()).ok())
                     .map(|p| p.item)
                     .unwrap_or_default();
                 self.on_own_item(item).await;

@@ -126,13 +126,10 @@ impl Session {
         if self.contact_events.get(&jid).copied().unwrap_or(0) != events {
             return; // an item was pushed meanwhile: as new as this one
         }
-        let Some(item) = pubsub::answered_items(payload)
-            .pop()
-            .and_then(|item| item.payload)
-        else {
+        let Some(item) = pubsub::answered_payloads(&payload).last().flatten() else {
             return;
         };
-        match parse_user_shares(&item, &jid.to_string()) {
+        match parse_user_shares(item, &jid.to_string()) {
             Ok(p) => {
                 if !p.rejections.is_empty() {
                     self.events.send(Event::InvalidEntries {
@@ -158,11 +155,8 @@ impl Session {
         answer: Result<Option<Element>, StanzaError>,
     ) {
         let shares = answer.ok().flatten().and_then(|payload| {
-            let chunk = pubsub::answered_items(payload)
-                .into_iter()
-                .next()?
-                .payload?;
-            chunks::shares_of_chunk(&chunk, &version)
+            let chunk = pubsub::answered_payloads(&payload).next().flatten()?;
+            chunks::shares_of_chunk(chunk, &version)
         });
         self.on_chunk(jid, resource, version, n, shares).await;
     }
