@@ -320,25 +320,14 @@ pub fn token_file(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("api-token")
 }
 
-/// Writes the address and the token (mode 0600) for clients to find.
+/// Writes the address and the token (readable by the user only: mode 0600,
+/// or an owner-only security descriptor on Windows) for clients to find.
 pub fn write_discovery(
     data_dir: &std::path::Path,
     addr: SocketAddr,
     token: &str,
 ) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    std::fs::create_dir_all(data_dir)?;
-    let tmp = token_file(data_dir).with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(token.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, token_file(data_dir))?;
+    crate::private_file::write(&token_file(data_dir), token.as_bytes())?;
     std::fs::write(address_file(data_dir), addr.to_string())
 }
 

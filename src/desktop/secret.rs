@@ -1,8 +1,8 @@
 //! The password file used when no OS keyring is available (the user agreed
-//! to it on the account screen): `$XDG_CONFIG_HOME/bitween/password`,
-//! created readable and writable by the user only.
+//! to it on the account screen): `$XDG_CONFIG_HOME/bitween/password`
+//! (`%APPDATA%\bitween\password` on Windows), created readable and
+//! writable by the user only.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Where the desktop app keeps an account's password: the system keyring
@@ -46,26 +46,14 @@ impl SecretStore for FileStore {
     }
 }
 
-/// `$XDG_CONFIG_HOME/bitween/password`.
+/// `$XDG_CONFIG_HOME/bitween/password` (`%APPDATA%\bitween\password`).
 pub fn default_path() -> PathBuf {
     crate::paths::config_dir().join("password")
 }
 
-/// Writes the password with mode 0600 (atomically).
+/// Writes the password, readable by the user only (atomically).
 pub fn store(path: &Path, password: &str) -> std::io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut f = options.open(&tmp)?;
-    f.write_all(password.as_bytes())?;
-    f.sync_all()?;
-    std::fs::rename(&tmp, path)
+    crate::private_file::write(path, password.as_bytes())
 }
 
 /// The stored password, if there is one: the file's first line without its
@@ -95,12 +83,7 @@ mod tests {
         let path = dir.path().join("a/password");
         super::store(&path, "s3cret").unwrap();
         assert_eq!(super::load(&path).unwrap().as_deref(), Some("s3cret"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert!(crate::private_file::is_private(&path).unwrap());
         std::fs::write(&path, "with newline \r\nsecond line").unwrap();
         assert_eq!(
             super::load(&path).unwrap().as_deref(),
