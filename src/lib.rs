@@ -16,6 +16,7 @@ pub mod paths;
 pub mod private_file;
 pub mod service;
 pub mod shares;
+pub mod shutdown;
 pub mod torrent;
 pub mod units;
 #[cfg(windows)]
