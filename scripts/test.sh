@@ -9,8 +9,11 @@ cd "$(dirname "$0")/.."
 # Prosody and ejabberd are the tests' XMPP servers; qbittorrent-nox the
 # independent BitTorrent client of the interop test; chromium and chromium-driver the
 # headless browser of the web UI test; Xvfb, xauth and WebKitWebDriver
-# (webkit2gtk-driver) run the desktop app's end-to-end test.
-DESKTOP=1 EXTRA_PACKAGES="prosody ejabberd qbittorrent-nox chromium chromium-driver xvfb xauth webkit2gtk-driver" \
+# (webkit2gtk-driver) run the desktop app's end-to-end test; iproute2,
+# nftables and miniupnpd-nftables (the daemon alone, no system service)
+# build the network lab's namespaces, routers and UPnP gateway, and openssl
+# makes its test CA (tests/lab.rs; `cargo test` below runs it, as root).
+DESKTOP=1 EXTRA_PACKAGES="prosody ejabberd qbittorrent-nox chromium chromium-driver xvfb xauth webkit2gtk-driver iproute2 nftables miniupnpd-nftables openssl" \
   source scripts/deps.sh
 export PATH="$HOME/.cargo/bin:$PATH"
 if ! command -v tauri-driver >/dev/null 2>&1; then

@@ -10,6 +10,7 @@ pub mod api;
 pub mod clock;
 pub mod desktop;
 pub mod events;
+pub mod fsutil;
 pub mod memory;
 pub mod net;
 pub mod paths;

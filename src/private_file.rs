@@ -1,42 +1,10 @@
-//! Files only the user may read (the API token, the password file):
-//! mode 0600 on Unix; on Windows a security descriptor with one entry, for
-//! the user, not inherited from the folder. Written atomically (a new
-//! temporary file, then renamed over the old one).
+//! Whether a file is readable by the user only, as the API token and the
+//! password file are (`fsutil::write_private` creates them so): mode 0600
+//! on Unix; on Windows a DACL that lets no one else in (created with one
+//! entry, for the user, not inherited from the folder).
 
-use std::io::{self, Write};
+use std::io;
 use std::path::Path;
-
-/// Creates `path` readable and writable by the user only; fails if
-/// anything exists there.
-pub fn create_new(path: &Path) -> io::Result<std::fs::File> {
-    #[cfg(windows)]
-    {
-        crate::windows::create_owner_only(path)
-    }
-    #[cfg(not(windows))]
-    {
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create_new(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-        options.open(path)
-    }
-}
-
-/// Replaces `path` with `contents`, readable by the user only, creating
-/// its folder if needed.
-pub fn write(path: &Path, contents: &[u8]) -> io::Result<()> {
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let tmp = path.with_extension("tmp");
-    let _ = std::fs::remove_file(&tmp);
-    let mut f = create_new(&tmp)?;
-    f.write_all(contents)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&tmp, path)
-}
 
 /// Whether a DACL in SDDL (`D:P(A;;FA;;;S-1-5-21-...)`) lets no one but
 /// `user` (a SID as SDDL writes it) and the system itself (`SY`, the
@@ -117,13 +85,13 @@ mod tests {
     #[test]
     fn only_the_user_may_read_it_and_it_is_replaced_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sub/token");
-        super::write(&path, b"one").unwrap();
+        let path = dir.path().join("token");
+        crate::fsutil::write_private(&path, b"one").unwrap();
         assert!(super::is_private(&path).unwrap());
-        super::write(&path, b"two").unwrap();
+        crate::fsutil::write_private(&path, b"two").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"two");
         assert!(super::is_private(&path).unwrap());
-        assert!(!path.with_extension("tmp").exists());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
         std::fs::write(dir.path().join("plain"), b"x").unwrap();
         #[cfg(unix)]
         {

@@ -134,8 +134,9 @@ impl Drop for FakeService {
 
 // ----- helpers -------------------------------------------------------------
 
-/// Only static 127.0.0.1 and the given services; interfaces and NAT-PMP off
-/// (this machine has nothing publishable anyway, and no router is asked);
+/// Only static 127.0.0.1 and the given services; interfaces, NAT-PMP and
+/// UPnP off (this machine has nothing publishable anyway, and no router is
+/// asked);
 /// quick timings.
 fn test_config(services: &[&FakeService], service_timeout: Duration) -> AddressConfig {
     AddressConfig {
@@ -143,6 +144,7 @@ fn test_config(services: &[&FakeService], service_timeout: Duration) -> AddressC
         ipv6: false,
         lan: false,
         natpmp: false,
+        upnp: false,
         static_addresses: vec!["127.0.0.1".parse().unwrap()],
         services: services.iter().map(|s| s.url.clone()).collect(),
         service_timeout,
@@ -415,6 +417,7 @@ async fn an_address_that_disappears_is_withdrawn_and_ports_multiply() {
     let config = AddressConfig {
         public_ipv4: false,
         natpmp: false,
+        upnp: false,
         recheck_interval: Duration::from_millis(100),
         ..AddressConfig::default()
     };
@@ -477,6 +480,7 @@ fn ipv4_only_here() -> OwnAddresses {
     OwnAddresses::assemble(
         &["127.0.0.1".parse::<IpAddr>().unwrap()],
         &Default::default(),
+        None,
         None,
         &Ports::listen(6881),
     )

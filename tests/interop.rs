@@ -256,7 +256,6 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
             listen_port: 0,
             upload_limit: None,
             download_limit: None,
-            upnp: false,
             allow_loopback_peers: true,
             relay: true,
         },

@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bitween::addresses::{keep_published, AddressConfig, AddressWatcher, PortMapping, Ports};
-use bitween::events::{Event, EventBus};
+use bitween::events::{Event, EventBus, MappingProtocol};
 use common::{next_event, share, Peer, Prosody, DOMAIN};
 use tokio::net::UdpSocket;
 use tokio::sync::watch;
@@ -203,7 +203,8 @@ impl Drop for FakeGateway {
 
 // ----- helpers -------------------------------------------------------------
 
-/// Static 127.0.0.1 only, NAT-PMP at `gateway` with quick timings.
+/// Static 127.0.0.1 only, NAT-PMP at `gateway` with quick timings (no
+/// UPnP: its search would leave this machine).
 fn config(gateway: SocketAddr, first_timeout: Duration, attempts: u32) -> AddressConfig {
     AddressConfig {
         public_ipv4: false,
@@ -211,6 +212,7 @@ fn config(gateway: SocketAddr, first_timeout: Duration, attempts: u32) -> Addres
         lan: false,
         static_addresses: vec!["127.0.0.1".parse().unwrap()],
         natpmp: true,
+        upnp: false,
         natpmp_gateway: Some(gateway),
         natpmp_first_timeout: first_timeout,
         natpmp_attempts: attempts,
@@ -228,8 +230,16 @@ fn listen_only() -> Vec<SocketAddr> {
     vec![sa("127.0.0.1:6881")]
 }
 
+/// With a mapping: the mapped port beside the listen port, and the
+/// external address the gateway reports (the router is the authority for
+/// it) with both.
 fn with_mapped() -> Vec<SocketAddr> {
-    vec![sa("127.0.0.1:6881"), sa("127.0.0.1:40000")]
+    vec![
+        sa("127.0.0.1:6881"),
+        sa("127.0.0.1:40000"),
+        sa("81.2.69.160:6881"),
+        sa("81.2.69.160:40000"),
+    ]
 }
 
 fn alice_jid() -> String {
@@ -248,7 +258,7 @@ fn addresses_are(event: &Event, addresses: &[SocketAddr]) -> bool {
 // ----- through a real Prosody ------------------------------------------------
 
 #[tokio::test(flavor = "multi_thread")]
-async fn bob_sees_alices_mapped_port_beside_the_listen_port_until_shutdown() {
+async fn bob_sees_alices_mapped_port_and_the_gateways_address_until_shutdown() {
     let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
     let mut alice = Peer::login(&server, "alice", "laptop").await;
     let mut bob = Peer::login(&server, "bob", "desk").await;
@@ -265,13 +275,21 @@ async fn bob_sees_alices_mapped_port_beside_the_listen_port_until_shutdown() {
 
     let mapped = alice
         .wait_for("the port mapping", |e| {
-            matches!(e, Event::PortMappingChanged { mapping: Some(_) })
+            matches!(
+                e,
+                Event::PortMappingChanged {
+                    mapping: Some(_),
+                    ..
+                }
+            )
         })
         .await;
     assert_eq!(
         mapped,
         Event::PortMappingChanged {
+            protocol: MappingProtocol::NatPmp,
             mapping: Some(PortMapping {
+                protocol: MappingProtocol::NatPmp,
                 gateway: gateway.addr,
                 external_ip: EXTERNAL_IP,
                 internal_port: LISTEN,
@@ -378,6 +396,7 @@ async fn a_silent_gateway_delays_nothing() {
         gateway: Some(asked),
         reason,
         retry_in_ms,
+        ..
     } = failed
     else {
         panic!("{failed:?}")

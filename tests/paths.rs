@@ -22,10 +22,13 @@ fn server_with_relay() -> Prosody {
         .local_addr()
         .unwrap()
         .port();
+    // (Prosody reads the ports and interfaces of proxy65 from the global
+    // section only; under the Component they would be ignored, and every
+    // test's server would take the default port 5000.)
     let extra = format!(
-        r#"Component "proxy.{DOMAIN}" "proxy65"
-    proxy65_ports = {{ {port} }}
-    proxy65_interfaces = {{ "127.0.0.1" }}
+        r#"proxy65_ports = {{ {port} }}
+proxy65_interfaces = {{ "127.0.0.1" }}
+Component "proxy.{DOMAIN}" "proxy65"
     proxy65_address = "127.0.0.1"
 "#
     );

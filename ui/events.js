@@ -114,12 +114,18 @@ function onEvent(ev) {
       renderStatusBar();
       break;
     case 'PortMappingChanged':
-      S.mapping = ev.mapping || null;
-      S.mappingError = null;
+      // NAT-PMP and UPnP report separately: one protocol losing its
+      // mapping does not hide the other's.
+      if (ev.mapping) {
+        S.mapping = ev.mapping;
+        S.mappingError = null;
+      } else if (S.mapping && (S.mapping.protocol || 'nat_pmp') === (ev.protocol || 'nat_pmp')) {
+        S.mapping = null;
+      }
       renderStatusBar();
       break;
     case 'PortMappingFailed':
-      S.mappingError = ev.reason;
+      if (!S.mapping) S.mappingError = ev.reason;
       renderStatusBar();
       break;
     case 'Hashing':

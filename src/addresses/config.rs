@@ -36,6 +36,11 @@ pub struct AddressConfig {
     /// (192.0.2/24, 198.51.100/24, 203.0.113/24, 2001:db8::/32): only for
     /// test networks built on them.
     pub allow_documentation: bool,
+    /// Take addresses in 198.18.0.0/15 (RFC 2544, benchmarking) for public
+    /// ones: from what-is-my-IP services, from a gateway's report and on
+    /// our interfaces. Only for network labs, whose "internet" is that
+    /// range (`--allow-reserved-addresses`); never on real networks.
+    pub allow_reserved: bool,
     /// Always published, unfiltered (`--address IP`): a VPN address, or
     /// 127.0.0.1 in tests. Unspecified, multicast and broadcast addresses
     /// are refused by [`AddressConfig::validate`].
@@ -63,6 +68,12 @@ pub struct AddressConfig {
     /// Ask the gateway for a port mapping over NAT-PMP (RFC 6886) and
     /// publish the external port beside the listen port while it lasts.
     pub natpmp: bool,
+    /// Ask the gateway for a port mapping over UPnP IGD (found by SSDP on
+    /// the LAN) and publish its external address and port while it lasts.
+    pub upnp: bool,
+    /// How long the UPnP gateway search waits for an answer.
+    #[serde(rename = "upnp_search_timeout_ms", with = "millis")]
+    pub upnp_search_timeout: Duration,
     /// The NAT-PMP gateway (IPv4 address and port) to ask instead of the
     /// default gateway on port 5351: a fake one in tests, or a router that
     /// is not the default gateway.
@@ -89,6 +100,7 @@ impl Default for AddressConfig {
             lan: true,
             ula: false,
             allow_documentation: false,
+            allow_reserved: false,
             static_addresses: Vec::new(),
             services: DEFAULT_SERVICES.iter().map(|s| s.to_string()).collect(),
             service_timeout: Duration::from_secs(5),
@@ -97,6 +109,8 @@ impl Default for AddressConfig {
             retry_first: Duration::from_secs(5),
             retry_max: Duration::from_secs(5 * 60),
             natpmp: true,
+            upnp: true,
+            upnp_search_timeout: Duration::from_secs(3),
             natpmp_gateway: None,
             natpmp_first_timeout: Duration::from_millis(250),
             natpmp_attempts: 9,
@@ -146,6 +160,7 @@ impl AddressConfig {
             ("retry_first_ms", self.retry_first),
             ("retry_max_ms", self.retry_max),
             ("natpmp_first_timeout_ms", self.natpmp_first_timeout),
+            ("upnp_search_timeout_ms", self.upnp_search_timeout),
         ] {
             if d.is_zero() {
                 return Err(AddressConfigError::ZeroDuration(name));
@@ -161,6 +176,18 @@ impl AddressConfig {
             return Err(AddressConfigError::NatPmpAttempts(self.natpmp_attempts));
         }
         Ok(())
+    }
+
+    /// What the UPnP mapper needs from these settings.
+    pub fn upnp_mapper(&self) -> super::upnp::UpnpConfig {
+        super::upnp::UpnpConfig {
+            search_timeout: self.upnp_search_timeout,
+            search_to: super::upnp::SSDP,
+            lease_secs: 3600,
+            retry_first: self.retry_first,
+            retry_max: self.retry_max,
+            allow_reserved: self.allow_reserved,
+        }
     }
 
     /// What the NAT-PMP mapper needs from these settings.
@@ -202,7 +229,8 @@ mod tests {
         c.validate().unwrap();
         assert!(c.services.iter().all(|s| s.starts_with("https://")));
         assert!(c.public_ipv4 && c.ipv6 && c.lan && !c.ula);
-        assert!(c.natpmp && c.natpmp_gateway.is_none());
+        assert!(c.natpmp && c.upnp && c.natpmp_gateway.is_none());
+        assert_eq!(c.upnp_mapper().search_to, super::super::upnp::SSDP);
         assert_eq!(
             c.natpmp_mapper().timing,
             super::super::natpmp::Timing::default()

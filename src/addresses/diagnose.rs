@@ -1,7 +1,9 @@
 //! Using a contact's published addresses: in which order to try them, and
 //! "why can't I reach X": a report that names the cause (nothing
 //! published, no common IP family) and what a TCP connect to each address
-//! gave (connected, refused, timed out), each with a sentence for people.
+//! gave (connected, refused, timed out), each with a sentence for people,
+//! and whether this device can be reached the other way round (its own
+//! port mapping: made, or why no gateway gave one).
 //!
 //! Not here: BitTorrent itself (a connect that works says the port is
 //! open, not that the peer speaks BitTorrent or has the torrent).
@@ -12,7 +14,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::interfaces::{classify_v4, classify_v6, Network, V4Class, V6Class};
-use super::OwnAddresses;
+use super::{MappingStatus, OwnAddresses};
 
 /// How promising a contact's address is, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -94,6 +96,38 @@ pub struct Diagnosis {
     pub verdict: Verdict,
     pub message: String,
     pub checks: Vec<AddressCheck>,
+    /// Whether contacts can connect to this device from outside: its port
+    /// mapping at the router (UPnP or NAT-PMP), or why it has none.
+    pub this_device: String,
+}
+
+/// Our own port mapping in words: where the router maps us, or why no
+/// gateway did.
+pub fn this_device(own: &OwnAddresses) -> String {
+    let mapped = [("UPnP", &own.upnp), ("NAT-PMP", &own.natpmp)]
+        .into_iter()
+        .find_map(|(how, s)| match s {
+            MappingStatus::Mapped { external } => Some((how, *external)),
+            _ => None,
+        });
+    if let Some((how, external)) = mapped {
+        return format!(
+            "This device accepts connections from outside at {external} (a {how} port mapping \
+             at its router), so the contact can connect to it."
+        );
+    }
+    let why = |s: &MappingStatus| match s {
+        MappingStatus::Off => "off".to_string(),
+        MappingStatus::Trying => "still asking the router".to_string(),
+        MappingStatus::Mapped { external } => format!("mapped at {external}"),
+        MappingStatus::Failed { reason } => reason.clone(),
+    };
+    format!(
+        "This device has no port mapping at its router (UPnP: {}; NAT-PMP: {}): unless it has \
+         a public address of its own, contacts cannot connect to it either.",
+        why(&own.upnp),
+        why(&own.natpmp)
+    )
 }
 
 fn check_message(address: SocketAddr, outcome: &Outcome, timeout: Duration) -> String {
@@ -146,6 +180,7 @@ pub async fn diagnose(contact: &[SocketAddr], own: &OwnAddresses, timeout: Durat
                       is switched off there)."
                 .into(),
             checks: Vec::new(),
+            this_device: this_device(own),
         };
     }
     let ordered = order_addresses(contact, &own.networks);
@@ -196,10 +231,17 @@ pub async fn diagnose(contact: &[SocketAddr], own: &OwnAddresses, timeout: Durat
                 ),
             )
         };
+    let this_device = this_device(own);
+    let message = if verdict == Verdict::Reachable {
+        message
+    } else {
+        format!("{message} {this_device}")
+    };
     Diagnosis {
         verdict,
         message,
         checks,
+        this_device,
     }
 }
 
@@ -248,6 +290,58 @@ mod tests {
             preference("192.168.1.33".parse().unwrap(), &[]),
             Preference::Other,
             "a private address on none of our networks is their LAN"
+        );
+    }
+
+    #[test]
+    fn this_device_names_its_mapping_or_why_it_has_none() {
+        let mut own = OwnAddresses {
+            upnp: MappingStatus::Failed {
+                reason: "no UPnP gateway answered on the LAN within 3s".into(),
+            },
+            natpmp: MappingStatus::Failed {
+                reason: "nothing answers NAT-PMP at 192.168.1.1:5351 (connection refused)".into(),
+            },
+            ..OwnAddresses::default()
+        };
+        let text = this_device(&own);
+        assert!(text.contains("no port mapping"), "{text}");
+        assert!(!text.contains("  "), "{text}");
+        assert!(text.contains("no UPnP gateway answered"), "{text}");
+        assert!(text.contains("NAT-PMP: nothing answers"), "{text}");
+        own.upnp = MappingStatus::Mapped {
+            external: "198.18.2.1:6881".parse().unwrap(),
+        };
+        let text = this_device(&own);
+        assert!(
+            text.contains("198.18.2.1:6881") && text.contains("UPnP"),
+            "{text}"
+        );
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_contact_is_told_with_this_devices_side() {
+        // A port nobody listens on (bound, then closed).
+        let closed = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap();
+        let own = OwnAddresses {
+            ips: vec![super::super::OwnIp {
+                ip: "127.0.0.1".parse().unwrap(),
+                source: super::super::Source::Static,
+            }],
+            upnp: MappingStatus::Failed {
+                reason: "no UPnP gateway answered on the LAN within 3s".into(),
+            },
+            ..OwnAddresses::default()
+        };
+        let d = diagnose(&[closed], &own, Duration::from_secs(2)).await;
+        assert_eq!(d.verdict, Verdict::Unreachable);
+        assert!(
+            d.message.contains("no UPnP gateway answered"),
+            "{}",
+            d.message
         );
     }
 

@@ -101,8 +101,12 @@ pub enum V4Class {
     Documentation,
     /// 100.64/10, carrier-grade NAT (RFC 6598): neither ours nor public.
     SharedCgnat,
-    /// Unspecified, broadcast, multicast, 0/8, 240/4, benchmarking
-    /// 198.18/15, IETF 192.0.0/24: never a peer's address.
+    /// 198.18/15, for benchmarking networks (RFC 2544): never on the
+    /// internet, but the "internet" of network labs (see
+    /// [`is_public_v4`]).
+    Benchmarking,
+    /// Unspecified, broadcast, multicast, 0/8, 240/4, IETF 192.0.0/24:
+    /// never a peer's address.
     Reserved,
 }
 
@@ -119,17 +123,31 @@ pub fn classify_v4(ip: Ipv4Addr) -> V4Class {
         V4Class::Documentation
     } else if a == 100 && (64..128).contains(&b) {
         V4Class::SharedCgnat
+    } else if a == 198 && (b == 18 || b == 19) {
+        V4Class::Benchmarking
     } else if ip.is_unspecified()
         || ip.is_broadcast()
         || ip.is_multicast()
         || a == 0
         || a >= 240
-        || (a == 198 && (b == 18 || b == 19))
         || (a == 192 && b == 0 && c == 0)
     {
         V4Class::Reserved
     } else {
         V4Class::Global
+    }
+}
+
+/// Whether `ip` counts as a public IPv4 address (ours as the internet
+/// sees it): globally routable, or in 198.18/15 when `allow_reserved`
+/// (`--allow-reserved-addresses`, for network labs whose "internet" is
+/// that range). Used for what-is-my-IP answers, a gateway's external
+/// address and our interfaces alike.
+pub fn is_public_v4(ip: Ipv4Addr, allow_reserved: bool) -> bool {
+    match classify_v4(ip) {
+        V4Class::Global => true,
+        V4Class::Benchmarking => allow_reserved,
+        _ => false,
     }
 }
 
@@ -196,6 +214,7 @@ fn v4_publishable(ip: Ipv4Addr, config: &AddressConfig) -> bool {
     match classify_v4(ip) {
         V4Class::Global | V4Class::Private => true,
         V4Class::Documentation => config.allow_documentation,
+        V4Class::Benchmarking => config.allow_reserved,
         _ => false,
     }
 }
@@ -374,11 +393,38 @@ mod tests {
             ("255.255.255.255", V4Class::Reserved),
             ("224.0.0.1", V4Class::Reserved),
             ("240.0.0.1", V4Class::Reserved),
-            ("198.18.0.1", V4Class::Reserved),
+            ("198.18.0.1", V4Class::Benchmarking),
+            ("198.19.255.254", V4Class::Benchmarking),
+            ("198.20.0.1", V4Class::Global),
             ("192.0.0.8", V4Class::Reserved),
         ] {
             assert_eq!(classify_v4(v4(ip)), class, "{ip}");
         }
+    }
+
+    #[test]
+    fn the_lab_range_is_public_only_when_allowed() {
+        for (ip, strict, lab) in [
+            ("81.2.69.160", true, true),
+            ("198.18.0.1", false, true),
+            ("198.19.7.1", false, true),
+            ("192.168.1.1", false, false),
+            ("100.64.0.1", false, false),
+            ("203.0.113.7", false, false),
+            ("0.0.0.0", false, false),
+        ] {
+            assert_eq!(is_public_v4(v4(ip), false), strict, "{ip}");
+            assert_eq!(is_public_v4(v4(ip), true), lab, "{ip} in a lab");
+        }
+        let lab_router = vec![InterfaceAddr::new("wan", "198.18.1.1".parse().unwrap(), 16)];
+        assert!(select(&lab_router, &AddressConfig::default())
+            .ipv4
+            .is_empty());
+        let lab = AddressConfig {
+            allow_reserved: true,
+            ..AddressConfig::default()
+        };
+        assert_eq!(select(&lab_router, &lab).ipv4, [v4("198.18.1.1")]);
     }
 
     #[test]

@@ -15,10 +15,11 @@
 //!
 //! Ports: every address is published with every BitTorrent port in
 //! [`Ports`], the engine's listen port and a NAT-mapped external port.
-//! The watcher runs the [`natpmp`] client, whose mapped external port
-//! becomes [`Ports::mapped`] while the mapping lasts. UPnP is librqbit's
-//! (see `EngineConfig::upnp`): it maps the listen port to the same
-//! external port, so it adds no port to publish.
+//! The watcher runs the [`natpmp`] and [`upnp`] clients: a mapped external
+//! port becomes [`Ports::mapped`] while the mapping lasts (NAT-PMP's when
+//! both map), and the external IPv4 the gateway reports with it is
+//! published (source [`Source::Gateway`]: the router is the authority for
+//! it, and it works when every what-is-my-IP service fails).
 
 pub mod config;
 pub mod diagnose;
@@ -26,6 +27,7 @@ pub mod interfaces;
 pub mod natpmp;
 pub mod public_ip;
 mod publish;
+pub mod upnp;
 mod watcher;
 
 use std::net::{IpAddr, SocketAddr};
@@ -38,6 +40,7 @@ pub use interfaces::{InterfaceAddr, Network};
 pub use natpmp::PortMapping;
 pub use public_ip::{PublicIpDecision, PublicIpLookup, Rule};
 pub use publish::keep_published;
+pub use upnp::{UpnpConfig, UpnpMapper};
 pub use watcher::{AddressWatcher, InterfaceLister};
 
 /// The BitTorrent ports peers can connect to.
@@ -82,8 +85,27 @@ pub enum Source {
     InterfaceIpv4,
     /// A global IPv6 address of one of our interfaces.
     InterfaceIpv6,
+    /// The external IPv4 our gateway reports for its port mapping
+    /// (NAT-PMP or UPnP).
+    Gateway,
     /// What the what-is-my-IP services see.
     PublicIpv4,
+}
+
+/// Where a port mapping stands (NAT-PMP or UPnP), for the status and the
+/// diagnosis.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum MappingStatus {
+    /// Switched off, or no listen port yet.
+    #[default]
+    Off,
+    /// Asked; no answer yet.
+    Trying,
+    /// The gateway maps `external` to our listen port.
+    Mapped { external: SocketAddr },
+    /// The last attempt failed (retried with backoff).
+    Failed { reason: String },
 }
 
 /// One of our addresses and where it comes from.
@@ -106,14 +128,19 @@ pub struct OwnAddresses {
     /// What we publish: each address with each port. Empty while no port
     /// is known.
     pub addresses: Vec<SocketAddr>,
+    /// Our port mappings at the gateway.
+    pub natpmp: MappingStatus,
+    pub upnp: MappingStatus,
 }
 
 impl OwnAddresses {
     /// Puts the sources together; an address found by several sources is
-    /// kept once, under the first.
+    /// kept once, under the first (the gateway's report before the
+    /// services').
     pub fn assemble(
         statics: &[IpAddr],
         selected: &interfaces::Selected,
+        gateway_ipv4: Option<std::net::Ipv4Addr>,
         public_ipv4: Option<std::net::Ipv4Addr>,
         ports: &Ports,
     ) -> OwnAddresses {
@@ -133,6 +160,7 @@ impl OwnAddresses {
                     .iter()
                     .map(|ip| (IpAddr::V6(*ip), Source::InterfaceIpv6)),
             )
+            .chain(gateway_ipv4.map(|ip| (IpAddr::V4(ip), Source::Gateway)))
             .chain(public_ipv4.map(|ip| (IpAddr::V4(ip), Source::PublicIpv4)));
         for (ip, source) in candidates {
             if !ips.iter().any(|o| o.ip == ip) {
@@ -149,6 +177,8 @@ impl OwnAddresses {
             ports,
             networks: selected.networks.clone(),
             addresses,
+            natpmp: MappingStatus::Off,
+            upnp: MappingStatus::Off,
         }
     }
 }
@@ -179,6 +209,7 @@ mod tests {
         let own = OwnAddresses::assemble(
             &["10.8.0.2".parse().unwrap()],
             &selected,
+            Some("81.2.69.161".parse().unwrap()),
             Some("81.2.69.160".parse().unwrap()),
             &Ports {
                 listen: Some(6881),
@@ -192,6 +223,7 @@ mod tests {
                 Source::Static,
                 Source::InterfaceIpv4,
                 Source::InterfaceIpv6,
+                Source::Gateway,
                 Source::PublicIpv4
             ]
         );
@@ -205,6 +237,8 @@ mod tests {
                 "192.168.1.20:40000",
                 "[2a01:4f8:1:2::3]:6881",
                 "[2a01:4f8:1:2::3]:40000",
+                "81.2.69.161:6881",
+                "81.2.69.161:40000",
                 "81.2.69.160:6881",
                 "81.2.69.160:40000",
             ]
@@ -217,11 +251,12 @@ mod tests {
             &["127.0.0.1".parse().unwrap()],
             &interfaces::Selected::default(),
             None,
+            None,
             &Ports::default(),
         );
         assert_eq!(own.ips.len(), 1);
         assert!(own.addresses.is_empty());
-        // librqbit's UPnP maps the external port to the same number.
+        // A gateway that maps the external port to the same number.
         let same = Ports {
             listen: Some(6881),
             mapped: Some(6881),

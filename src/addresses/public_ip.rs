@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use futures::stream::{FuturesUnordered, StreamExt};
 
-use super::interfaces::{classify_v4, V4Class};
+use super::interfaces::{classify_v4, is_public_v4};
 
 /// Longest answer body we read; an IPv4 literal with a newline is 16 bytes.
 const MAX_BODY: usize = 64;
@@ -45,9 +45,10 @@ fn summary(answers: &[ServiceAnswer]) -> String {
 }
 
 /// Parses a service's answer: exactly one IPv4 literal, optionally
-/// surrounded by whitespace, that is a public (globally routable) address.
-/// Anything else is refused with the reason.
-pub fn parse_answer(body: &[u8]) -> Result<Ipv4Addr, String> {
+/// surrounded by whitespace, that is a public (globally routable) address,
+/// or one in 198.18.0.0/15 when `allow_reserved` (network labs). Anything
+/// else is refused with the reason.
+pub fn parse_answer(body: &[u8], allow_reserved: bool) -> Result<Ipv4Addr, String> {
     let text = std::str::from_utf8(body)
         .map_err(|_| "the answer is not text".to_string())?
         .trim_matches(|c: char| c.is_ascii_whitespace());
@@ -55,11 +56,13 @@ pub fn parse_answer(body: &[u8]) -> Result<Ipv4Addr, String> {
     let ip: Ipv4Addr = text
         .parse()
         .map_err(|_| format!("the answer {shown:?} is not an IPv4 address"))?;
-    match classify_v4(ip) {
-        V4Class::Global => Ok(ip),
-        class => Err(format!(
-            "the answer {ip} is not a public address ({class:?})"
-        )),
+    if is_public_v4(ip, allow_reserved) {
+        Ok(ip)
+    } else {
+        Err(format!(
+            "the answer {ip} is not a public address ({:?})",
+            classify_v4(ip)
+        ))
     }
 }
 
@@ -117,6 +120,7 @@ pub struct PublicIpLookup {
     client: reqwest::Client,
     services: Vec<String>,
     timeout: Duration,
+    allow_reserved: bool,
 }
 
 impl PublicIpLookup {
@@ -137,7 +141,14 @@ impl PublicIpLookup {
             client,
             services,
             timeout,
+            allow_reserved: false,
         })
+    }
+
+    /// Also accepts answers in 198.18.0.0/15 (network labs only).
+    pub fn allow_reserved(mut self, allow: bool) -> Self {
+        self.allow_reserved = allow;
+        self
     }
 
     async fn ask(&self, url: &str) -> Result<Ipv4Addr, String> {
@@ -158,7 +169,7 @@ impl PublicIpLookup {
                     return Err(format!("the answer is longer than {MAX_BODY} bytes"));
                 }
             }
-            parse_answer(&body)
+            parse_answer(&body, self.allow_reserved)
         };
         match tokio::time::timeout(self.timeout, fetch).await {
             Ok(r) => r,
@@ -247,11 +258,11 @@ mod tests {
     #[test]
     fn answers_are_parsed_strictly() {
         assert_eq!(
-            parse_answer(b"81.2.69.160\n"),
+            parse_answer(b"81.2.69.160\n", false),
             Ok("81.2.69.160".parse().unwrap())
         );
         assert_eq!(
-            parse_answer(b"  8.8.4.4\r\n"),
+            parse_answer(b"  8.8.4.4\r\n", false),
             Ok("8.8.4.4".parse().unwrap())
         );
         for bad in [
@@ -275,12 +286,26 @@ mod tests {
             b"0.0.0.0",
             b"255.255.255.255",
             b"203.0.113.7",
+            b"198.18.1.1",
         ] {
             assert!(
-                parse_answer(bad).is_err(),
+                parse_answer(bad, false).is_err(),
                 "{:?} accepted",
                 String::from_utf8_lossy(bad)
             );
+        }
+    }
+
+    #[test]
+    fn the_lab_range_is_accepted_only_when_allowed() {
+        assert!(parse_answer(b"198.18.1.1\n", false).is_err());
+        assert_eq!(
+            parse_answer(b"198.18.1.1\n", true),
+            Ok("198.18.1.1".parse().unwrap())
+        );
+        // Still nothing else that is not public.
+        for bad in [&b"10.0.0.1"[..], b"127.0.0.1", b"100.64.0.1", b"0.0.0.0"] {
+            assert!(parse_answer(bad, true).is_err());
         }
     }
 

@@ -1,11 +1,12 @@
 //! The background task that owns [`OwnAddresses`]: it publishes what is
 //! known at once, adds the public IPv4 when a lookup decides it, re-reads
 //! the interfaces periodically, asks the services again now and then (with
-//! backoff while none answers), adds the NAT-PMP mapped port while a
-//! mapping lasts, and announces every change.
+//! backoff while none answers), adds the mapped port and the gateway's
+//! external address while a NAT-PMP or UPnP mapping lasts, and announces
+//! every change.
 //!
 //! Not here: how addresses and mappings are found (`interfaces`,
-//! `public_ip`, `natpmp`) and where they go (`publish`).
+//! `public_ip`, `natpmp`, `upnp`) and where they go (`publish`).
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,11 +21,12 @@ use crate::clock::sleep_until;
 use tracing::Instrument;
 
 use super::config::{AddressConfig, AddressConfigError};
-use super::interfaces::{self, InterfaceAddr, Selected};
+use super::interfaces::{self, is_public_v4, InterfaceAddr, Selected};
 use super::natpmp::Mapper;
 use super::public_ip::{LookupFailed, PublicIpDecision, PublicIpLookup};
-use super::{OwnAddresses, Ports};
-use crate::events::{Event, EventBus};
+use super::upnp::{UpnpMapper, UpnpState};
+use super::{MappingStatus, OwnAddresses, PortMapping, Ports};
+use crate::events::{Event, EventBus, MappingProtocol};
 
 /// Lists the interface addresses; [`interfaces::list_system`] by default,
 /// a fixed list in tests.
@@ -62,8 +64,13 @@ struct Task {
     public_ipv4: Option<std::net::Ipv4Addr>,
     /// The NAT-PMP client for the listen port, while `config.natpmp`.
     mapper: Option<Mapper>,
-    /// Its mapped external port, while it has a mapping.
-    natpmp_port: Option<u16>,
+    /// Its mapping, while it has one.
+    natpmp_mapping: Option<PortMapping>,
+    natpmp_status: MappingStatus,
+    /// The UPnP client for the listen port, while `config.upnp`.
+    upnp: Option<UpnpMapper>,
+    upnp_mapping: Option<PortMapping>,
+    upnp_status: MappingStatus,
 }
 
 impl AddressWatcher {
@@ -89,7 +96,7 @@ impl AddressWatcher {
         config.validate()?;
         let lookup = if config.public_ipv4 && !config.services.is_empty() {
             match PublicIpLookup::new(config.services.clone(), config.service_timeout) {
-                Ok(l) => Some(l),
+                Ok(l) => Some(l.allow_reserved(config.allow_reserved)),
                 Err(e) => {
                     tracing::error!(error = %e, "cannot set up HTTP for the public IPv4 lookup; going on without it");
                     None
@@ -99,7 +106,8 @@ impl AddressWatcher {
             None
         };
         let selected = read_interfaces(&config, &lister, Selected::default());
-        let initial = OwnAddresses::assemble(&config.static_addresses, &selected, None, &ports);
+        let initial =
+            OwnAddresses::assemble(&config.static_addresses, &selected, None, None, &ports);
         let (state_tx, state_rx) = watch::channel(initial);
         let (ports_tx, ports_rx) = watch::channel(ports);
         let task = Task {
@@ -112,7 +120,11 @@ impl AddressWatcher {
             selected,
             public_ipv4: None,
             mapper: None,
-            natpmp_port: None,
+            natpmp_mapping: None,
+            natpmp_status: MappingStatus::Off,
+            upnp: None,
+            upnp_mapping: None,
+            upnp_status: MappingStatus::Off,
         };
         let (stop_tx, stop_rx) = oneshot::channel();
         let handle = tokio::spawn(
@@ -187,23 +199,92 @@ impl Task {
         self.selected = read_interfaces(&self.config, &self.interfaces, previous);
     }
 
-    /// The ports to publish: the listen port, and NAT-PMP's mapped port
-    /// over the one given.
+    /// The ports to publish: the listen port, and a mapped port (NAT-PMP's,
+    /// else UPnP's) over the one given.
     fn ports(&self) -> Ports {
         let given = *self.ports.borrow();
+        let mapped = self
+            .natpmp_mapping
+            .or(self.upnp_mapping)
+            .map(|m| m.external_port);
         Ports {
             listen: given.listen,
-            mapped: self.natpmp_port.or(given.mapped),
+            mapped: mapped.or(given.mapped),
         }
     }
 
+    /// The external IPv4 a gateway reports with its mapping (only public
+    /// ones are kept as mappings: behind a second NAT it is not).
+    fn gateway_ipv4(&self) -> Option<std::net::Ipv4Addr> {
+        self.natpmp_mapping
+            .or(self.upnp_mapping)
+            .map(|m| m.external_ip)
+    }
+
     fn assemble(&self) -> OwnAddresses {
-        OwnAddresses::assemble(
-            &self.config.static_addresses,
-            &self.selected,
-            self.public_ipv4,
-            &self.ports(),
-        )
+        OwnAddresses {
+            natpmp: self.natpmp_status.clone(),
+            upnp: self.upnp_status.clone(),
+            ..OwnAddresses::assemble(
+                &self.config.static_addresses,
+                &self.selected,
+                self.gateway_ipv4(),
+                self.public_ipv4,
+                &self.ports(),
+            )
+        }
+    }
+
+    /// A mapping (or its end) over `protocol`. A mapping on a gateway whose
+    /// external address is not public is not published: nobody outside
+    /// the second NAT in front of it can use it.
+    fn set_mapping(&mut self, protocol: MappingProtocol, mapping: Option<PortMapping>) {
+        let allow_reserved = self.config.allow_reserved;
+        let (slot, status) = match protocol {
+            MappingProtocol::NatPmp => (&mut self.natpmp_mapping, &mut self.natpmp_status),
+            MappingProtocol::Upnp => (&mut self.upnp_mapping, &mut self.upnp_status),
+        };
+        match mapping {
+            Some(m) if is_public_v4(m.external_ip, allow_reserved) => {
+                *slot = Some(m);
+                *status = MappingStatus::Mapped {
+                    external: std::net::SocketAddr::new(m.external_ip.into(), m.external_port),
+                };
+            }
+            Some(m) => {
+                tracing::warn!(
+                    ?protocol,
+                    external_ip = %m.external_ip,
+                    "the gateway's external address is not public: another NAT is in front of \
+                     it, so its port mapping is not published"
+                );
+                *slot = None;
+                *status = MappingStatus::Failed {
+                    reason: format!(
+                        "the gateway's external address {} is not public (another NAT is in \
+                         front of it)",
+                        m.external_ip
+                    ),
+                };
+            }
+            None => {
+                *slot = None;
+                if matches!(status, MappingStatus::Mapped { .. }) {
+                    *status = MappingStatus::Trying;
+                }
+            }
+        }
+    }
+
+    /// A failed attempt over `protocol`.
+    fn set_failure(&mut self, protocol: MappingProtocol, reason: String) {
+        let (held, status) = match protocol {
+            MappingProtocol::NatPmp => (self.natpmp_mapping.is_some(), &mut self.natpmp_status),
+            MappingProtocol::Upnp => (self.upnp_mapping.is_some(), &mut self.upnp_status),
+        };
+        if !held && !matches!(status, MappingStatus::Off) {
+            *status = MappingStatus::Failed { reason };
+        }
     }
 
     /// Runs the NAT-PMP client for the current listen port: starts it,
@@ -213,19 +294,39 @@ impl Task {
             Some(p) if p != 0 && self.config.natpmp => Some(p),
             _ => None,
         };
-        if self.mapper.as_ref().map(Mapper::port) == wanted {
-            return;
+        if self.mapper.as_ref().map(Mapper::port) != wanted {
+            if let Some(old) = self.mapper.take() {
+                old.shutdown().await;
+                self.natpmp_mapping = None;
+                self.natpmp_status = MappingStatus::Off;
+            }
+            if let Some(port) = wanted {
+                self.mapper = Some(Mapper::start(
+                    self.config.natpmp_mapper(),
+                    port,
+                    self.events.clone(),
+                ));
+                self.natpmp_status = MappingStatus::Trying;
+            }
         }
-        if let Some(old) = self.mapper.take() {
-            old.shutdown().await;
-            self.natpmp_port = None;
-        }
-        if let Some(port) = wanted {
-            self.mapper = Some(Mapper::start(
-                self.config.natpmp_mapper(),
-                port,
-                self.events.clone(),
-            ));
+        let wanted = match self.ports.borrow().listen {
+            Some(p) if p != 0 && self.config.upnp => Some(p),
+            _ => None,
+        };
+        if self.upnp.as_ref().map(UpnpMapper::port) != wanted {
+            if let Some(old) = self.upnp.take() {
+                old.shutdown().await;
+                self.upnp_mapping = None;
+                self.upnp_status = MappingStatus::Off;
+            }
+            if let Some(port) = wanted {
+                self.upnp = Some(UpnpMapper::start(
+                    self.config.upnp_mapper(),
+                    port,
+                    self.events.clone(),
+                ));
+                self.upnp_status = MappingStatus::Trying;
+            }
         }
     }
 
@@ -267,6 +368,7 @@ impl Task {
         let mut running: Option<LookupFuture> = None;
         let mut failures = 0u32;
         let mut ports_open = true;
+        let mut bus = self.events.subscribe();
         self.sync_mapper().await;
         loop {
             tokio::select! {
@@ -280,15 +382,42 @@ impl Task {
                 }
                 mapping = mapping_changed(&mut self.mapper), if self.mapper.is_some() => {
                     match mapping {
-                        Some(mapping) => self.natpmp_port = mapping.map(|m| m.external_port),
+                        Some(mapping) => self.set_mapping(MappingProtocol::NatPmp, mapping),
                         None => {
                             // The client ended on its own: nothing is mapped.
                             self.mapper = None;
-                            self.natpmp_port = None;
+                            self.set_mapping(MappingProtocol::NatPmp, None);
                         }
                     }
                     self.update();
                 }
+                state = upnp_changed(&mut self.upnp), if self.upnp.is_some() => {
+                    match state {
+                        Some(UpnpState { mapping, failure }) => {
+                            self.set_mapping(MappingProtocol::Upnp, mapping);
+                            if let Some(reason) = failure {
+                                self.set_failure(MappingProtocol::Upnp, reason);
+                            }
+                        }
+                        None => {
+                            self.upnp = None;
+                            self.set_mapping(MappingProtocol::Upnp, None);
+                        }
+                    }
+                    self.update();
+                }
+                // NAT-PMP's failures reach us as events.
+                ev = bus.recv() => match ev {
+                    Ok(Event::PortMappingFailed { protocol: MappingProtocol::NatPmp, reason, .. }) => {
+                        self.set_failure(MappingProtocol::NatPmp, reason);
+                        self.update();
+                    }
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                    // The bus outlives us (we hold a sender); never seen.
+                    Err(tokio::sync::broadcast::error::RecvError::Closed) => {
+                        bus = self.events.subscribe();
+                    }
+                },
                 _ = recheck.tick() => {
                     self.read_interfaces();
                     self.update();
@@ -330,10 +459,29 @@ impl Task {
                 }
             }
         }
-        if let Some(mapper) = self.mapper.take() {
-            mapper.shutdown().await;
-        }
+        let natpmp = self.mapper.take();
+        let upnp = self.upnp.take();
+        tokio::join!(
+            async {
+                if let Some(m) = natpmp {
+                    m.shutdown().await
+                }
+            },
+            async {
+                if let Some(m) = upnp {
+                    m.shutdown().await
+                }
+            }
+        );
         tracing::debug!("stopped");
+    }
+}
+
+/// The next change of the UPnP mapper's state; `None` when it ended.
+async fn upnp_changed(mapper: &mut Option<UpnpMapper>) -> Option<UpnpState> {
+    match mapper {
+        Some(m) => m.changed().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -327,8 +327,9 @@ pub fn write_discovery(
     addr: SocketAddr,
     token: &str,
 ) -> std::io::Result<()> {
-    crate::private_file::write(&token_file(data_dir), token.as_bytes())?;
-    std::fs::write(address_file(data_dir), addr.to_string())
+    std::fs::create_dir_all(data_dir)?;
+    crate::fsutil::write_private(&token_file(data_dir), token.as_bytes())?;
+    crate::fsutil::write_atomic(&address_file(data_dir), addr.to_string().as_bytes())
 }
 
 #[cfg(test)]

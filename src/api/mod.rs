@@ -48,6 +48,11 @@ pub struct Status {
     pub connection: ConnectionState,
     pub bt_port: u16,
     pub addresses: Vec<SocketAddr>,
+    /// Our port mappings at the router.
+    #[serde(default)]
+    pub natpmp: crate::addresses::MappingStatus,
+    #[serde(default)]
+    pub upnp: crate::addresses::MappingStatus,
     pub catalog: CatalogTotals,
 }
 
@@ -269,6 +274,8 @@ impl Api {
             connection: self.svc.xmpp.state(),
             bt_port: self.svc.engine.listen_port(),
             addresses: own.addresses,
+            natpmp: own.natpmp,
+            upnp: own.upnp,
             catalog: CatalogTotals { contacts, shares },
         }
     }

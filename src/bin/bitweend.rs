@@ -39,6 +39,10 @@ struct Args {
     /// the clear.
     #[arg(long)]
     insecure_plaintext: bool,
+    /// A PEM file of certificate authorities to trust beside the system's,
+    /// for a server whose certificate comes from a CA of its own.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
     /// The XMPP resource (device name) to use; default: one chosen for this
     /// device on first start and kept in the data dir (file `resource`).
     #[arg(long)]
@@ -63,8 +67,18 @@ struct Args {
     /// Do not look up our public IPv4.
     #[arg(long)]
     no_public_ip: bool,
-    /// Do not ask the router for a port mapping over UPnP (librqbit maps the
-    /// BitTorrent port to the same external port).
+    /// For network labs only: take addresses in 198.18.0.0/15 (RFC 2544,
+    /// the "internet" of test networks) for public ones, from what-is-my-IP
+    /// services, a gateway's report and our interfaces. Never on real
+    /// networks, where such an address is nobody's.
+    #[arg(long)]
+    allow_reserved_addresses: bool,
+    /// Also publish unique local IPv6 addresses (fc00::/7), for networks
+    /// that route them (a VPN, a company network, a lab).
+    #[arg(long)]
+    publish_ula: bool,
+    /// Do not ask the router for a port mapping over UPnP IGD (which
+    /// publishes the mapped external address and port).
     #[arg(long)]
     no_upnp: bool,
     /// Where the JSON-RPC API listens (POST /api, GET /events); default
@@ -108,6 +122,7 @@ struct FileConfig {
     password_file: Option<PathBuf>,
     server: Option<String>,
     insecure_plaintext: bool,
+    tls_ca: Option<PathBuf>,
     resource: Option<String>,
     data_dir: Option<PathBuf>,
     download_dir: Option<PathBuf>,
@@ -115,6 +130,8 @@ struct FileConfig {
     address: Vec<IpAddr>,
     ip_service: Vec<String>,
     no_public_ip: bool,
+    allow_reserved_addresses: bool,
+    publish_ula: bool,
     no_upnp: bool,
     no_natpmp: bool,
     no_relay: bool,
@@ -148,6 +165,7 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
     args.password_file = args.password_file.take().or(f.password_file);
     args.server = args.server.take().or(f.server);
     args.insecure_plaintext |= f.insecure_plaintext;
+    args.tls_ca = args.tls_ca.take().or(f.tls_ca);
     args.resource = args.resource.take().or(f.resource);
     args.data_dir = args.data_dir.take().or(f.data_dir);
     args.download_dir = args.download_dir.take().or(f.download_dir);
@@ -159,6 +177,8 @@ fn apply_config_file(args: &mut Args) -> Result<(), String> {
         args.ip_services = f.ip_service;
     }
     args.no_public_ip |= f.no_public_ip;
+    args.allow_reserved_addresses |= f.allow_reserved_addresses;
+    args.publish_ula |= f.publish_ula;
     args.no_upnp |= f.no_upnp;
     args.no_natpmp |= f.no_natpmp;
     args.no_relay |= f.no_relay;
@@ -247,6 +267,7 @@ async fn run() -> ExitCode {
             resource: args.resource.clone(),
             server: args.server.clone(),
             insecure_plaintext: args.insecure_plaintext,
+            tls_ca: args.tls_ca.clone(),
         },
         engine: EngineConfig {
             data_dir: args
@@ -260,13 +281,15 @@ async fn run() -> ExitCode {
             listen_port: args.bt_port.unwrap_or(0),
             upload_limit: args.upload_limit,
             download_limit: None,
-            upnp: !args.no_upnp,
             allow_loopback_peers: true,
             relay: !args.no_relay,
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,
+            allow_reserved: args.allow_reserved_addresses,
+            ula: args.publish_ula,
             natpmp: !args.no_natpmp,
+            upnp: !args.no_upnp,
             static_addresses: args.addresses.clone(),
             services: if args.ip_services.is_empty() {
                 AddressConfig::default().services
@@ -368,4 +391,38 @@ async fn run() -> ExitCode {
     exit.cancel();
     service.shutdown().await;
     ExitCode::SUCCESS
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    #[test]
+    fn the_settings_file_takes_the_lab_and_tls_keys_and_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("bitweend.json");
+        std::fs::write(
+            &file,
+            r#"{"jid": "alice@lab.example", "tls-ca": "/srv/lab/ca.pem",
+                "allow-reserved-addresses": true, "publish-ula": true, "no-upnp": true}"#,
+        )
+        .unwrap();
+        let mut args = Args::parse_from(["bitweend", "--config", file.to_str().unwrap()]);
+        apply_config_file(&mut args).unwrap();
+        assert_eq!(args.tls_ca.as_deref(), Some(Path::new("/srv/lab/ca.pem")));
+        assert!(args.allow_reserved_addresses && args.publish_ula && args.no_upnp);
+        let mut args = Args::parse_from([
+            "bitweend",
+            "--config",
+            file.to_str().unwrap(),
+            "--tls-ca",
+            "/other.pem",
+        ]);
+        apply_config_file(&mut args).unwrap();
+        assert_eq!(args.tls_ca.as_deref(), Some(Path::new("/other.pem")));
+        // Off by default.
+        let plain = Args::parse_from(["bitweend"]);
+        assert!(!plain.allow_reserved_addresses && plain.tls_ca.is_none());
+    }
 }

@@ -313,8 +313,11 @@ impl DesktopApp {
     /// writes the real settings file.
     fn store_settings(&self, settings: DesktopSettings) -> Result<(), ApiError> {
         self.refuse_in_demo()?;
+        // Saved under the lock: two saves at once land in the order they
+        // are adopted, so the file holds the settings in use.
+        let mut current = self.settings.lock().unwrap();
         settings.save(&self.settings_path).map_err(settings_error)?;
-        *self.settings.lock().unwrap() = settings;
+        *current = settings;
         Ok(())
     }
 

@@ -51,9 +51,13 @@ pub fn default_path() -> PathBuf {
     crate::paths::config_dir().join("password")
 }
 
-/// Writes the password, readable by the user only (atomically).
+/// Writes the password, readable by the user only (mode 0600, or a DACL
+/// for the user alone on Windows), atomically: `fsutil::write_private`.
 pub fn store(path: &Path, password: &str) -> std::io::Result<()> {
-    crate::private_file::write(path, password.as_bytes())
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    crate::fsutil::write_private(path, password.as_bytes())
 }
 
 /// The stored password, if there is one: the file's first line without its

@@ -128,6 +128,9 @@ pub struct DesktopSettings {
     /// and the what-is-my-IP services to ask instead of the defaults.
     pub addresses: Vec<IpAddr>,
     pub ip_services: Vec<String>,
+    /// Advanced: a PEM bundle of certificate authorities trusted beside the
+    /// system's, for a self-hosted XMPP server with a CA of its own.
+    pub tls_ca: Option<PathBuf>,
 }
 
 impl Default for DesktopSettings {
@@ -149,6 +152,7 @@ impl Default for DesktopSettings {
             close_hint_shown: false,
             addresses: Vec::new(),
             ip_services: Vec::new(),
+            tls_ca: None,
         }
     }
 }
@@ -190,15 +194,15 @@ impl DesktopSettings {
         }
     }
 
-    /// Writes the file atomically (a crash leaves the old or the new one).
+    /// Writes the file atomically (a crash leaves the old or the new one);
+    /// the caller serializes saves (the desktop shell holds its settings
+    /// lock while it saves).
     pub fn save(&self, path: &Path) -> Result<(), SettingsError> {
         let write = || -> std::io::Result<()> {
             if let Some(dir) = path.parent() {
                 std::fs::create_dir_all(dir)?;
             }
-            let tmp = path.with_extension("json.tmp");
-            std::fs::write(&tmp, serde_json::to_vec_pretty(self)?)?;
-            std::fs::rename(&tmp, path)
+            crate::fsutil::write_atomic(path, &serde_json::to_vec_pretty(self)?)
         };
         write().map_err(|e| SettingsError::Write(path.to_path_buf(), e))
     }
@@ -237,6 +241,7 @@ impl DesktopSettings {
                 resource: None,
                 insecure_plaintext: account.server.as_deref().is_some_and(is_loopback_server),
                 server: account.server.clone().filter(|s| !s.trim().is_empty()),
+                tls_ca: self.tls_ca.clone(),
             },
             engine: EngineConfig {
                 data_dir,
@@ -244,7 +249,6 @@ impl DesktopSettings {
                 listen_port: self.bt_port,
                 upload_limit: self.upload_limit(),
                 download_limit: self.download_limit(),
-                upnp: self.upnp,
                 allow_loopback_peers: true,
                 relay: self.relay,
             },
@@ -253,6 +257,7 @@ impl DesktopSettings {
                 ipv6: self.ipv6,
                 lan: self.lan,
                 natpmp: self.upnp,
+                upnp: self.upnp,
                 static_addresses: self.addresses.clone(),
                 services: if self.ip_services.is_empty() {
                     defaults.services.clone()
@@ -351,5 +356,30 @@ mod tests {
         let c = s.service_config(s.account.as_ref().unwrap(), "pw".into(), "/d".into());
         assert_eq!(c.engine.upload_limit.unwrap().get(), 100 * 1024);
         assert!(!c.xmpp.insecure_plaintext);
+    }
+
+    #[test]
+    fn a_private_ca_reaches_the_login_and_changing_it_logs_in_again() {
+        let s: DesktopSettings =
+            serde_json::from_str(r#"{"tls_ca": "/etc/ssl/my-server-ca.pem", "upnp": false}"#)
+                .unwrap();
+        let account = Account {
+            jid: "alice@example.org".into(),
+            server: None,
+        };
+        let c = s.service_config(&account, "pw".into(), "/d".into());
+        assert_eq!(
+            c.xmpp.tls_ca.as_deref(),
+            Some(Path::new("/etc/ssl/my-server-ca.pem"))
+        );
+        assert!(!c.addresses.upnp && !c.addresses.natpmp);
+        // A refused certificate is not retried until the settings change:
+        // a new CA restarts the backend, which logs in again.
+        let other = DesktopSettings {
+            tls_ca: Some("/etc/ssl/other.pem".into()),
+            ..s.clone()
+        };
+        assert!(s.needs_restart(&other));
+        assert_eq!(DesktopSettings::default().tls_ca, None);
     }
 }

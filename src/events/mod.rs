@@ -9,8 +9,8 @@
 mod types;
 
 pub use types::{
-    OfflineCause, PathKind, Peer, PortMapping, PublicIpDecision, Rule, ServiceAnswer,
-    ServiceResult, Transfer, TransferKind, TransferState,
+    MappingProtocol, OfflineCause, PathKind, Peer, PortMapping, PublicIpDecision, Rule,
+    ServiceAnswer, ServiceResult, Transfer, TransferKind, TransferState,
 };
 
 use serde::{Deserialize, Serialize};
@@ -86,13 +86,21 @@ pub enum Event {
     /// No what-is-my-IP service answered usably; the last known public
     /// IPv4 (if any) is kept and the lookup retried after `retry_in_ms`.
     PublicIpLookupFailed { reason: String, retry_in_ms: u64 },
-    /// The NAT-PMP gateway granted, renewed with other values, or lost our
-    /// port mapping (`None`: no mapping any more).
-    PortMappingChanged { mapping: Option<PortMapping> },
-    /// A NAT-PMP mapping attempt failed (`gateway`: the one asked, if one
-    /// was found); a held mapping is kept until it expires unless the
-    /// gateway refused it. Retried after `retry_in_ms`.
+    /// A gateway granted, renewed with other values, or lost our port
+    /// mapping (`None`: no mapping any more over `protocol`).
+    PortMappingChanged {
+        mapping: Option<PortMapping>,
+        /// NAT-PMP when absent (older events).
+        #[serde(default)]
+        protocol: MappingProtocol,
+    },
+    /// A mapping attempt failed (`gateway`: the one asked, if one was
+    /// found; none when no gateway answered at all); a held mapping is kept
+    /// until it expires unless the gateway refused it. Retried after
+    /// `retry_in_ms`.
     PortMappingFailed {
+        #[serde(default)]
+        protocol: MappingProtocol,
         gateway: Option<SocketAddr>,
         reason: String,
         retry_in_ms: u64,

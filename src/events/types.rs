@@ -97,9 +97,23 @@ pub enum PathKind {
     Relayed,
 }
 
-/// A mapping the NAT-PMP gateway granted.
+/// How a port mapping was asked of the gateway.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MappingProtocol {
+    /// NAT-PMP (RFC 6886).
+    #[default]
+    NatPmp,
+    /// UPnP IGD (WANIPConnection:1 or :2).
+    Upnp,
+}
+
+/// A mapping a gateway (NAT-PMP or UPnP) granted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PortMapping {
+    /// Which protocol granted it (NAT-PMP when absent: older events).
+    #[serde(default)]
+    pub protocol: MappingProtocol,
     pub gateway: SocketAddr,
     /// The gateway's external IPv4 address, as it reports it (behind a
     /// second NAT it is not public).

@@ -131,6 +131,10 @@ struct Inner {
     /// When the direct attempt to a contact resource last failed (it is
     /// skipped for a while).
     direct_failed: Mutex<HashMap<(String, String), Instant>>,
+    /// The path that last worked to a contact resource, and when: tried
+    /// first next time (a torrent's metadata and its pieces come over two
+    /// connections; the second should not wait for what failed before).
+    worked: Mutex<HashMap<(String, String), (PathKind, Instant)>>,
     /// Why the last connection to a contact resource failed.
     failures: Mutex<HashMap<(String, String), String>>,
     /// Path requests per contact in the last minute.
@@ -174,6 +178,7 @@ impl PeerPaths {
             own_ips: Mutex::new(Vec::new()),
             relay: AtomicBool::new(true),
             direct_failed: Mutex::new(HashMap::new()),
+            worked: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             requests: Mutex::new(HashMap::new()),
         });

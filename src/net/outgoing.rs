@@ -81,6 +81,10 @@ pub(super) async fn serve(inner: Arc<Inner>, mut client: TcpStream, stop: Cancel
     let Some((mut remote, peer)) = reach(&inner, &jid, &resource, hash).await else {
         return;
     };
+    inner.worked.lock().unwrap().insert(
+        (jid.to_string(), resource.to_string()),
+        (peer.path, Instant::now()),
+    );
     if remote.write_all(&handshake).await.is_err() {
         return;
     }
@@ -124,6 +128,26 @@ async fn reach(
         via,
     };
     let mut why = Vec::new();
+    // What worked a moment ago is tried first (and what failed before it
+    // is skipped): a relayed contact does not wait for direct and punched
+    // attempts again for every connection.
+    let recent = inner
+        .worked
+        .lock()
+        .unwrap()
+        .get(&key)
+        .filter(|(_, at)| at.elapsed() < SKIP_DIRECT)
+        .map(|(path, _)| *path);
+    if let (Some(PathKind::Relayed), Some(s)) = (recent, signal.as_ref().filter(|_| can_ask)) {
+        if inner.relay.load(Ordering::SeqCst) {
+            match relayed(s.as_ref(), jid, resource, hash).await {
+                Ok((stream, address, via)) => {
+                    return Some((stream, peer(address, PathKind::Relayed, Some(via))))
+                }
+                Err(e) => why.push(format!("relayed again: {e}")),
+            }
+        }
+    }
 
     // Direct, unless it failed a moment ago and something else can be tried.
     let published = inner

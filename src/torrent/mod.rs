@@ -67,12 +67,6 @@ pub struct EngineConfig {
     pub upload_limit: Option<std::num::NonZeroU32>,
     /// Download limit in bytes per second for the whole session.
     pub download_limit: Option<std::num::NonZeroU32>,
-    /// Ask the router for a port mapping over UPnP IGD (librqbit's
-    /// forwarder; `bitweend` turns it on unless `--no-upnp`). librqbit maps
-    /// TCP with the external port equal to the listen port and does not
-    /// report the mapping back, so nothing extra is published for it: the
-    /// listen port already is. Tests set it to `false` (there is no router).
-    pub upnp: bool,
     /// Contacts' loopback addresses may be dialed. `Service` allows them
     /// only when this is set *and* our own XMPP server is on this machine
     /// (tests, the demo); false refuses them always (tests of the punched
@@ -92,7 +86,6 @@ impl Default for EngineConfig {
             listen_port: 0,
             upload_limit: None,
             download_limit: None,
-            upnp: true,
             allow_loopback_peers: true,
             relay: true,
         }
@@ -126,6 +119,9 @@ struct Inner {
     events: EventBus,
     store: store::Store,
     state: Mutex<store::State>,
+    /// Held while a save takes its snapshot of `state` and writes it, so
+    /// saves happen one at a time and the last one writes the newest state.
+    saving: Mutex<()>,
     download_dir: PathBuf,
     /// librqbit's fastresume folder (`RESUME_DIR`).
     resume_dir: PathBuf,
@@ -172,6 +168,40 @@ fn handle_of(added: AddTorrentResponse, hash: &InfoHash) -> Option<ManagedTorren
 
 fn err(e: impl std::fmt::Display) -> EngineError {
     EngineError::Engine(format!("{e:#}"))
+}
+
+/// The librqbit session settings of every Bitween session before what
+/// Bitween adds to them (its local tracker and the path layer that carries
+/// outgoing connections): no DHT and no local service discovery,
+/// fastresume with librqbit's JSON persistence in the data dir's `resume`
+/// folder, TCP and uTP on `port` of every address, no port forwarding of
+/// librqbit's own, the rate limits. The benchmark of librqbit alone (`benches/system.rs`)
+/// starts its sessions from these too, so both sides of that comparison
+/// run the same session.
+pub fn base_session_options(config: &EngineConfig, port: u16) -> SessionOptions {
+    SessionOptions {
+        dht: None,
+        disable_trackers: false,
+        disable_local_service_discovery: true,
+        fastresume: true,
+        persistence: Some(SessionPersistenceConfig::Json {
+            folder: Some(config.data_dir.join(RESUME_DIR)),
+        }),
+        listen: Some(ListenerOptions {
+            mode: ListenerMode::TcpAndUtp,
+            listen_addr: (Ipv6Addr::UNSPECIFIED, port).into(),
+            // Port mapping is ours (`addresses::upnp`, `natpmp`):
+            // librqbit's forwarder knows only WANIPConnection:1 and
+            // reports neither the external address nor the port.
+            enable_upnp_port_forwarding: false,
+            ..Default::default()
+        }),
+        ratelimits: librqbit::limits::LimitsConfig {
+            upload_bps: config.upload_limit,
+            download_bps: config.download_limit,
+        },
+        ..Default::default()
+    }
 }
 
 impl Engine {
@@ -233,6 +263,7 @@ impl Engine {
                 events,
                 store,
                 state: Mutex::new(state.clone()),
+                saving: Mutex::new(()),
                 download_dir: config.download_dir.clone(),
                 resume_dir: config.data_dir.join(RESUME_DIR),
                 next_id: AtomicUsize::new(0),
@@ -290,41 +321,22 @@ impl Engine {
                 )));
             }
         }
-        let opts = SessionOptions {
-            dht: None,
-            disable_trackers: false,
-            disable_local_service_discovery: true,
-            fastresume: true,
-            persistence: Some(SessionPersistenceConfig::Json {
-                folder: Some(resume),
-            }),
-            listen: Some(ListenerOptions {
-                mode: ListenerMode::TcpAndUtp,
-                listen_addr: (Ipv6Addr::UNSPECIFIED, port).into(),
-                enable_upnp_port_forwarding: config.upnp,
+        let mut opts = base_session_options(config, port);
+        opts.trackers = [tracker_url.parse().expect("our tracker URL parses")].into();
+        // Every outgoing peer connection (and the announce to our own
+        // tracker) goes through the path layer, which connects only to
+        // contacts who list the torrent (`crate::net`).
+        opts.connect = Some(ConnectionOptions {
+            proxy_url: Some(paths.proxy_url()),
+            // The path layer may try direct, then punched, then
+            // relayed before the peer's handshake can come back.
+            peer_opts: Some(librqbit::PeerConnectionOptions {
+                connect_timeout: Some(Duration::from_secs(20)),
+                read_write_timeout: Some(Duration::from_secs(30)),
                 ..Default::default()
             }),
-            trackers: [tracker_url.parse().expect("our tracker URL parses")].into(),
-            // Every outgoing peer connection (and the announce to our own
-            // tracker) goes through the path layer, which connects only to
-            // contacts who list the torrent (`crate::net`).
-            connect: Some(ConnectionOptions {
-                proxy_url: Some(paths.proxy_url()),
-                // The path layer may try direct, then punched, then
-                // relayed before the peer's handshake can come back.
-                peer_opts: Some(librqbit::PeerConnectionOptions {
-                    connect_timeout: Some(Duration::from_secs(20)),
-                    read_write_timeout: Some(Duration::from_secs(30)),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ratelimits: librqbit::limits::LimitsConfig {
-                upload_bps: config.upload_limit,
-                download_bps: config.download_limit,
-            },
             ..Default::default()
-        };
+        });
         Session::new_with_opts(config.download_dir.clone(), opts)
             .await
             .map_err(|e| {
@@ -342,7 +354,11 @@ impl Engine {
         &self.inner.paths
     }
 
+    /// Writes the torrent list. Saves are serialized and each one snapshots
+    /// the list once it has its turn, so an older snapshot can never land
+    /// after a newer one.
     fn save(&self) {
+        let _turn = self.inner.saving.lock().unwrap();
         let state = self.inner.state.lock().unwrap().clone();
         if let Err(e) = self.inner.store.save(&state) {
             tracing::error!("cannot save the torrent list: {e}");

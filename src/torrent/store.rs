@@ -1,10 +1,10 @@
 //! What the engine must remember across restarts: the listen port, every
 //! share (path, where it is seeded from) and every download (where it goes),
-//! plus each torrent's metainfo file. Written atomically (temporary file,
-//! fsync, rename), so a kill -9 at any moment leaves either the old or the
-//! new state, never a torn one.
+//! plus each torrent's metainfo file. Written atomically
+//! ([`crate::fsutil::write_atomic`]), so a kill -9 at any moment leaves
+//! either the old or the new state, never a torn one. The engine serializes
+//! its saves (see `Engine::save`), so the newest state is written last.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -102,39 +102,31 @@ pub struct State {
     pub torrents: Vec<Record>,
 }
 
+const STATE_FILE: &str = "torrents.json";
+
 /// The state file and the metainfo folder in the data dir.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
 }
 
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-    }
-    std::fs::rename(&tmp, path)?;
-    if let Some(parent) = path.parent() {
-        // Make the rename itself durable.
-        if let Ok(d) = std::fs::File::open(parent) {
-            let _ = d.sync_all();
-        }
-    }
-    Ok(())
-}
-
 impl Store {
+    /// Opens the data dir, removing the temporary files of ours that a
+    /// crash may have left (nothing else writes them before the engine
+    /// starts).
     pub fn open(data_dir: &Path) -> std::io::Result<Store> {
         std::fs::create_dir_all(data_dir.join("torrents"))?;
+        crate::fsutil::remove_stale_temporaries(data_dir, |n| n == STATE_FILE);
+        crate::fsutil::remove_stale_temporaries(&data_dir.join("torrents"), |n| {
+            n.ends_with(".torrent")
+        });
         Ok(Store {
             dir: data_dir.to_path_buf(),
         })
     }
 
     fn state_path(&self) -> PathBuf {
-        self.dir.join("torrents.json")
+        self.dir.join(STATE_FILE)
     }
 
     /// The saved state; a missing file is an empty state, an unreadable one
@@ -154,7 +146,7 @@ impl Store {
 
     pub fn save(&self, state: &State) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(state).expect("state serializes");
-        write_atomically(&self.state_path(), &bytes)
+        crate::fsutil::write_atomic(&self.state_path(), &bytes)
     }
 
     fn torrent_path(&self, hash: &InfoHash) -> PathBuf {
@@ -162,7 +154,7 @@ impl Store {
     }
 
     pub fn save_torrent(&self, hash: &InfoHash, bytes: &[u8]) -> std::io::Result<()> {
-        write_atomically(&self.torrent_path(hash), bytes)
+        crate::fsutil::write_atomic(&self.torrent_path(hash), bytes)
     }
 
     pub fn load_torrent(&self, hash: &InfoHash) -> Option<Vec<u8>> {

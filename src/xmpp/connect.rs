@@ -1,14 +1,16 @@
 //! Connecting and logging in, with our own connector and reconnect loop.
 //!
-//! The connector ([`GuardedConnector`]) is tokio-xmpp's STARTTLS (or, for a
-//! server on loopback only, plain TCP) connector with one addition: what
-//! the server sends passes through [`XmlGuard`], so one over-long name in a
-//! contact's item cannot end the stream (see `guard.rs`).
+//! The connector ([`GuardedConnector`]) does STARTTLS with our own trusted
+//! roots (`tls.rs`: the system's plus an optional CA bundle), or, for a
+//! server on loopback only, plain TCP; what the server sends passes through
+//! [`XmlGuard`], so one over-long name in a contact's item cannot end the
+//! stream (see `guard.rs`).
 //!
 //! tokio-xmpp's stock reconnector only logs why a connection failed and
 //! retries forever, even on a wrong password. This one reports every failure
 //! as a [`ConnStatus`] (so the user sees "wrong password" or "connection
-//! refused"), stops retrying when retrying cannot help, and starts its
+//! refused"), stops retrying when retrying cannot help (a wrong password, a
+//! refused certificate), and starts its
 //! backoff small so a restarted server is back within a second or two. A
 //! connection that dies within [`STABLE_AFTER`] of logging in counts as a
 //! failure: whatever kills it (a poisoned item the server pushes at every
@@ -22,7 +24,6 @@ use sasl::common::{ChannelBinding, Credentials};
 use tokio::io::{AsyncRead, AsyncWrite, BufStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
-use tokio_xmpp::connect::starttls::starttls;
 use tokio_xmpp::connect::{DnsConfig, ServerConnector};
 use tokio_xmpp::error::{AuthError, Error as XmppError, ProtocolError};
 use tokio_xmpp::jid::Jid;
@@ -31,6 +32,7 @@ use tokio_xmpp::stanzastream::Connection;
 use tokio_xmpp::xmlstream::{initiate_stream, PendingFeaturesRecv, StreamHeader, Timeouts};
 
 use super::guard::XmlGuard;
+use super::tls::{self, TrustedRoots};
 use crate::events::OfflineCause;
 
 /// First retry delay after a failed or lost connection.
@@ -45,12 +47,13 @@ pub const STABLE_AFTER: Duration = Duration::from_secs(10);
 pub trait Transport: AsyncRead + AsyncWrite + Unpin + Send {}
 impl<T: AsyncRead + AsyncWrite + Unpin + Send> Transport for T {}
 
-/// Connects over STARTTLS (`tls`) or plain TCP, with [`XmlGuard`] under
-/// the XML reader.
+/// Connects over STARTTLS (`tls`: the roots the server's certificate is
+/// checked against) or plain TCP (`None`), with [`XmlGuard`] under the XML
+/// reader.
 #[derive(Debug, Clone)]
 pub struct GuardedConnector {
     pub dns: DnsConfig,
-    pub tls: bool,
+    pub tls: Option<TrustedRoots>,
 }
 
 impl ServerConnector for GuardedConnector {
@@ -68,16 +71,18 @@ impl ServerConnector for GuardedConnector {
             id: None,
         };
         let tcp = self.dns.resolve().await?;
-        let (transport, binding): (Box<dyn Transport>, _) = if self.tls {
-            let plain = initiate_stream(BufStream::new(tcp), ns, header(), timeouts).await?;
-            let (features, plain) = plain.recv_features().await?;
-            if !features.can_starttls() {
-                return Err(XmppError::Protocol(ProtocolError::NoTls));
+        let (transport, binding): (Box<dyn Transport>, _) = match &self.tls {
+            Some(roots) => {
+                let plain = initiate_stream(BufStream::new(tcp), ns, header(), timeouts).await?;
+                let (features, plain) = plain.recv_features().await?;
+                if !features.can_starttls() {
+                    return Err(XmppError::Protocol(ProtocolError::NoTls));
+                }
+                let tcp = tls::starttls(plain).await?;
+                let (tls, binding) = tls::handshake(tcp, jid.domain().as_str(), roots).await?;
+                (Box::new(tls), binding)
             }
-            let (tls, binding) = starttls(plain, jid.domain().as_str()).await?;
-            (Box::new(tls), binding)
-        } else {
-            (Box::new(tcp), ChannelBinding::None)
+            None => (Box::new(tcp), ChannelBinding::None),
         };
         let guarded = BufStream::new(XmlGuard::new(transport));
         Ok((
@@ -130,6 +135,15 @@ pub struct ConnStatus {
 /// A human-readable reason for a failed login, whether retrying can help,
 /// and the kind of failure (from the typed error, never from its text).
 fn describe(err: &XmppError, server: &str) -> (String, bool, OfflineCause) {
+    if let Some(refused) = tls::certificate_rejected(err) {
+        // The same certificate comes back on every attempt: only a change
+        // of the settings (the trusted CAs, the server) can help.
+        return (
+            format!("cannot log in to {server}: {refused}"),
+            false,
+            OfflineCause::Tls,
+        );
+    }
     match err {
         XmppError::Auth(AuthError::Fail(cond)) => (
             format!("the server {server} refused the login ({cond:?}): check the JID and password"),
@@ -282,6 +296,34 @@ pub fn reconnector<C: ServerConnector + Sync>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_certificate_stops_the_retries_and_other_tls_errors_do_not() {
+        let refused = tls::CertificateRejected {
+            server: "lab.example".into(),
+            reason: "it is made out for another name".into(),
+            subject: Some("CN=other.example".into()),
+            issuer: Some("CN=Lab CA".into()),
+        };
+        let err = XmppError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            refused,
+        ));
+        let (reason, retrying, cause) = describe(&err, "198.18.0.1:5222");
+        assert!(!retrying);
+        assert_eq!(cause, OfflineCause::Tls);
+        assert!(
+            reason.contains("CN=other.example") && reason.contains("CN=Lab CA"),
+            "{reason}"
+        );
+        let handshake = XmppError::Io(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            tokio_xmpp::rustls::Error::HandshakeNotComplete,
+        ));
+        let (_, retrying, cause) = describe(&handshake, "198.18.0.1:5222");
+        assert!(retrying);
+        assert_eq!(cause, OfflineCause::Tls);
+    }
 
     #[test]
     fn connections_that_die_at_once_back_off_and_stable_ones_do_not() {

@@ -11,6 +11,7 @@ mod guard;
 mod limits;
 mod paths;
 mod session;
+pub mod tls;
 
 use std::net::IpAddr;
 use std::str::FromStr;
@@ -46,6 +47,9 @@ pub struct XmppConfig {
     /// Log in without TLS. Only for a local test server on loopback: the
     /// password and everything else travel in the clear.
     pub insecure_plaintext: bool,
+    /// A PEM bundle of certificate authorities trusted beside the system's
+    /// (a self-hosted server with a CA of its own).
+    pub tls_ca: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for XmppConfig {
@@ -56,6 +60,7 @@ impl std::fmt::Debug for XmppConfig {
             .field("resource", &self.resource)
             .field("server", &self.server)
             .field("insecure_plaintext", &self.insecure_plaintext)
+            .field("tls_ca", &self.tls_ca)
             .finish()
     }
 }
@@ -71,6 +76,8 @@ pub enum ConfigError {
     Server(String),
     #[error("resource {0:?} is not a valid XMPP resource: {1}")]
     Resource(String, String),
+    #[error(transparent)]
+    TlsCa(#[from] tls::CaBundleError),
     #[error(
         "logging in without TLS is only allowed to a server on this machine (127.0.0.1, ::1, localhost), \
          not {0}: it would send your password in the clear; remove the plaintext option"
@@ -318,10 +325,12 @@ pub fn start(
         response_timeout: Duration::from_secs(20),
     };
     let (status_tx, status_rx) = mpsc::unbounded_channel();
-    let connector = connect::GuardedConnector {
-        dns,
-        tls: !config.insecure_plaintext,
+    let tls = if config.insecure_plaintext {
+        None
+    } else {
+        Some(tls::TrustedRoots::load(config.tls_ca.as_deref())?)
     };
+    let connector = connect::GuardedConnector { dns, tls };
     let reconnector = connect::reconnector(
         connector,
         server_name,
@@ -474,6 +483,7 @@ mod tests {
             resource: None,
             server: Some("xmpp.example.org:5222".into()),
             insecure_plaintext: true,
+            tls_ca: None,
         };
         assert!(!format!("{config:?}").contains("hunter2"));
         let bare = parse_bare(&config.jid).unwrap();

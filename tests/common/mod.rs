@@ -39,6 +39,7 @@ pub fn loopback_addresses() -> bitween::addresses::AddressConfig {
         ipv6: false,
         lan: false,
         natpmp: false,
+        upnp: false,
         static_addresses: vec!["127.0.0.1".parse().unwrap()],
         ..Default::default()
     }
@@ -313,6 +314,7 @@ pub fn service_config(
             resource: Some("pc".into()),
             server: Some(server.server()),
             insecure_plaintext: true,
+            tls_ca: None,
         },
         engine: bitween::torrent::EngineConfig {
             data_dir: dir.join("data"),
@@ -320,7 +322,6 @@ pub fn service_config(
             listen_port: 0,
             upload_limit: upload_limit.and_then(std::num::NonZeroU32::new),
             download_limit: None,
-            upnp: false,
             allow_loopback_peers: true,
             relay: true,
         },
@@ -359,6 +360,7 @@ impl Peer {
                 resource: Some(resource.into()),
                 server: Some(server.server()),
                 insecure_plaintext: true,
+                tls_ca: None,
             },
             bus.clone(),
             writer,

@@ -17,7 +17,7 @@ use tracing::Instrument;
 use super::gateway::default_gateway;
 use super::wire::*;
 use super::PortMapping;
-use crate::events::{Event, EventBus};
+use crate::events::{Event, EventBus, MappingProtocol};
 
 /// Never renew more often than this, whatever lifetime the gateway grants.
 const MIN_RENEW: Duration = Duration::from_secs(1);
@@ -145,6 +145,7 @@ async fn map_once(
     })
     .await?;
     Ok(PortMapping {
+        protocol: MappingProtocol::NatPmp,
         gateway: gateway.into(),
         external_ip: external.ip,
         internal_port,
@@ -286,7 +287,10 @@ impl MapperTask {
             .map(|(mapping, expires)| Held { mapping, expires });
         if before != mapping {
             self.tx.send_replace(mapping);
-            self.events.send(Event::PortMappingChanged { mapping });
+            self.events.send(Event::PortMappingChanged {
+                mapping,
+                protocol: MappingProtocol::NatPmp,
+            });
         }
     }
 
@@ -391,6 +395,7 @@ impl MapperTask {
         let gateway_shown = gateway.map_or_else(|| "none".to_string(), |g| g.to_string());
         tracing::warn!(gateway = %gateway_shown, error = %e, retry_in = ?wait, "NAT-PMP port mapping failed");
         self.events.send(Event::PortMappingFailed {
+            protocol: MappingProtocol::NatPmp,
             gateway: gateway.map(SocketAddr::V4),
             reason: e.to_string(),
             retry_in_ms: u64::try_from(wait.as_millis()).unwrap_or(u64::MAX),
@@ -420,8 +425,10 @@ impl MapperTask {
             }
         }
         self.tx.send_replace(None);
-        self.events
-            .send(Event::PortMappingChanged { mapping: None });
+        self.events.send(Event::PortMappingChanged {
+            mapping: None,
+            protocol: MappingProtocol::NatPmp,
+        });
     }
 }
 

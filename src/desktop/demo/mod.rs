@@ -77,6 +77,7 @@ fn loopback_only() -> AddressConfig {
         ipv6: false,
         lan: false,
         natpmp: false,
+        upnp: false,
         static_addresses: vec![std::net::Ipv4Addr::LOCALHOST.into()],
         services: Vec::new(),
         ..AddressConfig::default()
@@ -92,6 +93,7 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             resource: Some("demo".into()),
             server: Some(server.to_string()),
             insecure_plaintext: true,
+            tls_ca: None,
         },
         engine: EngineConfig {
             data_dir: home.join("data"),
@@ -99,7 +101,6 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             listen_port: 0,
             upload_limit: None,
             download_limit: None,
-            upnp: false,
             allow_loopback_peers: true,
             relay: true,
         },
