@@ -38,7 +38,7 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> 
         .and_then(|()| file.sync_all())
         .and_then(|()| {
             drop(file);
-            std::fs::rename(&tmp, path)
+            rename_over(&tmp, path)
         });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -46,6 +46,23 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> 
     }
     sync_folder(path);
     Ok(())
+}
+
+/// Renames `from` over `to`. Windows refuses (access denied) to replace a
+/// file that another rename is replacing at that moment or that a virus
+/// scanner or indexer holds open; such moments are short, so it tries
+/// again for up to a second there.
+fn rename_over(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(windows)]
+    for _ in 0..100 {
+        match std::fs::rename(from, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            done => return done,
+        }
+    }
+    std::fs::rename(from, to)
 }
 
 /// A new temporary file next to `path`, under a name no other write uses.
