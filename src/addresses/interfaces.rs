@@ -324,8 +324,9 @@ pub fn apply_inet6_flags(addrs: &mut [InterfaceAddr], lines: &[Inet6Line]) {
     }
 }
 
-/// Lists this machine's interface addresses (with IPv6 flags on Linux).
-/// A quick local call (getifaddrs and one small /proc file), no network.
+/// Lists this machine's interface addresses (with IPv6 flags on Linux and
+/// Windows). A quick local call (getifaddrs and one small /proc file; on
+/// Windows GetAdaptersAddresses), no network.
 pub fn list_system() -> std::io::Result<Vec<InterfaceAddr>> {
     let mut out: Vec<InterfaceAddr> = if_addrs::get_if_addrs()?
         .into_iter()
@@ -338,6 +339,21 @@ pub fn list_system() -> std::io::Result<Vec<InterfaceAddr>> {
         if let Ok(text) = std::fs::read_to_string("/proc/net/if_inet6") {
             apply_inet6_flags(&mut out, &parse_if_inet6(&text));
         }
+    }
+    #[cfg(windows)]
+    match crate::windows::ipv6_states() {
+        // Matched by address alone: if-addrs and Windows name interfaces
+        // differently.
+        Ok(states) => {
+            for a in &mut out {
+                if let Some(s) = states.iter().find(|s| IpAddr::V6(s.ip) == a.ip) {
+                    a.temporary = s.temporary;
+                    a.deprecated = s.deprecated;
+                    a.unusable = s.unusable;
+                }
+            }
+        }
+        Err(e) => tracing::debug!("cannot read the IPv6 address states: {e}"),
     }
     Ok(out)
 }
