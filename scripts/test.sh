@@ -27,3 +27,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo test --all-targets --locked
 # The desktop app (it drives bitweend as a contact, built just above).
 cargo test -p bitween-desktop --all-targets --locked
+# Windows, cross-built here: bitweend.exe and bitweenc.exe, the core's unit
+# tests under Wine and a transfer between two bitweend.exe under Wine.
+scripts/test-windows.sh

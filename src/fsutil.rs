@@ -25,7 +25,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 }
 
 /// Like [`write_atomic`], for secrets: the file is readable and writable by
-/// its owner only (0600 on Unix) from the moment it is created.
+/// its owner only (0600 on Unix, a DACL for the user alone on Windows:
+/// `windows::create_owner_only`) from the moment it is created.
 pub fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     write_with_mode(path, bytes, 0o600)
 }
@@ -37,7 +38,7 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> 
         .and_then(|()| file.sync_all())
         .and_then(|()| {
             drop(file);
-            std::fs::rename(&tmp, path)
+            rename_over(&tmp, path)
         });
     if let Err(e) = written {
         let _ = std::fs::remove_file(&tmp);
@@ -45,6 +46,23 @@ fn write_with_mode(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> 
     }
     sync_folder(path);
     Ok(())
+}
+
+/// Renames `from` over `to`. Windows refuses (access denied) to replace a
+/// file that another rename is replacing at that moment or that a virus
+/// scanner or indexer holds open; such moments are short, so it tries
+/// again for up to a second there.
+fn rename_over(from: &Path, to: &Path) -> std::io::Result<()> {
+    #[cfg(windows)]
+    for _ in 0..100 {
+        match std::fs::rename(from, to) {
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => {
+                std::thread::sleep(std::time::Duration::from_millis(10))
+            }
+            done => return done,
+        }
+    }
+    std::fs::rename(from, to)
 }
 
 /// A new temporary file next to `path`, under a name no other write uses.
@@ -59,7 +77,11 @@ fn create_temporary(path: &Path, mode: u32) -> std::io::Result<(PathBuf, std::fs
     options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, mode);
-    #[cfg(not(unix))]
+    // Windows: a secret (no bits for group and others) is created with a
+    // DACL for the user alone; other files inherit the folder's.
+    #[cfg(windows)]
+    let private = mode & 0o077 == 0;
+    #[cfg(not(any(unix, windows)))]
     let _ = mode;
     loop {
         let tmp = path.with_file_name(format!(
@@ -67,7 +89,15 @@ fn create_temporary(path: &Path, mode: u32) -> std::io::Result<(PathBuf, std::fs
             name.to_string_lossy(),
             rand::random::<u64>()
         ));
-        match options.open(&tmp) {
+        #[cfg(windows)]
+        let opened = if private {
+            crate::windows::create_owner_only(&tmp)
+        } else {
+            options.open(&tmp)
+        };
+        #[cfg(not(windows))]
+        let opened = options.open(&tmp);
+        match opened {
             Ok(f) => return Ok((tmp, f)),
             // A name taken already (by chance): draw another.
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,

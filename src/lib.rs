@@ -14,10 +14,14 @@ pub mod fsutil;
 pub mod memory;
 pub mod net;
 pub mod paths;
+pub mod private_file;
 pub mod service;
 pub mod shares;
+pub mod shutdown;
 pub mod torrent;
 pub mod units;
+#[cfg(windows)]
+pub mod windows;
 pub mod xmpp;
 
 /// The namespace and PEP node name of the shares protocol (`PROTOCOL.md`).

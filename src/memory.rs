@@ -1,6 +1,7 @@
 //! Allocator settings and housekeeping for a process that holds a large
 //! catalog for a long time. Only glibc's malloc is concerned; elsewhere
-//! these do nothing.
+//! (musl, macOS, Windows, whose heaps return memory on their own terms and
+//! have no such knobs) these do nothing.
 //!
 //! glibc gives threads their own arenas (up to eight per core) and keeps
 //! freed memory in the arena it came from. Contacts' share lists are parsed

@@ -1,23 +1,29 @@
-//! "Start at login": an XDG autostart entry
-//! (`$XDG_CONFIG_HOME/autostart/bitween.desktop`) that starts the app
-//! hidden in the tray; the core's `Autostart`.
+//! "Start at login", starting the app hidden in the tray; the core's
+//! `Autostart`. Linux (and other XDG desktops): an XDG autostart entry,
+//! `$XDG_CONFIG_HOME/autostart/bitween.desktop`. Windows: a `Bitween`
+//! value in the user's Run key
+//! (`HKCU\Software\Microsoft\Windows\CurrentVersion\Run`), which Windows
+//! lists under Settings > Apps > Startup.
 
+#[cfg(not(windows))]
 use std::path::PathBuf;
 
-/// The XDG autostart entry.
-pub struct XdgAutostart;
+/// Start at login the way this system does it.
+pub struct SystemAutostart;
 
-impl bitween::desktop::Autostart for XdgAutostart {
+impl bitween::desktop::Autostart for SystemAutostart {
     fn set(&self, enabled: bool) -> Result<(), String> {
         set(enabled)
     }
 }
 
+#[cfg(not(windows))]
 fn entry_path() -> PathBuf {
     bitween::paths::system_config_dir().join("autostart/bitween.desktop")
 }
 
 /// Creates or removes the entry.
+#[cfg(not(windows))]
 fn set(enabled: bool) -> Result<(), String> {
     let path = entry_path();
     if !enabled {
@@ -39,4 +45,18 @@ fn set(enabled: bool) -> Result<(), String> {
         std::fs::write(&path, text)
     };
     write().map_err(|e| format!("cannot write {}: {e}", path.display()))
+}
+
+/// Sets or removes the Run key's `Bitween` value.
+#[cfg(windows)]
+fn set(enabled: bool) -> Result<(), String> {
+    let command = if enabled {
+        let exe = std::env::current_exe()
+            .map_err(|e| format!("cannot find the app's own executable: {e}"))?;
+        Some(format!("\"{}\" --hidden", exe.display()))
+    } else {
+        None
+    };
+    bitween::windows::run_at_login("Bitween", command.as_deref())
+        .map_err(|e| format!("cannot change the Run key: {e}"))
 }

@@ -1,10 +1,21 @@
-//! The password in the OS keyring (Secret Service on Linux), under the
-//! service name `bitween` and the account's JID: the core's `SecretStore`,
-//! implemented here because it links the platform's keyring.
+//! The password in the OS keyring (Secret Service on Linux, Credential
+//! Manager on Windows, the Keychain on macOS), under the service name
+//! `bitween` and the account's JID: the core's `SecretStore`, implemented
+//! here because it links the platform's keyring. Where none is usable the
+//! app offers the password file (`bitween::desktop::secret`) instead.
 
 use bitween::desktop::SecretStore;
 
 const SERVICE: &str = "bitween";
+
+/// This system's keyring, by the name its users know.
+const KEYRING: &str = if cfg!(windows) {
+    "Windows Credential Manager"
+} else if cfg!(target_os = "macos") {
+    "Keychain"
+} else {
+    "Secret Service"
+};
 
 /// The system keyring.
 pub struct Keyring;
@@ -14,7 +25,7 @@ fn entry(jid: &str) -> Result<keyring::Entry, String> {
 }
 
 fn unavailable(e: &keyring::Error) -> String {
-    format!("no usable keyring (Secret Service) on this desktop: {e}")
+    format!("no usable keyring ({KEYRING}) on this desktop: {e}")
 }
 
 impl SecretStore for Keyring {

@@ -33,7 +33,7 @@ fn main() {
     let demo_flag = std::env::args().any(|a| a == "--demo");
     let shell = match DesktopApp::load(
         Box::new(keyring_store::Keyring),
-        Box::new(autostart::XdgAutostart),
+        Box::new(autostart::SystemAutostart),
     ) {
         Ok(s) => s,
         Err(e) => {

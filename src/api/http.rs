@@ -320,7 +320,8 @@ pub fn token_file(data_dir: &std::path::Path) -> std::path::PathBuf {
     data_dir.join("api-token")
 }
 
-/// Writes the address and the token (mode 0600) for clients to find.
+/// Writes the address and the token (readable by the user only: mode 0600,
+/// or an owner-only security descriptor on Windows) for clients to find.
 pub fn write_discovery(
     data_dir: &std::path::Path,
     addr: SocketAddr,

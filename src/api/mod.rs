@@ -9,12 +9,14 @@
 mod error;
 pub mod http;
 pub mod rpc;
+mod share_paths;
 
 pub use error::{
     ApiError, ErrorKind, FORBIDDEN, INVALID_PARAMS, INVALID_REQUEST, METHOD_NOT_FOUND,
     OPERATION_FAILED, PARSE_ERROR, UNAUTHORIZED,
 };
 pub use rpc::METHODS;
+pub use share_paths::ShareOutcome;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -27,7 +29,6 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use crate::addresses::Diagnosis;
-use crate::desktop::{share_paths, ShareOutcome};
 use crate::events::{EventBus, Transfer, TransferState};
 use crate::service::Service;
 use crate::shares::{Catalog, ContactView, InfoHash, SearchHit, Share};
@@ -150,7 +151,7 @@ impl Api {
 
     /// Shares each path in turn, reporting each outcome (the drop handler).
     pub async fn share_paths(&self, paths: &[PathBuf]) -> Vec<ShareOutcome> {
-        share_paths(&self.svc.engine, paths).await
+        share_paths::share_each(&self.svc.engine, paths).await
     }
 
     /// Downloads `hash` from every contact who has it, into `to` (default:

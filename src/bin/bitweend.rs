@@ -4,7 +4,8 @@
 //! shared, publishes it with this machine's addresses, and prints what
 //! contacts share as their lists arrive. The JSON-RPC API and the rest of
 //! the daemon issue's flags join it as they land. SIGINT/SIGTERM retract our
-//! entry and exit cleanly.
+//! entry and exit cleanly (on Windows: Ctrl-C, Ctrl-Break and the console's
+//! close, logoff and shutdown events).
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -360,19 +361,21 @@ async fn run() -> ExitCode {
             Err(e) => eprintln!("bitweend: {e}"),
         }
     }
-    let mut sigterm = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    {
+    let mut signals = match bitween::shutdown::Signals::new() {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("bitweend: cannot listen for SIGTERM: {e}");
+            eprintln!("bitweend: cannot listen for signals: {e}");
+            service.shutdown().await;
             return ExitCode::FAILURE;
         }
     };
     loop {
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => break,
+            why = signals.recv() => {
+                tracing::info!("{why}");
+                break;
+            }
             _ = exit.cancelled() => break,
-            _ = sigterm.recv() => break,
             ev = events.recv() => match ev {
                 Ok(Event::ContactSharesChanged { jid }) => print_contact(&service.catalog, &jid),
                 Ok(Event::Disconnected { reason, retrying: false, .. }) => {

@@ -69,38 +69,25 @@ impl DesktopApp {
     }
 }
 
-/// Waits for SIGTERM or SIGINT (Ctrl-C; Ctrl-C alone where there are no
-/// signals). A second one while the app shuts down exits at once.
+/// Waits for a request to stop from outside ([`crate::shutdown`]:
+/// SIGTERM, SIGINT; Ctrl-C and the console's close, logoff and shutdown
+/// events on Windows). A second one while the app shuts down exits at
+/// once.
 pub async fn quit_signal() {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            tracing::warn!("cannot watch for SIGTERM");
-            let _ = tokio::signal::ctrl_c().await;
-            return;
-        };
-        tokio::select! {
-            _ = term.recv() => tracing::info!("SIGTERM: quitting"),
-            _ = tokio::signal::ctrl_c() => tracing::info!("SIGINT: quitting"),
+    let mut signals = match crate::shutdown::Signals::new() {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::warn!("cannot watch for signals: {e}");
+            return std::future::pending().await;
         }
-        tokio::spawn(async move {
-            tokio::select! {
-                _ = term.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-            tracing::warn!("a second signal: exiting at once");
-            std::process::exit(130);
-        });
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
-        tokio::spawn(async {
-            let _ = tokio::signal::ctrl_c().await;
-            std::process::exit(130);
-        });
-    }
+    };
+    let why = signals.recv().await;
+    tracing::info!("{why}: quitting");
+    tokio::spawn(async move {
+        signals.recv().await;
+        tracing::warn!("a second signal: exiting at once");
+        std::process::exit(130);
+    });
 }
 
 /// Hands `path` to the desktop's default application (a file opens, a

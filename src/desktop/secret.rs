@@ -1,6 +1,7 @@
 //! The password file used when no OS keyring is available (the user agreed
-//! to it on the account screen): `$XDG_CONFIG_HOME/bitween/password`,
-//! created readable and writable by the user only.
+//! to it on the account screen): `$XDG_CONFIG_HOME/bitween/password`
+//! (`%APPDATA%\bitween\password` on Windows), created readable and
+//! writable by the user only.
 
 use std::path::{Path, PathBuf};
 
@@ -45,12 +46,13 @@ impl SecretStore for FileStore {
     }
 }
 
-/// `$XDG_CONFIG_HOME/bitween/password`.
+/// `$XDG_CONFIG_HOME/bitween/password` (`%APPDATA%\bitween\password`).
 pub fn default_path() -> PathBuf {
     crate::paths::config_dir().join("password")
 }
 
-/// Writes the password with mode 0600 (atomically: `fsutil::write_private`).
+/// Writes the password, readable by the user only (mode 0600, or a DACL
+/// for the user alone on Windows), atomically: `fsutil::write_private`.
 pub fn store(path: &Path, password: &str) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
@@ -85,12 +87,7 @@ mod tests {
         let path = dir.path().join("a/password");
         super::store(&path, "s3cret").unwrap();
         assert_eq!(super::load(&path).unwrap().as_deref(), Some("s3cret"));
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            let mode = std::fs::metadata(&path).unwrap().permissions().mode();
-            assert_eq!(mode & 0o777, 0o600);
-        }
+        assert!(crate::private_file::is_private(&path).unwrap());
         std::fs::write(&path, "with newline \r\nsecond line").unwrap();
         assert_eq!(
             super::load(&path).unwrap().as_deref(),

@@ -30,7 +30,8 @@ pub struct Account {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SecretStoreKind {
-    /// The system keyring (Secret Service on Linux).
+    /// The system keyring (Secret Service on Linux, Credential Manager on
+    /// Windows, Keychain on macOS).
     Keyring,
     /// A file only the user can read (where there is no keyring).
     File,

@@ -214,7 +214,9 @@ fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
     }
 }
 
-/// Opens a file without following a symbolic link at its last component.
+/// Opens a file without following a symbolic link at its last component
+/// (`O_NOFOLLOW`; on Windows `FILE_FLAG_OPEN_REPARSE_POINT`, which opens a
+/// link or junction itself instead of its target).
 fn open_options(write: bool) -> OpenOptions {
     let mut o = OpenOptions::new();
     o.read(true).write(write);
@@ -222,6 +224,11 @@ fn open_options(write: bool) -> OpenOptions {
     {
         use std::os::unix::fs::OpenOptionsExt;
         o.custom_flags(libc::O_NOFOLLOW);
+    }
+    #[cfg(windows)]
+    {
+        use std::os::windows::fs::OpenOptionsExt;
+        o.custom_flags(windows_sys::Win32::Storage::FileSystem::FILE_FLAG_OPEN_REPARSE_POINT);
     }
     o
 }
@@ -445,9 +452,16 @@ pub fn available_space(dir: &Path) -> io::Result<u64> {
     Ok((st.f_bavail as u64).saturating_mul(st.f_frsize as u64))
 }
 
+/// Bytes the user may still write on the volume that holds `dir`
+/// (GetDiskFreeSpaceExW: quotas included).
+#[cfg(windows)]
+pub fn available_space(dir: &Path) -> io::Result<u64> {
+    crate::windows::available_space(dir)
+}
+
 /// Bytes free in the file system that holds `dir` (not checked here:
 /// assume enough, the write fails with a clear error if not).
-#[cfg(not(unix))]
+#[cfg(not(any(unix, windows)))]
 pub fn available_space(_dir: &Path) -> io::Result<u64> {
     Ok(u64::MAX)
 }

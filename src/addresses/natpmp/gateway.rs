@@ -1,5 +1,6 @@
 //! Where the IPv4 default gateway is: the best default route in Linux's
-//! `/proc/net/route`. Other systems name the gateway in the settings.
+//! `/proc/net/route`, or in Windows' routing table (GetIpForwardTable2).
+//! Other systems name the gateway in the settings.
 
 use std::net::Ipv4Addr;
 
@@ -39,17 +40,41 @@ pub fn default_gateway_from_route_table(text: &str) -> Option<Ipv4Addr> {
 }
 
 /// The system's IPv4 default gateway.
+#[cfg(target_os = "linux")]
 pub fn default_gateway() -> Result<Ipv4Addr, String> {
-    if cfg!(target_os = "linux") {
-        let text = std::fs::read_to_string("/proc/net/route")
-            .map_err(|e| format!("cannot read /proc/net/route: {e}"))?;
-        default_gateway_from_route_table(&text)
-            .ok_or_else(|| "no IPv4 default route in /proc/net/route".to_string())
-    } else {
-        Err("finding the default gateway is only implemented on Linux; \
-             set natpmp_gateway"
-            .into())
-    }
+    let text = std::fs::read_to_string("/proc/net/route")
+        .map_err(|e| format!("cannot read /proc/net/route: {e}"))?;
+    default_gateway_from_route_table(&text)
+        .ok_or_else(|| "no IPv4 default route in /proc/net/route".to_string())
+}
+
+/// The system's IPv4 default gateway: of the routes to 0.0.0.0/0 through
+/// a gateway, the one with the lowest route metric (the first on a tie).
+#[cfg(windows)]
+pub fn default_gateway() -> Result<Ipv4Addr, String> {
+    let routes = crate::windows::ipv4_default_routes()
+        .map_err(|e| format!("cannot read the routing table: {e}"))?;
+    routes
+        .iter()
+        .fold(
+            None,
+            |best: Option<&crate::windows::DefaultRoute>, r| match best {
+                Some(b) if b.metric <= r.metric => Some(b),
+                _ => Some(r),
+            },
+        )
+        .map(|r| r.gateway)
+        .ok_or_else(|| "no IPv4 default route in the routing table".to_string())
+}
+
+/// The system's IPv4 default gateway: not found here.
+#[cfg(not(any(target_os = "linux", windows)))]
+pub fn default_gateway() -> Result<Ipv4Addr, String> {
+    Err(
+        "finding the default gateway is only implemented on Linux and Windows; \
+         set natpmp_gateway"
+            .into(),
+    )
 }
 
 // ----- talking to the gateway -------------------------------------------------
@@ -84,5 +109,25 @@ eth0\t0000A8C0\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0
 ";
         assert_eq!(default_gateway_from_route_table(only_lan), None);
         assert_eq!(default_gateway_from_route_table(""), None);
+    }
+
+    /// Under Wine, Windows' routing table is Linux's: the routing table API
+    /// must find the gateway `/proc/net/route` names (seen as `Z:\proc`).
+    #[cfg(windows)]
+    #[test]
+    fn windows_finds_the_gateway_linux_names_under_wine() {
+        let found = default_gateway();
+        match std::fs::read_to_string(r"Z:\proc\net\route") {
+            Ok(text) => match default_gateway_from_route_table(&text) {
+                Some(gw) => assert_eq!(found, Ok(gw)),
+                None => assert!(found.is_err(), "{found:?}"),
+            },
+            // On Windows itself: whatever it is, it is a real address.
+            Err(_) => {
+                if let Ok(gw) = found {
+                    assert!(!gw.is_unspecified());
+                }
+            }
+        }
     }
 }

@@ -13,8 +13,9 @@
 //! The gateway's multicast announcements (224.0.0.1:5350) are not
 //! listened to either: a mapping lost to a router reboot comes back at the
 //! next renewal. Only TCP is mapped (librqbit's uTP would need UDP too),
-//! and the default gateway is only discovered on Linux (`/proc/net/route`);
-//! elsewhere `natpmp_gateway` must name it.
+//! and the default gateway is only discovered on Linux (`/proc/net/route`)
+//! and Windows (its routing table); elsewhere `natpmp_gateway` must name
+//! it.
 //!
 //! `wire.rs` is the message codec, `gateway.rs` finds the gateway and
 //! `mapper.rs` keeps the mapping.

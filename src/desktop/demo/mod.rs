@@ -109,10 +109,17 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
 }
 
 /// Whether process `pid` exists.
+#[cfg(unix)]
 fn alive(pid: u32) -> bool {
     // SAFETY: kill(2) with signal 0 only checks for the process.
     let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
     rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Whether process `pid` exists (and has not exited).
+#[cfg(windows)]
+fn alive(pid: u32) -> bool {
+    crate::windows::process_alive(pid)
 }
 
 /// Removes the demo folders in `base` whose app is gone (a crash, a
@@ -171,7 +178,11 @@ impl Demo {
                     std::process::id(),
                     rand::random::<u32>()
                 ));
+                // On Windows the temporary folder is the user's own
+                // (%TEMP% in the profile), whose permissions it inherits.
+                #[cfg_attr(not(unix), allow(unused_mut))]
                 let mut builder = std::fs::DirBuilder::new();
+                #[cfg(unix)]
                 std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
                 builder.create(&dir).map_err(|e| {
                     DemoError::Peer(format!(

@@ -4,7 +4,9 @@
 //! leaves this computer).
 //!
 //! The server is a child process that dies with the app: it gets SIGTERM
-//! when the app goes away, however that happens (see [`spawn_keeper`]).
+//! when the app goes away, however that happens (see [`spawn_keeper`]; on
+//! Windows it is in a job object that ends it when the app's last handle
+//! to the job closes, as the app exits or is killed).
 
 use std::fs;
 use std::io;
@@ -32,11 +34,31 @@ struct ChildState {
     exited: bool,
 }
 
+/// How to stop the child: politely, or at once. Windows has no polite
+/// way for a child without a console of ours: both terminate it (its data
+/// is the demo's throwaway folder).
+#[derive(Clone, Copy)]
+enum Stop {
+    Term,
+    Kill,
+}
+
+/// The child's process handle on Windows (valid until the keeper drops the
+/// child, which it does only after noting the exit).
+#[cfg(windows)]
+#[derive(Clone, Copy)]
+struct ProcessHandle(std::os::windows::io::RawHandle);
+// SAFETY: a process handle may be used from any thread.
+#[cfg(windows)]
+unsafe impl Send for ProcessHandle {}
+
 /// A running demo Prosody.
 pub struct Server {
     dir: PathBuf,
     port: u16,
     pid: u32,
+    #[cfg(windows)]
+    handle: ProcessHandle,
     state: Arc<(Mutex<ChildState>, Condvar)>,
     keeper: Option<JoinHandle<()>>,
 }
@@ -57,8 +79,7 @@ fn config_text(dir: &Path, port: u16) -> String {
         r#"-- Bitween's demo server: throwaway, loopback only, plaintext (nothing
 -- leaves this computer). Removed with its folder when the demo ends.
 daemonize = false
-run_as_root = true
-pidfile = "{dir}/prosody.pid"
+{unix_only}pidfile = "{dir}/prosody.pid"
 data_path = "{data}"
 certificates = "{dir}/certs"
 interfaces = {{ "127.0.0.1" }}
@@ -73,12 +94,19 @@ allow_registration = false
 authentication = "internal_hashed"
 storage = "internal"
 log = {{ info = "{dir}/prosody.log" }}
-modules_enabled = {{ "roster"; "saslauth"; "disco"; "pep"; "ping"; "smacks"; "posix" }}
+modules_enabled = {{ "roster"; "saslauth"; "disco"; "pep"; "ping"; "smacks"{posix} }}
 modules_disabled = {{ "s2s" }}
 VirtualHost "{DOMAIN}"
 "#,
         dir = lua_escape(&dir.display().to_string()),
         data = lua_escape(&data.display().to_string()),
+        // Prosody's POSIX module, and running as root, exist on Unix only.
+        unix_only = if cfg!(unix) {
+            "run_as_root = true\n"
+        } else {
+            ""
+        },
+        posix = if cfg!(unix) { "; \"posix\"" } else { "" },
     )
 }
 
@@ -142,11 +170,14 @@ impl Server {
 
     fn launch(dir: &Path, port: u16) -> Result<Server, DemoError> {
         let state = Arc::new((Mutex::new(ChildState::default()), Condvar::new()));
-        let (pid, keeper) = spawn_keeper(dir, state.clone())?;
+        #[cfg_attr(not(windows), allow(unused_variables))]
+        let (pid, handle, keeper) = spawn_keeper(dir, state.clone())?;
         let mut server = Server {
             dir: dir.to_path_buf(),
             port,
             pid,
+            #[cfg(windows)]
+            handle,
             state,
             keeper: Some(keeper),
         };
@@ -184,16 +215,31 @@ impl Server {
         self.state.0.lock().unwrap().exited
     }
 
-    /// Sends `signal` unless the child already exited (checked under the
-    /// lock the keeper holds while it notes the exit, before it reaps the
-    /// child: so the pid is still the child's when we signal it).
-    fn signal(&self, signal: i32) {
+    /// Sends SIGTERM or SIGKILL (`how`) unless the child already exited
+    /// (checked under the lock the keeper holds while it notes the exit,
+    /// before it reaps the child: so the pid is still the child's when we
+    /// signal it). On Windows: TerminateProcess, for both.
+    fn signal(&self, how: Stop) {
         let state = self.state.0.lock().unwrap();
         if !state.exited {
-            // SAFETY: kill(2) with a pid we own (see above) has no memory
-            // effects.
-            unsafe {
-                libc::kill(self.pid as libc::pid_t, signal);
+            #[cfg(unix)]
+            {
+                let signal = match how {
+                    Stop::Term => libc::SIGTERM,
+                    Stop::Kill => libc::SIGKILL,
+                };
+                // SAFETY: kill(2) with a pid we own (see above) has no
+                // memory effects.
+                unsafe {
+                    libc::kill(self.pid as libc::pid_t, signal);
+                }
+            }
+            #[cfg(windows)]
+            {
+                let _ = how;
+                // SAFETY: the keeper closes the handle only after noting
+                // the exit, which it does under the lock we hold.
+                unsafe { crate::windows::terminate(self.handle.0) };
             }
         }
     }
@@ -214,10 +260,10 @@ impl Server {
         let Some(keeper) = self.keeper.take() else {
             return;
         };
-        self.signal(libc::SIGTERM);
+        self.signal(Stop::Term);
         if !self.wait_exit(STOP_GRACE) {
             tracing::warn!("the demo server did not stop within {STOP_GRACE:?}: killing it");
-            self.signal(libc::SIGKILL);
+            self.signal(Stop::Kill);
             self.wait_exit(STOP_GRACE);
         }
         let _ = keeper.join();
@@ -244,10 +290,15 @@ impl Drop for Server {
 /// The child also gets a process group of its own, so a Ctrl-C in the
 /// terminal reaches only the app, which then stops the demo in order (the
 /// demo peer signs out before its server goes).
+///
+/// On Windows: a new process group too, and a kill-on-close job object in
+/// place of the death signal (the keeper holds the job; when the app
+/// exits or is killed, Windows closes it and ends the child). Returns the
+/// pid, the process handle (Windows) and the keeper.
 fn spawn_keeper(
     dir: &Path,
     state: Arc<(Mutex<ChildState>, Condvar)>,
-) -> Result<(u32, JoinHandle<()>), DemoError> {
+) -> Result<(u32, KeeperHandle, JoinHandle<()>), DemoError> {
     let out = fs::File::create(dir.join("prosody.out"))
         .map_err(|e| DemoError::Server(format!("cannot create the server's log: {e}")))?;
     let err_out = out
@@ -261,6 +312,12 @@ fn spawn_keeper(
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err_out);
+    #[cfg(windows)]
+    {
+        use std::os::windows::process::CommandExt;
+        cmd.creation_flags(windows_sys::Win32::System::Threading::CREATE_NEW_PROCESS_GROUP);
+    }
+    #[cfg(unix)]
     {
         use std::os::unix::process::CommandExt;
         cmd.process_group(0);
@@ -288,18 +345,39 @@ fn spawn_keeper(
                 }
             };
             let pid = child.id();
-            let _ = tx.send(Ok(pid));
+            #[cfg(windows)]
+            let job = match crate::windows::KillOnCloseJob::new().and_then(|j| {
+                j.assign(&child)?;
+                Ok(j)
+            }) {
+                Ok(job) => Some(job),
+                Err(e) => {
+                    tracing::warn!("the demo server may outlive a crash of the app: {e}");
+                    None
+                }
+            };
+            #[cfg(windows)]
+            let handle = ProcessHandle(std::os::windows::io::AsRawHandle::as_raw_handle(&child));
+            #[cfg(not(windows))]
+            let handle = ();
+            let _ = tx.send(Ok((pid, handle)));
+            #[cfg(unix)]
             wait_without_reaping(pid);
+            // The handle keeps the pid reserved until the child is dropped.
+            #[cfg(windows)]
+            let _ = child.wait();
             {
                 let (lock, cvar) = &*state;
                 lock.lock().unwrap().exited = true;
                 cvar.notify_all();
             }
             let _ = child.wait();
+            #[cfg(windows)]
+            drop(job);
         })
         .map_err(|e| DemoError::Server(format!("cannot start a thread: {e}")))?;
     match rx.recv() {
-        Ok(Ok(pid)) => Ok((pid, keeper)),
+        Ok(Ok((pid, handle))) => Ok((pid, handle, keeper)),
         Ok(Err(e)) => {
             let _ = keeper.join();
             Err(not_installed("prosody", e))
@@ -311,8 +389,15 @@ fn spawn_keeper(
     }
 }
 
+/// What [`spawn_keeper`] hands back to stop the child with besides its pid.
+#[cfg(windows)]
+type KeeperHandle = ProcessHandle;
+#[cfg(not(windows))]
+type KeeperHandle = ();
+
 /// Blocks until the child `pid` has exited, leaving it a zombie (not
 /// reaped) so that its pid stays reserved until we note the exit.
+#[cfg(unix)]
 fn wait_without_reaping(pid: u32) {
     loop {
         // SAFETY: waitid(2) writes only into the siginfo we pass.
@@ -407,10 +492,13 @@ mod tests {
     #[test]
     fn the_config_survives_odd_folder_names() {
         let text = config_text(Path::new(r#"/tmp/a "quoted" \ dir"#), 5999);
-        assert!(
-            text.contains(r#"data_path = "/tmp/a \"quoted\" \\ dir/data""#),
-            "{text}"
-        );
+        // (Windows joins with a backslash, escaped as any other.)
+        let data = if cfg!(windows) {
+            r#"data_path = "/tmp/a \"quoted\" \\ dir\\data""#
+        } else {
+            r#"data_path = "/tmp/a \"quoted\" \\ dir/data""#
+        };
+        assert!(text.contains(data), "{text}");
         assert!(text.contains("c2s_ports = { 5999 }"));
         assert!(text.contains(r#"interfaces = { "127.0.0.1" }"#));
     }

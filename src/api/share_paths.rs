@@ -1,5 +1,5 @@
-//! The drop handler: paths in (dropped on the window, picked in a dialog,
-//! or given to the `share_paths` command), shares out. Each path is shared
+//! Sharing a batch of paths (files dropped on the window, picked in a
+//! dialog, or given to the `share_paths` command), shares out. Each path is shared
 //! on its own, so one unreadable path does not stop the others; hashing
 //! progress goes out as `Hashing`/`HashingDone` events.
 
@@ -23,7 +23,7 @@ pub struct ShareOutcome {
 
 /// Shares every path in turn (hashing is disk-bound: one at a time is
 /// fastest), once each, in the order given.
-pub async fn share_paths(engine: &Engine, paths: &[PathBuf]) -> Vec<ShareOutcome> {
+pub async fn share_each(engine: &Engine, paths: &[PathBuf]) -> Vec<ShareOutcome> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for path in paths {

@@ -1,0 +1,317 @@
+//! Sharing: a file or folder hashed in place (`create`) and seeded,
+//! unsharing, and the check after a restart that a share's files still
+//! match their hashes. (Not the periodic check of shared files on disk:
+//! `stats`.)
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use librqbit::AddTorrent;
+
+use super::storage::{Access, Layout, SafeStorageFactory};
+use super::{
+    create, err, handle_of, id20, Engine, EngineError, Kind, ManagedTorrentHandle, Record, Stamp,
+    TransferKind, TransferState,
+};
+use crate::events::Event;
+use crate::shares::{InfoHash, Share, ShareName};
+
+/// How often hashing reports its progress.
+const HASHING_PROGRESS_EVERY: Duration = Duration::from_millis(250);
+
+/// Writes librqbit's fastresume bitfield for a torrent of `pieces` pieces
+/// that are all present: one bit per piece, most significant bit first,
+/// the bits past the last piece clear (as librqbit's own check leaves them).
+pub(super) fn write_full_bitfield(
+    dir: &Path,
+    hash: &InfoHash,
+    pieces: usize,
+) -> std::io::Result<()> {
+    let mut bits = vec![0xffu8; pieces.div_ceil(8)];
+    if let (Some(last), rest @ 1..) = (bits.last_mut(), pieces % 8) {
+        *last = 0xffu8 << (8 - rest);
+    }
+    std::fs::create_dir_all(dir)?;
+    std::fs::write(dir.join(format!("{:?}.bitv", id20(hash))), bits)
+}
+
+impl Engine {
+    /// Hashes `path` (a file or a folder) in place and seeds it. Sharing the
+    /// same path again returns the existing share.
+    pub async fn share(&self, path: &Path) -> Result<Share, EngineError> {
+        let path = std::fs::canonicalize(path)
+            .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
+        if meta.is_file() {
+            std::fs::File::open(&path).map_err(|e| {
+                EngineError::BadPath(format!("cannot read {}: {e}", path.display()))
+            })?;
+        } else if std::fs::read_dir(&path).is_err() {
+            return Err(EngineError::BadPath(format!(
+                "cannot read the folder {}",
+                path.display()
+            )));
+        }
+        let existing = {
+            let state = self.inner.state.lock().unwrap();
+            state.torrents.iter().find_map(|r| match &r.kind {
+                Kind::Share { path: p, .. } if *p == path => Some(r.clone()),
+                _ => None,
+            })
+        };
+        if let Some(r) = existing {
+            return Ok(Share {
+                hash: r.info_hash,
+                name: ShareName::new(&r.name).map_err(err)?,
+                size: r.size,
+            });
+        }
+        self.refuse_unfinished_download(&path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .ok_or_else(|| EngineError::BadPath(format!("cannot share {}", path.display())))?;
+        let share_name = ShareName::new(&name)
+            .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
+        tracing::info!(path = %path.display(), "hashing");
+        let plan = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || create::plan(&path))
+                .await
+                .map_err(err)?
+                .map_err(EngineError::BadPath)?
+        };
+        let shown = path.display().to_string();
+        self.inner.events.send(Event::Hashing {
+            path: shown.clone(),
+            size: plan.size,
+        });
+        let created = self.hash_and_seed(plan, &name, &shown).await;
+        self.inner.events.send(Event::HashingDone {
+            path: shown,
+            error: created.as_ref().err().map(|e| e.to_string()),
+        });
+        let (created, handle) = created?;
+        let hash = created.info_hash;
+        self.inner
+            .store
+            .save_torrent(&hash, &created.torrent)
+            .map_err(err)?;
+        // librqbit opens the files for writing (which touches their
+        // modification time), so the stamp is taken once it has.
+        handle.wait_until_initialized().await.map_err(err)?;
+        let stamp = Stamp::of(&path);
+        let size = created.size;
+        self.upsert(Record {
+            info_hash: hash,
+            name: name.clone(),
+            size,
+            kind: Kind::Share {
+                path: path.clone(),
+                folder: created.output_folder.clone(),
+            },
+            paused: false,
+            finished: true,
+            stamp,
+            target: None,
+            multi: Some(created.multi),
+            listed_size: None,
+            listed_name: None,
+        });
+        self.changed();
+        Ok(Share {
+            hash,
+            name: share_name,
+            size,
+        })
+    }
+
+    /// Builds the torrent of what `plan` lists by reading it once
+    /// (`create`), then seeds it. The pieces were hashed a moment ago, so librqbit is told
+    /// (through its fastresume bitfield) that all of them are there: it
+    /// samples a few pieces instead of reading everything a second time.
+    async fn hash_and_seed(
+        &self,
+        plan: create::Plan,
+        name: &str,
+        shown: &str,
+    ) -> Result<(create::Created, ManagedTorrentHandle), EngineError> {
+        let failed =
+            |e: &dyn std::fmt::Display| EngineError::Engine(format!("cannot share {shown}: {e:#}"));
+        let size = plan.size;
+        let created = {
+            let (name, shown) = (name.to_string(), shown.to_string());
+            let (events, stop) = (self.inner.events.clone(), self.inner.stop.clone());
+            tokio::task::spawn_blocking(move || {
+                let mut last = std::time::Instant::now();
+                create::create(plan, &name, &mut |done| {
+                    if last.elapsed() >= HASHING_PROGRESS_EVERY {
+                        last = std::time::Instant::now();
+                        events.send(Event::HashingProgress {
+                            path: shown.clone(),
+                            done,
+                            size: size.max(done),
+                        });
+                    }
+                    // A shutdown does not wait for a large file's hashing.
+                    if stop.is_cancelled() {
+                        std::ops::ControlFlow::Break(())
+                    } else {
+                        std::ops::ControlFlow::Continue(())
+                    }
+                })
+            })
+            .await
+            .map_err(|e| failed(&e))?
+            .map_err(EngineError::BadPath)?
+        };
+        if let Err(e) =
+            write_full_bitfield(&self.inner.resume_dir, &created.info_hash, created.pieces)
+        {
+            // Only costs the second read this avoids.
+            tracing::warn!(hash = %created.info_hash, "cannot write the fastresume bitfield: {e}");
+        }
+        let peers = self.inner.paths.peers_for(&created.info_hash);
+        let layout = share_layout(&created.output_folder, name, created.multi);
+        let storage = SafeStorageFactory::new(layout.clone(), Access::Seed);
+        let added = self
+            .inner
+            .session
+            .add_torrent(
+                AddTorrent::TorrentFileBytes(created.torrent.clone().into()),
+                Some(self.add_options(storage, &layout, peers, false)),
+            )
+            .await
+            .map_err(|e| failed(&e))?;
+        let handle = handle_of(added, &created.info_hash)
+            .ok_or_else(|| failed(&"the BitTorrent session did not take it"))?;
+        Ok((created, handle))
+    }
+
+    fn refuse_unfinished_download(&self, path: &Path) -> Result<(), EngineError> {
+        for t in self.transfers() {
+            if t.kind == TransferKind::Download
+                && t.state != TransferState::Seeding
+                && path.starts_with(&t.path)
+            {
+                return Err(EngineError::BadPath(format!(
+                    "{} is inside the folder of the unfinished download {:?}; share it once it is complete",
+                    path.display(),
+                    t.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops seeding `hash`; the data stays on disk.
+    pub async fn unshare(&self, hash: &InfoHash) -> Result<(), EngineError> {
+        self.remove(hash, false).await
+    }
+
+    /// Checks every piece of a share against its hashes (`bitweenc verify`):
+    /// the share is taken out of the session and added again without its
+    /// bitfield, so librqbit reads all of it. Returns whether the files
+    /// still match; a share that does not is unshared, as after a restart.
+    pub async fn verify(&self, hash: &InfoHash) -> Result<bool, EngineError> {
+        let record = self.record(hash).ok_or(EngineError::Unknown(*hash))?;
+        if !matches!(record.kind, Kind::Share { .. }) {
+            return Err(EngineError::Engine(format!(
+                "{} is a download: its pieces were checked as they arrived; only shares are verified",
+                record.name
+            )));
+        }
+        self.inner
+            .session
+            .delete(id20(hash).into(), false)
+            .await
+            .map_err(err)?;
+        let bitv = self.inner.resume_dir.join(format!("{:?}.bitv", id20(hash)));
+        if let Err(e) = std::fs::remove_file(&bitv) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(EngineError::Engine(format!(
+                    "cannot remove {}: {e}; the check would trust it",
+                    bitv.display()
+                )));
+            }
+        }
+        let Kind::Share { path, .. } = &record.kind else {
+            unreachable!("checked above")
+        };
+        let handle = self
+            .restore_with(
+                Record {
+                    stamp: None,
+                    ..record.clone()
+                },
+                false,
+            )
+            .await
+            .ok_or_else(|| {
+                EngineError::Engine(format!(
+                    "{} could not be added again to check it",
+                    record.name
+                ))
+            })?;
+        self.check_share(*hash, path.clone(), handle)
+            .await
+            .ok_or_else(|| {
+                EngineError::Engine(format!(
+                    "{}'s files could not be read to check them; see the transfer's error",
+                    record.name
+                ))
+            })
+    }
+
+    /// After the check that follows a restart: a share whose files no
+    /// longer match its hashes is unshared (never serve bad data).
+    pub(super) fn verify_share(&self, hash: InfoHash, path: PathBuf, handle: ManagedTorrentHandle) {
+        let engine = self.clone();
+        tokio::spawn(async move { engine.check_share(hash, path, handle).await });
+    }
+
+    /// Waits for a share's check to end, then keeps its new stamp (intact)
+    /// or unshares it (changed). `None` if the check itself failed.
+    async fn check_share(
+        &self,
+        hash: InfoHash,
+        path: PathBuf,
+        handle: ManagedTorrentHandle,
+    ) -> Option<bool> {
+        handle.wait_until_initialized().await.ok()?;
+        let stats = handle.stats();
+        if stats.progress_bytes == stats.total_bytes {
+            if let Some(r) = self.record(&hash) {
+                self.upsert(Record {
+                    stamp: Stamp::of(&path),
+                    ..r
+                });
+            }
+            return Some(true);
+        }
+        tracing::warn!(path = %path.display(), "a shared file changed on disk; unsharing it");
+        let _ = self.remove(&hash, false).await;
+        self.inner.events.send(Event::ShareBroken {
+            hash,
+            reason: format!(
+                "{} changed on disk since it was shared; share it again to publish the new content",
+                path.display()
+            ),
+        });
+        Some(false)
+    }
+}
+
+/// Where a share's content is: the shared file, or the shared folder
+/// (`output_folder` is the file's parent, or the folder itself).
+fn share_layout(output_folder: &Path, name: &str, multi: bool) -> Layout {
+    Layout {
+        top: if multi {
+            output_folder.to_path_buf()
+        } else {
+            output_folder.join(name)
+        },
+        multi,
+    }
+}
