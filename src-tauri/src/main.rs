@@ -1,5 +1,5 @@
 //! Bitween's desktop app: a thin Tauri 2 shell over the `bitween` core. It
-//! owns the window, the tray, notifications, the OS keyring and autostart;
+//! owns the window, the tray, notifications and the OS keyring;
 //! every operation and every event is the core's (`DesktopApp`, `Api`).
 //!
 //! Flags: `--hidden` starts in the tray without showing the window;
@@ -11,7 +11,6 @@
 
 #![cfg_attr(not(debug_assertions), windows_subsystem = "windows")]
 
-mod autostart;
 mod commands;
 mod forward;
 mod keyring_store;
@@ -33,7 +32,7 @@ fn main() {
     let demo_flag = std::env::args().any(|a| a == "--demo");
     let shell = match DesktopApp::load(
         Box::new(keyring_store::Keyring),
-        Box::new(autostart::SystemAutostart),
+        Box::new(bitween::desktop::SystemAutostart),
     ) {
         Ok(s) => s,
         Err(e) => {

@@ -10,6 +10,7 @@
 //! live in the Tauri shell (`src-tauri/`).
 
 pub mod app;
+pub mod autostart;
 pub mod backend;
 pub mod demo;
 pub mod feed;
@@ -21,6 +22,7 @@ pub mod tray;
 
 pub use crate::api::ShareOutcome;
 pub use app::{AccountView, AppState, Autostart, DemoInfo, DesktopApp, LoginRequest, DEMO_REFUSAL};
+pub use autostart::SystemAutostart;
 pub use backend::{Backend, LoginError};
 pub use demo::{Demo, DemoError};
 pub use feed::{open_with_system, quit_signal, Window};

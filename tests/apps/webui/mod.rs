@@ -87,6 +87,7 @@ async fn check_static_files(api_addr: &str) -> Result<()> {
         ("/index.html", "text/html; charset=utf-8"),
         ("/app.js", "text/javascript; charset=utf-8"),
         ("/style.css", "text/css; charset=utf-8"),
+        ("/screens.css", "text/css; charset=utf-8"),
         ("/logo.svg", "image/svg+xml"),
     ] {
         let r = http.get(format!("http://{api_addr}{path}")).send().await?;

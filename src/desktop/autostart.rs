@@ -1,5 +1,6 @@
-//! "Start at login", starting the app hidden in the tray; the core's
-//! `Autostart`. Linux (and other XDG desktops): an XDG autostart entry,
+//! "Start at login", starting the app hidden in the tray: the desktop
+//! app's [`Autostart`](super::Autostart), kept in the core (it needs no
+//! GUI toolkit). Linux (and other XDG desktops): an XDG autostart entry,
 //! `$XDG_CONFIG_HOME/autostart/bitween.desktop`. Windows: a `Bitween`
 //! value in the user's Run key
 //! (`HKCU\Software\Microsoft\Windows\CurrentVersion\Run`), which Windows
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 /// Start at login the way this system does it.
 pub struct SystemAutostart;
 
-impl bitween::desktop::Autostart for SystemAutostart {
+impl super::Autostart for SystemAutostart {
     fn set(&self, enabled: bool) -> Result<(), String> {
         set(enabled)
     }
@@ -19,7 +20,7 @@ impl bitween::desktop::Autostart for SystemAutostart {
 
 #[cfg(not(windows))]
 fn entry_path() -> PathBuf {
-    bitween::paths::system_config_dir().join("autostart/bitween.desktop")
+    crate::paths::system_config_dir().join("autostart/bitween.desktop")
 }
 
 /// Creates or removes the entry.
@@ -57,6 +58,6 @@ fn set(enabled: bool) -> Result<(), String> {
     } else {
         None
     };
-    bitween::windows::run_at_login("Bitween", command.as_deref())
+    crate::windows::run_at_login("Bitween", command.as_deref())
         .map_err(|e| format!("cannot change the Run key: {e}"))
 }
