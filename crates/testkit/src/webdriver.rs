@@ -61,10 +61,12 @@ impl DriverProcess {
     /// Starts `command` (which must listen on `port`) and waits until its
     /// `/status` says it is ready.
     pub async fn spawn(mut command: Command, port: u16) -> Result<DriverProcess> {
-        use std::os::unix::process::CommandExt;
+        command.stdin(Stdio::null());
+        // Its own process group, so that stopping it stops its children
+        // (WebKitWebDriver under tauri-driver) too.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
         let child = command
-            .stdin(Stdio::null())
-            .process_group(0)
             .spawn()
             .with_context(|| format!("cannot start the WebDriver server {command:?}"))?;
         let mut driver = DriverProcess {
