@@ -82,6 +82,15 @@ fn two_daemons_share_and_download_through_the_cli(kind: ServerKind) {
     );
     let transfers = bob.json(&["transfers"]);
     assert_eq!(transfers[0]["state"], "seeding");
+    // `verify` without a hash checks shares only: bob's finished download
+    // (listed among his shares) is not one, and is left alone.
+    let out = bob.cli(&["verify"]);
+    assert!(
+        out.status.success() && out.stdout.is_empty(),
+        "verify: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let status = bob.json(&["status"]);
     assert_eq!(status["jid"], format!("bob@{DOMAIN}"));

@@ -5,8 +5,8 @@
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 
-use bitween::events::{Event, Transfer, TransferState};
-use bitween::shares::{InfoHash, Share};
+use bitween::events::{Event, Transfer, TransferKind, TransferState};
+use bitween::shares::InfoHash;
 use bitween::units::human_size;
 use eventsource_stream::Eventsource;
 use futures::StreamExt;
@@ -112,32 +112,52 @@ pub(crate) async fn wait(client: &Client, hash: &str, json_out: bool) -> Result<
     .await
 }
 
+/// A progress bar on a terminal (not with `--json`): `draw` is handed
+/// every event of the stream until [`end_bar`].
+fn start_bar(
+    client: &Client,
+    json_out: bool,
+    mut draw: impl FnMut(&Event) + Send + 'static,
+) -> Option<tokio::task::JoinHandle<Result<(), Failure>>> {
+    (std::io::stderr().is_terminal() && !json_out).then(|| {
+        let client = client.clone();
+        tokio::spawn(async move {
+            follow(&client, |ev| {
+                draw(ev);
+                None
+            })
+            .await
+        })
+    })
+}
+
+/// Stops a bar of [`start_bar`] and clears its line.
+fn end_bar(bar: Option<tokio::task::JoinHandle<Result<(), Failure>>>) {
+    if let Some(task) = bar {
+        task.abort();
+        eprint!("\r\x1b[K");
+    }
+}
+
 /// Shares `paths` one by one; on a terminal, a bar follows the hashing.
 pub(crate) async fn share(
     client: &Client,
     paths: &[PathBuf],
     json_out: bool,
 ) -> Result<Vec<Value>, Failure> {
-    let progress = (std::io::stderr().is_terminal() && !json_out).then(|| {
-        let client = client.clone();
-        tokio::spawn(async move {
-            follow(&client, |ev| {
-                if let Event::HashingProgress { path, done, size } = ev {
-                    let name = path.rsplit(['/', '\\']).next().unwrap_or("");
-                    draw_bar(
-                        *done,
-                        *size,
-                        &format!(
-                            "hashing {name}: {} of {}",
-                            human_size(*done),
-                            human_size(*size)
-                        ),
-                    );
-                }
-                None::<Result<(), Failure>>
-            })
-            .await
-        })
+    let bar = start_bar(client, json_out, |ev| {
+        if let Event::HashingProgress { path, done, size } = ev {
+            let name = path.rsplit(['/', '\\']).next().unwrap_or("");
+            draw_bar(
+                *done,
+                *size,
+                &format!(
+                    "hashing {name}: {} of {}",
+                    human_size(*done),
+                    human_size(*size)
+                ),
+            );
+        }
     });
     let mut out = Vec::new();
     let mut result = Ok(());
@@ -151,10 +171,7 @@ pub(crate) async fn share(
             }
         }
     }
-    if let Some(task) = progress {
-        task.abort();
-        eprint!("\r\x1b[K"); // clear the bar's line
-    }
+    end_bar(bar);
     result.map(|()| out)
 }
 
@@ -167,39 +184,36 @@ pub(crate) async fn verify(
 ) -> Result<(), Failure> {
     let hashes: Vec<String> = match hash {
         Some(h) => vec![h.to_string()],
+        // (Finished downloads are listed as shares too; their pieces were
+        // checked as they arrived, and the daemon verifies only shares.)
         None => {
-            let shares: Vec<Share> = typed(&client.call("shares", json!([])).await?)?;
-            shares.iter().map(|s| s.hash.to_string()).collect()
+            let transfers: Vec<Transfer> = typed(&client.call("transfers", json!([])).await?)?;
+            transfers
+                .iter()
+                .filter(|t| t.kind == TransferKind::Share)
+                .map(|t| t.hash.to_string())
+                .collect()
         }
     };
     let mut all = Vec::new();
     for hash in hashes {
-        let progress = (std::io::stderr().is_terminal() && !json_out).then(|| {
-            let (client, wanted) = (client.clone(), hash.clone());
-            tokio::spawn(async move {
-                follow(&client, |ev| {
-                    if let Event::Transfers { transfers } = ev {
-                        let checking = transfers.iter().find(|t| {
-                            t.hash.to_string() == wanted && t.state == TransferState::Checking
-                        });
-                        if let Some(t) = checking {
-                            draw_bar(
-                                t.done_bytes,
-                                t.total_bytes,
-                                &format!("checking {}: {}", t.name, human_size(t.total_bytes)),
-                            );
-                        }
-                    }
-                    None::<Result<(), Failure>>
-                })
-                .await
-            })
+        let wanted = hash.clone();
+        let bar = start_bar(client, json_out, move |ev| {
+            if let Event::Transfers { transfers } = ev {
+                let checking = transfers
+                    .iter()
+                    .find(|t| t.hash.to_string() == wanted && t.state == TransferState::Checking);
+                if let Some(t) = checking {
+                    draw_bar(
+                        t.done_bytes,
+                        t.total_bytes,
+                        &format!("checking {}: {}", t.name, human_size(t.total_bytes)),
+                    );
+                }
+            }
         });
         let result = client.call("verify", json!([hash])).await;
-        if let Some(task) = progress {
-            task.abort();
-            eprint!("\r\x1b[K");
-        }
+        end_bar(bar);
         let checked: Vec<bitween::api::Verified> = typed(&result?)?;
         for v in checked {
             if !json_out {
