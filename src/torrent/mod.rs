@@ -22,7 +22,7 @@ mod storage;
 mod store;
 mod tracker;
 
-use stats::share_problem;
+use stats::{on_disk, OnDisk};
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -424,21 +424,20 @@ impl Engine {
             return None;
         };
         if let Kind::Share { path, .. } = &record.kind {
-            if let Some(reason) = share_problem(path, record.stamp) {
-                tracing::warn!(path = %path.display(), "{reason}");
-                self.forget(&hash);
-                self.inner.events.send(Event::ShareBroken { hash, reason });
-                self.changed();
-                return None;
-            }
-            let unchanged = match (Stamp::of(path), record.stamp) {
-                (Some(now), Some(then)) => now.unchanged_since(&then),
-                _ => false,
+            let pieces = match on_disk(path, record.stamp) {
+                OnDisk::Broken(reason) => {
+                    tracing::warn!(path = %path.display(), "{reason}");
+                    self.forget(&hash);
+                    self.inner.events.send(Event::ShareBroken { hash, reason });
+                    self.changed();
+                    return None;
+                }
+                OnDisk::Unchanged => librqbit_core::torrent_metainfo::torrent_from_bytes(&bytes)
+                    .ok()
+                    .map(|t| t.info.data.pieces.as_ref().len() / 20),
+                OnDisk::Touched | OnDisk::Unconfirmed => None,
             };
-            let pieces = librqbit_core::torrent_metainfo::torrent_from_bytes(&bytes)
-                .ok()
-                .map(|t| t.info.data.pieces.as_ref().len() / 20);
-            match pieces.filter(|_| unchanged) {
+            match pieces {
                 Some(pieces) => {
                     if let Err(e) = write_full_bitfield(&self.inner.resume_dir, &hash, pieces) {
                         tracing::warn!(%hash, "cannot write the fastresume bitfield: {e}");

@@ -19,6 +19,11 @@ use crate::shares::{InfoHash, Share, ShareName};
 /// How often hashing reports its progress.
 const HASHING_PROGRESS_EVERY: Duration = Duration::from_millis(250);
 
+/// Where librqbit keeps the fastresume bitfield of `hash` in `dir`.
+fn bitfield_path(dir: &Path, hash: &InfoHash) -> PathBuf {
+    dir.join(format!("{:?}.bitv", id20(hash)))
+}
+
 /// Writes librqbit's fastresume bitfield for a torrent of `pieces` pieces
 /// that are all present: one bit per piece, most significant bit first,
 /// the bits past the last piece clear (as librqbit's own check leaves them).
@@ -32,7 +37,7 @@ pub(super) fn write_full_bitfield(
         *last = 0xffu8 << (8 - rest);
     }
     std::fs::create_dir_all(dir)?;
-    std::fs::write(dir.join(format!("{:?}.bitv", id20(hash))), bits)
+    std::fs::write(bitfield_path(dir, hash), bits)
 }
 
 impl Engine {
@@ -227,7 +232,7 @@ impl Engine {
             .delete(id20(hash).into(), false)
             .await
             .map_err(err)?;
-        let bitv = self.inner.resume_dir.join(format!("{:?}.bitv", id20(hash)));
+        let bitv = bitfield_path(&self.inner.resume_dir, hash);
         if let Err(e) = std::fs::remove_file(&bitv) {
             if e.kind() != std::io::ErrorKind::NotFound {
                 return Err(EngineError::Engine(format!(

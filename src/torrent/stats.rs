@@ -161,15 +161,14 @@ impl Engine {
                             .collect()
                     };
                     let (problems, touched) = tokio::task::spawn_blocking(move || {
-                        let touched: Vec<InfoHash> = shares
-                            .iter()
-                            .filter(|(_, p, s)| only_touched(p, *s))
-                            .map(|(h, _, _)| *h)
-                            .collect();
-                        let problems = shares
-                            .into_iter()
-                            .filter_map(|(h, p, s)| share_problem(&p, s).map(|r| (h, r)))
-                            .collect::<Vec<_>>();
+                        let (mut problems, mut touched) = (Vec::new(), Vec::new());
+                        for (hash, path, stamp) in shares {
+                            match on_disk(&path, stamp) {
+                                OnDisk::Broken(reason) => problems.push((hash, reason)),
+                                OnDisk::Touched => touched.push(hash),
+                                OnDisk::Unchanged | OnDisk::Unconfirmed => {}
+                            }
+                        }
                         (problems, touched)
                     })
                     .await
@@ -243,35 +242,45 @@ impl Engine {
     }
 }
 
-/// Why a share can no longer be served as hashed, if it cannot. (Files
-/// that kept their number and sizes but not their modification times are
-/// not a problem here: they may hold the same bytes, and are checked in
-/// full instead; see [`only_touched`].)
-pub(super) fn share_problem(path: &Path, stamp: Option<Stamp>) -> Option<String> {
-    match (Stamp::of(path), stamp) {
-        (None, _) => Some(format!(
-            "{} no longer exists or cannot be read; it is no longer shared",
-            path.display()
-        )),
-        (Some(now), Some(then)) if (now.files, now.bytes) != (then.files, then.bytes) => {
-            Some(format!(
-                "{} changed on disk since it was shared; it is no longer shared (share it again to publish the new content)",
-                path.display()
-            ))
-        }
-        _ => None,
-    }
+/// How a share's files compare with the stamp taken when they were last
+/// verified, from one walk over them.
+pub(super) enum OnDisk {
+    /// Gone, unreadable, or other files or sizes: it can no longer be
+    /// served as hashed (the reason).
+    Broken(String),
+    /// The same number and sizes of files, other modification times: the
+    /// bytes may be the same (a copy back from a backup, a `touch`), so
+    /// they are read in full to know.
+    Touched,
+    /// Every file exactly as stamped (path, size, modification time and
+    /// identity): no need to read it.
+    Unchanged,
+    /// Looks the same, but no full stamp says so (none saved, or one from
+    /// before the digest): reading it is the only proof.
+    Unconfirmed,
 }
 
-/// Whether a share's files have their number and sizes but not their
-/// modification times of `stamp`: their content may be the same (a copy
-/// back from a backup, a `touch`), so they are read in full to know.
-pub(super) fn only_touched(path: &Path, stamp: Option<Stamp>) -> bool {
-    match (Stamp::of(path), stamp) {
-        (Some(now), Some(then)) => {
-            (now.files, now.bytes) == (then.files, then.bytes) && !now.looks_like(&then)
-        }
-        _ => false,
+pub(super) fn on_disk(path: &Path, stamp: Option<Stamp>) -> OnDisk {
+    let Some(now) = Stamp::of(path) else {
+        return OnDisk::Broken(format!(
+            "{} no longer exists or cannot be read; it is no longer shared",
+            path.display()
+        ));
+    };
+    let Some(then) = stamp else {
+        return OnDisk::Unconfirmed;
+    };
+    if (now.files, now.bytes) != (then.files, then.bytes) {
+        OnDisk::Broken(format!(
+            "{} changed on disk since it was shared; it is no longer shared (share it again to publish the new content)",
+            path.display()
+        ))
+    } else if !now.looks_like(&then) {
+        OnDisk::Touched
+    } else if now.unchanged_since(&then) {
+        OnDisk::Unchanged
+    } else {
+        OnDisk::Unconfirmed
     }
 }
 
