@@ -1,7 +1,10 @@
 //! Generates the table of the web UI's files that bitweend serves
 //! (`src/api/http.rs`): every file under `ui/`, built into the binary with
 //! its content type, so a new file needs no list kept by hand. Cargo runs
-//! this again whenever anything under `ui/` changes.
+//! this again whenever anything under `ui/` changes. The table names each
+//! file relative to `CARGO_MANIFEST_DIR`, not by this checkout's absolute
+//! path: a build folder shared by two clones (CI's cached one) never
+//! includes the other clone's files.
 
 use std::path::{Path, PathBuf};
 use std::{env, fs};
@@ -29,16 +32,18 @@ fn main() {
     collect(&ui, &ui, &mut files);
     files.sort();
     let mut table = String::from("&[\n");
-    for (url, path, content_type) in files {
-        table += &format!("    ({url:?}, {content_type:?}, include_bytes!({path:?})),\n");
+    for (url, content_type) in files {
+        table += &format!(
+            "    ({url:?}, {content_type:?}, include_bytes!(concat!(env!(\"CARGO_MANIFEST_DIR\"), \"/ui{url}\"))),\n"
+        );
     }
     table += "]\n";
     let out = PathBuf::from(env::var_os("OUT_DIR").expect("cargo sets it"));
     fs::write(out.join("ui_files.rs"), table).expect("writing the UI's file table");
 }
 
-/// (URL path, file path, content type) of every file under `dir`.
-fn collect(ui: &Path, dir: &Path, out: &mut Vec<(String, String, &'static str)>) {
+/// (URL path, content type) of every file under `dir`.
+fn collect(ui: &Path, dir: &Path, out: &mut Vec<(String, &'static str)>) {
     let entries = fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
     for entry in entries {
         let path = entry.expect("reading ui/").path();
@@ -61,7 +66,6 @@ fn collect(ui: &Path, dir: &Path, out: &mut Vec<(String, String, &'static str)>)
         let Some((_, content_type)) = TYPES.iter().find(|(e, _)| *e == ext) else {
             panic!("ui/{rel}: no content type for this kind of file; add one to TYPES in build.rs");
         };
-        let full = path.to_str().expect("UI file paths are UTF-8").to_string();
-        out.push((format!("/{rel}"), full, content_type));
+        out.push((format!("/{rel}"), content_type));
     }
 }
