@@ -37,7 +37,7 @@ fn main() {
         Ok(s) => s,
         Err(e) => {
             // Nothing is lost: the settings file is left as it is.
-            eprintln!("bitween: {e}");
+            fatal(&e.to_string());
             std::process::exit(2);
         }
     };
@@ -53,7 +53,7 @@ fn main() {
         // does), and shows how it goes.
         shell.request_demo();
     }
-    tauri::Builder::default()
+    let app = tauri::Builder::default()
         .plugin(tauri_plugin_dialog::init())
         .plugin(tauri_plugin_notification::init())
         .manage(shell)
@@ -85,6 +85,23 @@ fn main() {
             }
         })
         .setup(move |app| {
+            // The window is made here rather than from the config, so that
+            // failing to make it (no WebView2 on Windows, no display) is
+            // said in words, not in a panic.
+            let config = app.config().app.windows.first().cloned();
+            let made = config
+                .ok_or_else(|| "no window in tauri.conf.json".to_string())
+                .and_then(|c| {
+                    tauri::WebviewWindowBuilder::from_config(app.handle(), &c)
+                        .and_then(|b| b.build())
+                        .map_err(|e| e.to_string())
+                });
+            if let Err(e) = made {
+                fatal(&format!(
+                    "Bitween could not open its window: {e}. {WINDOW_HINT}"
+                ));
+                std::process::exit(1);
+            }
             let handle = app.handle().clone();
             tray::create(&handle)?;
             forward::spawn(handle.clone());
@@ -116,17 +133,45 @@ fn main() {
             });
             Ok(())
         })
-        .build(tauri::generate_context!())
-        .expect("the desktop app could not start (is a display available?)")
-        .run(|_, event| {
-            // Closing the last window is not quitting; only Quit (a code) is.
-            if let tauri::RunEvent::ExitRequested {
-                api, code: None, ..
-            } = event
-            {
-                api.prevent_exit();
-            }
-        });
+        .build(tauri::generate_context!());
+    let app = match app {
+        Ok(app) => app,
+        Err(e) => {
+            fatal(&format!("Bitween could not start: {e}. {WINDOW_HINT}"));
+            std::process::exit(1);
+        }
+    };
+    app.run(|_, event| {
+        // Closing the last window is not quitting; only Quit (a code) is.
+        if let tauri::RunEvent::ExitRequested {
+            api, code: None, ..
+        } = event
+        {
+            api.prevent_exit();
+        }
+    });
+}
+
+/// What the window needs, said when it cannot open.
+#[cfg(windows)]
+const WINDOW_HINT: &str =
+    "The window needs the Microsoft Edge WebView2 Runtime (part of Windows 11 \
+     and of an up-to-date Windows 10): install it from \
+     https://go.microsoft.com/fwlink/p/?LinkId=2124703 and start Bitween again.";
+#[cfg(not(windows))]
+const WINDOW_HINT: &str = "Is a display available (DISPLAY or WAYLAND_DISPLAY)?";
+
+/// Says why the app stops before its window exists: on standard error,
+/// and on Windows also in a message box (a Windows app has no console).
+fn fatal(message: &str) {
+    eprintln!("bitween: {message}");
+    #[cfg(windows)]
+    rfd::MessageDialog::new()
+        .set_level(rfd::MessageLevel::Error)
+        .set_title("Bitween")
+        .set_description(message)
+        .set_buttons(rfd::MessageButtons::Ok)
+        .show();
 }
 
 /// Brings the window up (a second instance was started).
