@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# Windows from this Linux machine: cross-builds bitweend.exe and
-# bitweenc.exe for x86_64-pc-windows-gnu (mingw-w64), runs clippy for that
-# target, the core's unit tests under Wine, and tests/wine.rs: two
+# Windows from this Linux machine: cross-builds bitweend.exe, bitweenc.exe
+# and the desktop app for x86_64-pc-windows-gnu (mingw-w64), runs clippy
+# for that target, the core's unit tests under Wine, makes the NSIS
+# installer (scripts/windows-installer.sh) and runs tests/wine.rs: two
 # bitweend.exe under Wine on a Linux Prosody (127.0.0.1), driven by
-# bitweenc.exe, transfer a file byte for byte. Called by scripts/test.sh
+# bitweenc.exe, transfer a file byte for byte; the installer installs,
+# the installed programs run, the uninstaller cleans up. Called by scripts/test.sh
 # (a failure fails it); runs alone too. Installs what is missing.
 # (macOS is not checked here: see the README's "Other systems".)
 set -euo pipefail
@@ -50,8 +52,12 @@ echo "== Windows: the core's unit tests under Wine"
 CARGO_TARGET_X86_64_PC_WINDOWS_GNU_RUNNER=wine \
   cargo test --locked --target "$WIN" --lib --bins
 
-echo "== Windows: a transfer between two bitweend.exe under Wine"
+echo "== Windows: the desktop app and the installer (from the debug build)"
+cargo clippy --locked --target "$WIN" -p bitween-desktop --bins -- -D warnings
+installer=$(scripts/windows-installer.sh --debug | tail -n1)
+
+echo "== Windows: a transfer between two bitweend.exe, and the installer, under Wine"
 started=$(date +%s)
-BITWEEN_WINDOWS_BIN="$CARGO_TARGET_DIR/$WIN/debug" \
+BITWEEN_WINDOWS_BIN="$CARGO_TARGET_DIR/$WIN/debug" BITWEEN_WINDOWS_INSTALLER="$installer" \
   cargo test --locked --test wine -- --ignored --nocapture
-echo "the Wine transfer test took $(($(date +%s) - started)) s (build included)"
+echo "the Wine tests took $(($(date +%s) - started)) s (build included)"

@@ -1,11 +1,14 @@
-//! The daemon on Windows, run under Wine: two `bitweend.exe` on the
+//! Windows, run under Wine. The daemon: two `bitweend.exe` on the
 //! Linux Prosody (127.0.0.1), driven only through `bitweenc.exe`; alice
 //! shares a file, bob finds it, downloads it and gets it byte for byte.
+//! The installer: it installs for the user, the programs run from where it
+//! put them, and its uninstaller removes them and keeps the user's data.
 //!
-//! It needs the Windows build and Wine, so it is ignored in a plain
+//! They need the Windows build and Wine, so they are ignored in a plain
 //! `cargo test`: `scripts/test-windows.sh` (called by `scripts/test.sh`)
-//! cross-builds the .exe files, prepares the Wine prefix and runs it with
-//! `--ignored`, `BITWEEN_WINDOWS_BIN` naming the folder of the .exe files.
+//! cross-builds the .exe files and the installer, prepares the Wine prefix
+//! and runs them with `--ignored`, `BITWEEN_WINDOWS_BIN` naming the folder
+//! of the .exe files and `BITWEEN_WINDOWS_INSTALLER` the installer.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -209,4 +212,130 @@ fn two_windows_daemons_share_and_download_under_wine() {
 
     assert!(alice.exit().success());
     assert!(bob.exit().success());
+}
+
+/// `wine` running `program` with `args`, its output collected.
+fn wine_run(program: &str, args: &[&str]) -> Output {
+    Command::new(std::env::var("BITWEEN_WINE").unwrap_or_else(|_| "wine".into()))
+        .arg(program)
+        .args(args)
+        .env("WINEDEBUG", "-all")
+        .env_remove("DISPLAY")
+        .stdin(Stdio::null())
+        .output()
+        .expect("wine starts")
+}
+
+/// A Windows folder of the Wine prefix (`%LOCALAPPDATA%` and such), as
+/// Linux sees it.
+fn wine_folder(variable: &str) -> PathBuf {
+    let out = wine_run("cmd", &["/c", "echo", &format!("%{variable}%")]);
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let rest = path
+        .strip_prefix("C:\\")
+        .unwrap_or_else(|| panic!("%{variable}% is {path:?}, not on C:"));
+    let prefix = std::env::var_os("WINEPREFIX")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".wine"));
+    rest.split('\\')
+        .fold(prefix.join("drive_c"), |p, part| p.join(part))
+}
+
+/// Whether `value` of the registry `key` (HKCU) exists.
+fn registry_has(key: &str, value: &str) -> Option<String> {
+    let out = wine_run("reg", &["query", &format!("HKCU\\{key}"), "/v", value]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    (out.status.success() && text.contains(value)).then_some(text)
+}
+
+#[test]
+#[ignore = "needs the Windows installer and Wine: scripts/test-windows.sh runs it"]
+fn the_installer_installs_for_the_user_and_uninstalls_cleanly() {
+    const UNINSTALL: &str = "Software\\Microsoft\\Windows\\CurrentVersion\\Uninstall\\Bitween";
+    const RUN: &str = "Software\\Microsoft\\Windows\\CurrentVersion\\Run";
+    let installer = PathBuf::from(
+        std::env::var_os("BITWEEN_WINDOWS_INSTALLER")
+            .expect("BITWEEN_WINDOWS_INSTALLER names the installer"),
+    );
+    let dir = wine_folder("LOCALAPPDATA").join("Programs/Bitween");
+    let menu = wine_folder("APPDATA").join("Microsoft/Windows/Start Menu/Programs/Bitween.lnk");
+    // What an earlier, interrupted run may have left.
+    let _ = std::fs::remove_dir_all(&dir);
+
+    // Silent, for the user alone: no administrator rights asked.
+    let out = wine_run(installer.to_str().unwrap(), &["/S"]);
+    assert!(out.status.success(), "the installer failed: {out:?}");
+    for file in [
+        "bitween.exe",
+        "bitweend.exe",
+        "bitweenc.exe",
+        "WebView2Loader.dll",
+        "uninstall.exe",
+    ] {
+        assert!(
+            dir.join(file).is_file(),
+            "{file} is not in {}",
+            dir.display()
+        );
+    }
+    assert!(menu.is_file(), "no Start menu entry at {}", menu.display());
+    let entry = registry_has(UNINSTALL, "UninstallString").expect("no entry in Installed apps");
+    assert!(entry.contains("uninstall.exe"), "{entry}");
+
+    // The installed programs run: the daemon says its version; the app,
+    // without WebView2 (Wine has none) and without a display, says what it
+    // needs instead of panicking.
+    let out = wine_run(dir.join("bitweend.exe").to_str().unwrap(), &["--version"]);
+    let version = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && version.trim_end().ends_with(env!("CARGO_PKG_VERSION")),
+        "bitweend.exe --version: {out:?}"
+    );
+    let out = wine_run(dir.join("bitween.exe").to_str().unwrap(), &[]);
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "bitween.exe: {said}");
+    assert!(
+        said.contains("could not open its window") && said.contains("WebView2 Runtime"),
+        "bitween.exe said: {said}"
+    );
+
+    // "Start at login" was on, and the app left data: the uninstaller
+    // removes the login entry and the programs, and keeps the data.
+    let out = wine_run(
+        "reg",
+        &[
+            "add",
+            &format!("HKCU\\{RUN}"),
+            "/v",
+            "Bitween",
+            "/d",
+            "x",
+            "/f",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let data = wine_folder("LOCALAPPDATA").join("bitween-installer-test");
+    std::fs::create_dir_all(&data).unwrap();
+    std::fs::write(data.join("keep.txt"), b"mine").unwrap();
+    let out = wine_run(dir.join("uninstall.exe").to_str().unwrap(), &["/S"]);
+    assert!(out.status.success(), "the uninstaller failed: {out:?}");
+    // (It runs on from a copy in %TEMP%, so the folder goes a little later.)
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while dir.exists() {
+        assert!(
+            Instant::now() < deadline,
+            "{} is still there: {:?}",
+            dir.display(),
+            std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!menu.exists(), "the Start menu entry stayed");
+    assert!(registry_has(UNINSTALL, "UninstallString").is_none());
+    assert!(
+        registry_has(RUN, "Bitween").is_none(),
+        "the login entry stayed"
+    );
+    assert_eq!(std::fs::read(data.join("keep.txt")).unwrap(), b"mine");
+    std::fs::remove_dir_all(&data).unwrap();
 }
