@@ -59,6 +59,8 @@ impl Engine {
             multi: None,
             listed_size: listed.as_ref().map(|s| s.size),
             listed_name: listed.map(|_| name),
+            updated_at: None,
+            replaces: None,
         });
         self.spawn_fetch(hash);
         Ok(())
