@@ -197,6 +197,22 @@ pub fn create(
     create_with(plan, name, progress, hashing_threads())
 }
 
+/// Hashes the file or folder `path` on `threads` threads and returns its
+/// info hash (the benchmark of hashing on every core against one thread).
+pub fn hash_path(path: &Path, threads: usize) -> Result<InfoHash, String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let created = create_with(
+        plan(path)?,
+        &name,
+        &mut |_| ControlFlow::Continue(()),
+        threads,
+    )?;
+    Ok(created.info_hash)
+}
+
 /// A piece on its way to be hashed: its index and its bytes.
 type Work = (usize, Vec<u8>);
 

@@ -22,6 +22,7 @@ mod stats;
 mod storage;
 mod store;
 mod tracker;
+mod update;
 mod watch;
 
 use stats::{on_disk, OnDisk};
@@ -47,6 +48,7 @@ pub use session::base_session_options;
 pub use storage::{available_space, fresh_target};
 use storage::{Access, Layout, SafeStorageFactory};
 pub use store::{Kind, Record, Stamp};
+pub use create::{hash_path, hashing_threads};
 pub use tracker::ANNOUNCE_INTERVAL;
 pub use watch::{QUIET as WATCH_QUIET, QUIET_ENV as WATCH_QUIET_ENV};
 

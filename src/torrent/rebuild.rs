@@ -40,7 +40,6 @@ struct Manifest {
 #[derive(Serialize, Deserialize)]
 struct ManifestFile {
     path: Vec<String>,
-    #[serde(flatten)]
     stamp: FileStamp,
 }
 

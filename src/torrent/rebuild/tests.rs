@@ -38,6 +38,10 @@ fn a_rebuild_reads_only_what_changed_and_equals_a_full_build() {
     write(&root.join("empty"), 0, 4);
     let first = create::plan(&root).unwrap();
     let stamps = first.stamps();
+    // Kept beside the torrent and read back as they were.
+    let hash = InfoHash([1; 20]);
+    save_manifest(dir.path(), &hash, &stamps);
+    assert_eq!(load_manifest(dir.path(), &hash), Some(stamps.clone()));
     let mut read = 0;
     let old = build(first, &mut read);
     assert_eq!(read, 12 * 1024 * 1024 + 14);
