@@ -440,6 +440,13 @@ impl Engine {
         };
         if let Kind::Share { path, .. } = &record.kind {
             let pieces = match on_disk(path, record.stamp) {
+                // Files added, removed or resized while the app was closed:
+                // rebuilt as a new version once the watcher starts
+                // (`watch.rs`), not withdrawn.
+                OnDisk::Broken(_) if std::fs::symlink_metadata(path).is_ok() => {
+                    self.inner.watch.changed(path, None);
+                    return None;
+                }
                 OnDisk::Broken(reason) => {
                     tracing::warn!(path = %path.display(), "{reason}");
                     self.forget(&hash);

@@ -174,6 +174,31 @@ async fn a_shared_folder_stays_current_for_its_contacts() {
     alice.svc.shutdown().await;
 }
 
+/// A file added to a shared folder while the app was closed: at the next
+/// start the folder is republished as a new version, not withdrawn.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_folder_changed_while_closed_is_republished_at_start() {
+    quick_rebuilds();
+    let server = Prosody::start(&["alice"], &[]);
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("alice");
+    let alice = start(&server, "alice", &dir, None).await;
+    let album = tmp.path().join("album");
+    std::fs::create_dir_all(&album).unwrap();
+    random_file(&album.join("one.jpg"), 3 * MIB);
+    let v1 = alice.svc.engine.share(&album).await.unwrap();
+    alice.svc.shutdown().await;
+    drop(alice);
+
+    random_file(&album.join("two.jpg"), MIB);
+    let mut alice = start(&server, "alice", &dir, None).await;
+    let v2 = wait_updated(&mut alice, v1.hash).await;
+    let shares = alice.svc.engine.local_shares();
+    assert_eq!(shares.len(), 1, "{shares:?}");
+    assert_eq!((shares[0].hash, shares[0].size), (v2, 4 * MIB as u64));
+    alice.svc.shutdown().await;
+}
+
 /// Bytes the process `pid` has read so far (files and sockets).
 fn rchar(pid: u32) -> u64 {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/<pid>/io");
