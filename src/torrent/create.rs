@@ -371,7 +371,7 @@ fn read_pieces(
         known += length;
         if skip > 0 && length == input.len {
             // Every piece known: the file is not even opened.
-            let pad = if !last && length % PIECE_LENGTH != 0 {
+            let pad = if !last && !length.is_multiple_of(PIECE_LENGTH) {
                 PIECE_LENGTH - length % PIECE_LENGTH
             } else {
                 0
@@ -384,9 +384,8 @@ fn read_pieces(
             .map_err(|e| ReadError::Io(format!("cannot read {}: {e}", input.path.display())))?;
         if length > 0 {
             use std::io::Seek;
-            file.seek(std::io::SeekFrom::Start(length)).map_err(|e| {
-                ReadError::Io(format!("cannot read {}: {e}", input.path.display()))
-            })?;
+            file.seek(std::io::SeekFrom::Start(length))
+                .map_err(|e| ReadError::Io(format!("cannot read {}: {e}", input.path.display())))?;
         }
         loop {
             // (Never full here: a full piece is sent at once.)

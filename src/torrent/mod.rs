@@ -43,12 +43,12 @@ use crate::events::{Event, EventBus};
 pub use crate::events::{Peer, Transfer, TransferKind, TransferState};
 use crate::net::PeerPaths;
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
+pub use create::{hash_path, hashing_threads};
 pub use safety::{check_file_names, MAX_FILES};
 pub use session::base_session_options;
 pub use storage::{available_space, fresh_target};
 use storage::{Access, Layout, SafeStorageFactory};
 pub use store::{Kind, Record, Stamp};
-pub use create::{hash_path, hashing_threads};
 pub use tracker::ANNOUNCE_INTERVAL;
 pub use watch::{QUIET as WATCH_QUIET, QUIET_ENV as WATCH_QUIET_ENV};
 

@@ -98,10 +98,14 @@ enum Tail {
     Shared,
 }
 
+/// Per path inside a torrent: the file's size, its pieces' hashes and how
+/// its last piece sits.
+type FileHashes = HashMap<Vec<String>, (u64, Vec<[u8; 20]>, Tail)>;
+
 /// The piece hashes of every file of a folder torrent that starts at a
 /// piece boundary (every file of ours since padding), by path; `None` if
 /// the torrent is not a folder torrent of our piece length.
-fn hashes_by_file(torrent: &[u8]) -> Option<HashMap<Vec<String>, (u64, Vec<[u8; 20]>, Tail)>> {
+fn hashes_by_file(torrent: &[u8]) -> Option<FileHashes> {
     let meta = librqbit_core::torrent_metainfo::torrent_from_bytes(torrent).ok()?;
     let info = &meta.info.data;
     if u64::from(info.piece_length) != PIECE_LENGTH {
@@ -128,7 +132,7 @@ fn hashes_by_file(torrent: &[u8]) -> Option<HashMap<Vec<String>, (u64, Vec<[u8; 
     for (i, (path, len, padding)) in files.iter().enumerate() {
         let start = offset;
         offset += len;
-        if *padding || *len == 0 || start % PIECE_LENGTH != 0 {
+        if *padding || *len == 0 || !start.is_multiple_of(PIECE_LENGTH) {
             continue;
         }
         let first = (start / PIECE_LENGTH) as usize;
@@ -138,7 +142,7 @@ fn hashes_by_file(torrent: &[u8]) -> Option<HashMap<Vec<String>, (u64, Vec<[u8; 
         };
         let rest = files[i + 1..].iter().find(|f| f.1 > 0);
         let tail = match rest {
-            _ if len % PIECE_LENGTH == 0 => Tail::Padded,
+            _ if len.is_multiple_of(PIECE_LENGTH) => Tail::Padded,
             None => Tail::Last,
             Some((_, _, true)) => Tail::Padded,
             Some(_) => Tail::Shared,
@@ -174,7 +178,7 @@ pub(super) fn reuse_unchanged(plan: &mut Plan, old: &[u8], stamps: &FileStamps) 
         }
         let last_here = now[i + 1..].iter().all(|(_, s)| s.len == 0);
         let whole = match tail {
-            _ if len % PIECE_LENGTH == 0 => true,
+            _ if len.is_multiple_of(PIECE_LENGTH) => true,
             Tail::Padded => !last_here,
             Tail::Last => last_here,
             Tail::Shared => false,
@@ -360,7 +364,9 @@ impl Engine {
                     _ = stop.cancelled() => return,
                     _ = tokio::time::sleep(RETIRE_CHECK_EVERY) => {}
                 }
-                let Some(inner) = engine.upgrade() else { return };
+                let Some(inner) = engine.upgrade() else {
+                    return;
+                };
                 let e = Engine { inner };
                 let Some(handle) = e.inner.session.get(id20(&old).into()) else {
                     e.inner.watch.set_retiring(old, false);

@@ -10,8 +10,8 @@ use librqbit::AddTorrent;
 
 use super::storage::{Access, Layout, SafeStorageFactory};
 use super::{
-    create, err, rebuild, handle_of, id20, Engine, EngineError, Kind, ManagedTorrentHandle, Record, Stamp,
-    TransferKind, TransferState,
+    create, err, handle_of, id20, rebuild, Engine, EngineError, Kind, ManagedTorrentHandle, Record,
+    Stamp, TransferKind, TransferState,
 };
 use crate::events::Event;
 use crate::shares::{InfoHash, Share, ShareName};

@@ -181,9 +181,7 @@ impl Engine {
                                 OnDisk::Broken(reason) if now.is_none() => {
                                     problems.push((hash, reason))
                                 }
-                                OnDisk::Touched
-                                    if !rebuild::has_manifest(&manifests, &hash) =>
-                                {
+                                OnDisk::Touched if !rebuild::has_manifest(&manifests, &hash) => {
                                     touched.push(hash)
                                 }
                                 OnDisk::Broken(_) | OnDisk::Touched => changed.push((path, now)),

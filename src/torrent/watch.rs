@@ -338,7 +338,10 @@ impl Engine {
             if let (Some(r), Rebuilt::Skipped(Some(reason))) = (self.share_at(&path), outcome) {
                 self.withdraw(
                     r.info_hash,
-                    format!("{} changed and cannot be read again ({reason}); it is no longer shared", path.display()),
+                    format!(
+                        "{} changed and cannot be read again ({reason}); it is no longer shared",
+                        path.display()
+                    ),
                 )
                 .await;
             }

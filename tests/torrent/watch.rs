@@ -65,7 +65,13 @@ async fn a_shared_folder_stays_current_for_its_contacts() {
     let tmp = tempfile::tempdir().unwrap();
     // Slow enough that carol's download of the first version is still
     // running when the folder changes.
-    let mut alice = start(&server, "alice", &tmp.path().join("alice"), Some(3 * MIB as u32)).await;
+    let mut alice = start(
+        &server,
+        "alice",
+        &tmp.path().join("alice"),
+        Some(3 * MIB as u32),
+    )
+    .await;
     let mut bob = start(&server, "bob", &tmp.path().join("bob"), None).await;
     let mut carol = start(&server, "carol", &tmp.path().join("carol"), None).await;
 
@@ -226,7 +232,10 @@ fn wait_new_version(daemon: &Daemon, old: &str, limit: Duration) -> String {
         if now.len() == 1 && now[0] != old {
             return now[0].clone();
         }
-        assert!(Instant::now() < deadline, "no new version of {old}: {now:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no new version of {old}: {now:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -347,7 +356,11 @@ fn bench_folder_update() {
 /// Waits until `daemon`'s catalog lists `hash`.
 fn wait_listed(daemon: &Daemon, hash: &str) {
     let deadline = Instant::now() + Duration::from_secs(120);
-    while !daemon.rpc("xmpp.get_shares", serde_json::json!([])).to_string().contains(hash) {
+    while !daemon
+        .rpc("xmpp.get_shares", serde_json::json!([]))
+        .to_string()
+        .contains(hash)
+    {
         assert!(Instant::now() < deadline, "{hash} never listed");
         std::thread::sleep(Duration::from_millis(20));
     }

@@ -82,7 +82,11 @@ fn a_rebuild_reads_only_what_changed_and_equals_a_full_build() {
     std::fs::remove_file(root.join("sub/zz.bin")).unwrap();
     let mut plan = create::plan(&root).unwrap();
     reuse_unchanged(&mut plan, &full.torrent, &stamps);
-    assert_eq!(plan.to_read(), 1024 * 1024 + 11, "z.bin's last piece, unpadded now");
+    assert_eq!(
+        plan.to_read(),
+        1024 * 1024 + 11,
+        "z.bin's last piece, unpadded now"
+    );
     let smaller = build(plan, &mut read);
     let fresh = build(create::plan(&root).unwrap(), &mut full_read);
     assert_eq!(smaller.info_hash, fresh.info_hash);

@@ -373,9 +373,11 @@ async fn pause_resume_cancel_and_a_changed_share() {
     f.write_all(b"changed!").unwrap();
     drop(f);
     let updated = alice
-        .wait_for("the changed share republished", Duration::from_secs(30), |e| {
-            matches!(e, Event::ShareUpdated { old, .. } if *old == slow.hash)
-        })
+        .wait_for(
+            "the changed share republished",
+            Duration::from_secs(30),
+            |e| matches!(e, Event::ShareUpdated { old, .. } if *old == slow.hash),
+        )
         .await;
     let Event::ShareUpdated { new, name, .. } = updated else {
         unreachable!()
