@@ -320,10 +320,7 @@ impl Engine {
             .retain(|r| r.info_hash != *hash);
         self.save();
         self.inner.store.remove_torrent(hash);
-        if let Some(Kind::Share { path, .. }) = gone.map(|r| r.kind) {
-            self.inner.watch.forget(&path);
-            rebuild::remove_manifest(self.inner.watch.manifests(), hash);
-        }
+        self.inner.watch.forget(hash, gone);
     }
 
     /// What we publish: every share, and every download whose metadata we
@@ -440,13 +437,8 @@ impl Engine {
         };
         if let Kind::Share { path, .. } = &record.kind {
             let pieces = match on_disk(path, record.stamp) {
-                // Files added, removed or resized while the app was closed:
-                // rebuilt as a new version once the watcher starts
-                // (`watch.rs`), not withdrawn.
-                OnDisk::Broken(_) if std::fs::symlink_metadata(path).is_ok() => {
-                    self.inner.watch.changed(path, None);
-                    return None;
-                }
+                // Changed while the app was closed: rebuilt, not withdrawn.
+                OnDisk::Broken(_) if self.inner.watch.rebuild_later(path) => return None,
                 OnDisk::Broken(reason) => {
                     tracing::warn!(path = %path.display(), "{reason}");
                     self.forget(&hash);

@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
 
-use super::rebuild::Rebuilt;
-use super::{Engine, Kind, Stamp};
+use super::rebuild::{remove_manifest, Rebuilt};
+use super::{Engine, Kind, Record, Stamp};
 use crate::events::Event;
 use crate::shares::InfoHash;
 
@@ -164,11 +164,24 @@ impl Watch {
         false
     }
 
-    /// Forgets a share that is no longer shared.
-    pub(super) fn forget(&self, path: &Path) {
-        let mut state = self.state.lock().unwrap();
-        state.pending.remove(path);
-        state.failures.remove(path);
+    /// Forgets a torrent that is no longer ours (`record`, if it was known).
+    pub(super) fn forget(&self, hash: &InfoHash, record: Option<Record>) {
+        if let Some(Kind::Share { path, .. }) = record.map(|r| r.kind) {
+            let mut state = self.state.lock().unwrap();
+            state.pending.remove(&path);
+            state.failures.remove(&path);
+            remove_manifest(&self.manifests, hash);
+        }
+    }
+
+    /// A share whose files were added, removed or resized while the app was
+    /// closed is rebuilt once the watcher runs, if its path still exists.
+    pub(super) fn rebuild_later(&self, path: &Path) -> bool {
+        let exists = std::fs::symlink_metadata(path).is_ok();
+        if exists {
+            self.changed(path, None);
+        }
+        exists
     }
 }
 
