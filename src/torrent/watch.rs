@@ -329,7 +329,14 @@ impl Engine {
                         let Some(inner) = engine.upgrade() else { break };
                         let e = Engine { inner };
                         let paths = e.shared_paths();
-                        let live = tokio::task::block_in_place(|| watched.sync(paths));
+                        // (Watching a large tree walks it.)
+                        let multi = tokio::runtime::Handle::current().runtime_flavor()
+                            == tokio::runtime::RuntimeFlavor::MultiThread;
+                        let live = if multi {
+                            tokio::task::block_in_place(|| watched.sync(paths))
+                        } else {
+                            watched.sync(paths)
+                        };
                         e.inner.watch.state.lock().unwrap().watched = live;
                     }
                 }
