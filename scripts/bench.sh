@@ -17,6 +17,9 @@ cargo bench --locked --bench system | tee "$out.system"
 cargo test --release --locked --test lab -- --ignored --nocapture bench_paths | tee "$out.lab"
 # A restart with 8 GiB shared in 200 files: time until seeding, bytes read.
 cargo test --release --locked --test torrent -- --ignored --nocapture restart::bench_restart | tee "$out.restart"
+# A shared folder of 1,000 files (2 GiB) that gets a 10 MiB file: time until
+# the contact sees the new version, bytes read, bytes the contact fetched.
+cargo test --release --locked --test torrent -- --ignored --nocapture watch::bench_folder_update | tee "$out.update"
 # The desktop app's memory, all its processes, in demo mode under Xvfb.
 cargo build --release --locked -p bitween-desktop --features custom-protocol
 scripts/desktop-rss.sh "$CARGO_TARGET_DIR/release/bitween" | tee "$out.desktop"
@@ -51,6 +54,12 @@ if [ -n "$(git status --porcelain -- . ':!BENCHMARKS.md' 2>/dev/null)" ]; then c
   echo "| --- | --- | --- | --- |"
   grep '^| restart' "$out.restart" || echo "(no figures: see the run's output)"
   echo
+  echo "## A shared folder that changes"
+  echo
+  echo "| figure | target | value | |"
+  echo "| --- | --- | --- | --- |"
+  grep '^| folder update' "$out.update" || echo "(no figures: see the run's output)"
+  echo
   echo "## Catalog"
   echo
   echo '```'
@@ -59,5 +68,5 @@ if [ -n "$(git status --porcelain -- . ':!BENCHMARKS.md' 2>/dev/null)" ]; then c
   echo
   echo "Reproduce: \`scripts/bench.sh\`."
 } > BENCHMARKS.md
-rm -f "$out" "$out.catalog" "$out.system" "$out.desktop" "$out.lab" "$out.restart"
+rm -f "$out" "$out.catalog" "$out.system" "$out.desktop" "$out.lab" "$out.restart" "$out.update"
 echo "wrote BENCHMARKS.md"

@@ -88,6 +88,10 @@ function onEvent(ev) {
       refreshTransfers();
       break;
     }
+    case 'ShareUpdated':
+      toast(`${ev.name} changed on disk: its new version is published.`, { key: `updated:${ev.name}` });
+      refreshSharesSoon();
+      break;
     case 'ShareBroken':
       toast(ev.reason, { kind: 'warn' });
       refreshSharesSoon();

@@ -31,6 +31,7 @@ function shareRow(share) {
   const size = el('span', { class: 'size' });
   const peers = el('span', { class: 'peers' });
   const uploaded = el('span', { class: 'uploaded' });
+  const updated = el('span', { class: 'updated', hidden: true });
   const copy = el('button', { type: 'button', class: 'copy-magnet small', text: 'Copy magnet' });
   const check = el('button', { type: 'button', class: 'verify small', text: 'Verify', title: 'Read every piece and check it against the hashes' });
   const remove = el('button', { type: 'button', class: 'unshare small danger', text: 'Remove' });
@@ -39,9 +40,9 @@ function shareRow(share) {
   remove.addEventListener('click', () => unshare(hash));
   const li = el('li', { class: 'row', 'data-share': hash },
     el('div', { class: 'row-main' }, fileIcon(),
-      el('div', { class: 'row-text' }, el('div', { class: 'name-line' }, name, kindTag), el('div', { class: 'meta' }, size, peers, uploaded))),
+      el('div', { class: 'row-text' }, el('div', { class: 'name-line' }, name, kindTag), el('div', { class: 'meta' }, size, peers, uploaded, updated))),
     el('div', { class: 'row-actions' }, copy, check, remove));
-  li._r = { name, size, peers, uploaded, copy, check, remove, kindTag };
+  li._r = { name, size, peers, uploaded, updated, copy, check, remove, kindTag };
   return li;
 }
 
@@ -56,6 +57,12 @@ function updateShareRow(li, share) {
   r.peers.title = names.join('\n');
   const up = t ? t.uploaded_bytes : 0;
   r.uploaded.textContent = `${humanSize(up)} uploaded${t && t.up_bytes_per_sec ? ` · ↑ ${humanSpeed(t.up_bytes_per_sec)}` : ''}`;
+  // A live share: its files are watched, and a change is published as a
+  // new version of the same share.
+  const live = t && t.kind === 'share' && t.updated_at != null;
+  r.updated.hidden = !live;
+  r.updated.textContent = live ? `updated ${humanDuration(Date.now() / 1000 - t.updated_at)} ago` : '';
+  r.updated.title = live ? 'Kept current: when its files change, the new version is published in its place' : '';
   const isDownload = t && t.kind === 'download';
   r.kindTag.hidden = !isDownload;
   r.kindTag.textContent = isDownload ? (t.state === 'seeding' ? 'downloaded' : 'downloading') : '';

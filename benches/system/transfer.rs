@@ -70,6 +70,8 @@ pub async fn transfer_rows(server: &Prosody, dir: &Path, sizes: &Sizes) {
         Some(hashing <= floor),
     );
 
+    hashing_threads_row(&file, sizes.hash_runs);
+
     let seeder = LibrqbitSeeder::start(&copy, &dir.join("rq-seed")).await;
     let (mut apps, mut alones) = (Vec::new(), Vec::new());
     for round in 0..sizes.transfer_rounds {
@@ -120,6 +122,35 @@ pub async fn transfer_rows(server: &Prosody, dir: &Path, sizes: &Sizes) {
         "-",
         format!("{:.0} MiB/s", mibs(bytes, floor)),
         None,
+    );
+}
+
+/// Issue 17, item 3: the same file hashed by the same code on every core
+/// and on one thread, interleaved, medians of `runs`; the ratio of the two.
+fn hashing_threads_row(file: &Path, runs: usize) {
+    let threads = bitween::torrent::hashing_threads();
+    let (mut all, mut one) = (Vec::new(), Vec::new());
+    for _ in 0..runs {
+        let t = Instant::now();
+        let a = bitween::torrent::hash_path(file, threads).unwrap();
+        all.push(t.elapsed());
+        let t = Instant::now();
+        let b = bitween::torrent::hash_path(file, 1).unwrap();
+        one.push(t.elapsed());
+        assert_eq!(a, b, "the same torrent on any number of threads");
+    }
+    let (all_m, one_m) = (median(&all), median(&one));
+    let ratio = one_m.as_secs_f64() / all_m.as_secs_f64();
+    let mib = std::fs::metadata(file).unwrap().len() >> 20;
+    row(
+        &format!(
+            "hash {mib} MiB on {threads} threads vs 1 thread, median of {runs} (1 thread: {}, {})",
+            ms(one_m),
+            spread(&one, ms)
+        ),
+        ">= 1.7x on 2 cores",
+        format!("{} ({ratio:.2}x; {})", ms(all_m), spread(&all, ms)),
+        Some(ratio >= 1.7),
     );
 }
 

@@ -77,6 +77,13 @@ pub enum Event {
     DownloadFailed { hash: InfoHash, reason: String },
     /// A share was withdrawn because its files vanished or changed.
     ShareBroken { hash: InfoHash, reason: String },
+    /// A share's files changed and it was rebuilt: `new` is published in
+    /// place of `old` (the same share, a new version).
+    ShareUpdated {
+        old: InfoHash,
+        new: InfoHash,
+        name: String,
+    },
     /// The addresses we publish (each address with each port) changed; an
     /// address that is gone is no longer in the list.
     AddressesChanged { addresses: Vec<SocketAddr> },

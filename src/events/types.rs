@@ -40,6 +40,10 @@ pub struct Transfer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_name: Option<String>,
     pub error: Option<String>,
+    /// A share whose files are watched (kept current as they change): when
+    /// its current version was made, in Unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<u64>,
 }
 
 /// A share of ours, or a download.

@@ -52,6 +52,37 @@ struct Input {
     parts: Vec<String>,
     /// The size listed for it (the torrent gets what is read).
     len: u64,
+    /// What it looked like when listed, before any byte was read.
+    stamp: FileStamp,
+    /// The hashes of its first pieces, known from an earlier build of the
+    /// same file (`Plan::reuse`): those pieces are not read again.
+    known: Vec<[u8; 20]>,
+}
+
+/// One file's size, modification time (nanoseconds) and identity on its
+/// file system: the same stamp means the same bytes as when it was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct FileStamp {
+    pub len: u64,
+    pub mtime_ns: u128,
+    pub device: u64,
+    pub inode: u64,
+}
+
+impl FileStamp {
+    pub fn of(meta: &std::fs::Metadata) -> FileStamp {
+        let (device, inode) = super::store::identity(meta);
+        FileStamp {
+            len: meta.len(),
+            mtime_ns: meta
+                .modified()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map_or(0, |d| d.as_nanos()),
+            device,
+            inode,
+        }
+    }
 }
 
 /// What a share will hash: its files in torrent order and their size on
@@ -86,6 +117,8 @@ pub fn plan(path: &Path) -> Result<Plan, String> {
             path: path.to_path_buf(),
             parts: Vec::new(),
             len: meta.len(),
+            stamp: FileStamp::of(&meta),
+            known: Vec::new(),
         };
         (vec![input], parent.to_path_buf())
     };
@@ -101,6 +134,48 @@ pub fn plan(path: &Path) -> Result<Plan, String> {
         output_folder,
         folder,
     })
+}
+
+impl Plan {
+    /// Whether this is a folder torrent (padded: each file's pieces are its
+    /// own).
+    pub fn is_folder(&self) -> bool {
+        self.folder
+    }
+
+    /// Gives file `index` (in [`stamps`](Self::stamps) order) the hashes of
+    /// its first pieces, so they are not read again. Only a folder torrent
+    /// takes them (its files start at piece boundaries); at most the
+    /// file's pieces are kept. The caller vouches that the file is the one
+    /// these hashes were made from (the same stamp) and that the last
+    /// piece's hash, if given, was made with the padding the file gets
+    /// here (none for the last file).
+    pub fn reuse(&mut self, index: usize, mut hashes: Vec<[u8; 20]>) {
+        if !self.folder {
+            return;
+        }
+        if let Some(input) = self.inputs.get_mut(index) {
+            hashes.truncate(input.len.div_ceil(PIECE_LENGTH) as usize);
+            input.known = hashes;
+        }
+    }
+
+    /// Bytes that building will read (the rest is known).
+    pub fn to_read(&self) -> u64 {
+        self.inputs
+            .iter()
+            .map(|i| i.len.saturating_sub(i.known.len() as u64 * PIECE_LENGTH))
+            .sum()
+    }
+
+    /// Every file's path inside the torrent and stamp, to keep beside the
+    /// torrent for the next build.
+    pub fn stamps(&self) -> Vec<(Vec<String>, FileStamp)> {
+        self.inputs
+            .iter()
+            .map(|i| (i.parts.clone(), i.stamp))
+            .collect()
+    }
 }
 
 /// How many threads hash pieces: every core (up to 8).
@@ -120,6 +195,22 @@ pub fn create(
     progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<Created, String> {
     create_with(plan, name, progress, hashing_threads())
+}
+
+/// Hashes the file or folder `path` on `threads` threads and returns its
+/// info hash (the benchmark of hashing on every core against one thread).
+pub fn hash_path(path: &Path, threads: usize) -> Result<InfoHash, String> {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let created = create_with(
+        plan(path)?,
+        &name,
+        &mut |_| ControlFlow::Continue(()),
+        threads,
+    )?;
+    Ok(created.info_hash)
 }
 
 /// A piece on its way to be hashed: its index and its bytes.
@@ -170,8 +261,8 @@ pub fn create_with(
                 let _ = free_tx.send(buf);
             });
         }
+        let read = read_pieces(&inputs, padded, &free_rx, &work_tx, &hash_tx, progress);
         drop(hash_tx);
-        let read = read_pieces(&inputs, padded, &free_rx, &work_tx, progress);
         drop(work_tx); // the hashing threads end once the queue is empty
         read
     });
@@ -180,6 +271,7 @@ pub fn create_with(
         pads,
         pieces,
         done,
+        known,
     } = read.map_err(|e| match e {
         ReadError::Io(e) => e,
         ReadError::Stopped => format!(
@@ -187,7 +279,7 @@ pub fn create_with(
             shared_path(&inputs, &output_folder, folder).display()
         ),
     })?;
-    if done == 0 {
+    if done + known == 0 {
         return Err(format!(
             "{} is empty: there is nothing to share",
             shared_path(&inputs, &output_folder, folder).display()
@@ -210,7 +302,7 @@ pub fn create_with(
         torrent,
         output_folder,
         pieces,
-        size: done,
+        size: done + known,
         multi: folder,
     })
 }
@@ -224,6 +316,8 @@ struct Reading {
     pieces: usize,
     /// Bytes read in all.
     done: u64,
+    /// Bytes whose hashes were known (not read).
+    known: u64,
 }
 
 enum ReadError {
@@ -232,12 +326,14 @@ enum ReadError {
 }
 
 /// Reads every file once, in order, into piece buffers taken from `free`
-/// and sends each full piece to `work`.
+/// and sends each full piece to `work`; the hashes of pieces known from an
+/// earlier build go straight to `hashes`.
 fn read_pieces(
     inputs: &[Input],
     padded: bool,
     free: &std::sync::mpsc::Receiver<Vec<u8>>,
     work: &std::sync::mpsc::SyncSender<Work>,
+    hashes: &std::sync::mpsc::Sender<(usize, [u8; 20])>,
     progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<Reading, ReadError> {
     let take = || {
@@ -256,10 +352,41 @@ fn read_pieces(
     let mut lengths = Vec::with_capacity(inputs.len());
     let mut pads = Vec::with_capacity(inputs.len());
     let mut done = 0u64;
+    let mut known = 0u64;
     for (i, input) in inputs.iter().enumerate() {
+        let last = i + 1 == inputs.len();
+        // (A padded file starts at a piece boundary: `piece` is empty.)
+        let skip = if padded && piece.is_empty() {
+            input.known.len()
+        } else {
+            0
+        };
+        for hash in &input.known[..skip] {
+            hashes
+                .send((index, *hash))
+                .map_err(|_| ReadError::Io("the hash collector died".into()))?;
+            index += 1;
+        }
+        let mut length = (skip as u64 * PIECE_LENGTH).min(input.len);
+        known += length;
+        if skip > 0 && length == input.len {
+            // Every piece known: the file is not even opened.
+            let pad = if !last && !length.is_multiple_of(PIECE_LENGTH) {
+                PIECE_LENGTH - length % PIECE_LENGTH
+            } else {
+                0
+            };
+            lengths.push(length);
+            pads.push(pad);
+            continue;
+        }
         let mut file = File::open(&input.path)
             .map_err(|e| ReadError::Io(format!("cannot read {}: {e}", input.path.display())))?;
-        let mut length = 0u64;
+        if length > 0 {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(length))
+                .map_err(|e| ReadError::Io(format!("cannot read {}: {e}", input.path.display())))?;
+        }
         loop {
             // (Never full here: a full piece is sent at once.)
             let room = PIECE_LENGTH as usize - piece.len();
@@ -290,7 +417,6 @@ fn read_pieces(
                 return Err(ReadError::Stopped);
             }
         }
-        let last = i + 1 == inputs.len();
         let pad = if padded && !last && !piece.is_empty() {
             PIECE_LENGTH - piece.len() as u64
         } else {
@@ -311,6 +437,7 @@ fn read_pieces(
         pads,
         pieces: index,
         done,
+        known,
     })
 }
 
@@ -347,14 +474,15 @@ fn collect(dir: &Path, parts: &mut Vec<String>, out: &mut Vec<Input>) -> Result<
         if kind.is_dir() {
             collect(&path, parts, out)?;
         } else {
-            let len = entry
+            let meta = entry
                 .metadata()
-                .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-                .len();
+                .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
             out.push(Input {
                 path,
                 parts: parts.clone(),
-                len,
+                len: meta.len(),
+                stamp: FileStamp::of(&meta),
+                known: Vec::new(),
             });
         }
         parts.pop();

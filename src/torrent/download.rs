@@ -59,6 +59,8 @@ impl Engine {
             multi: None,
             listed_size: listed.as_ref().map(|s| s.size),
             listed_name: listed.map(|_| name),
+            updated_at: None,
+            replaces: None,
         });
         self.spawn_fetch(hash);
         Ok(())
@@ -218,9 +220,16 @@ impl Engine {
         // A target we created before (a restart while the metadata was
         // being fetched again) is ours to reopen; otherwise a name that
         // nothing exists at.
-        let (top, reopen) = match &record.target {
-            Some(t) => (t.clone(), true),
-            None => (
+        // A new version of a folder we downloaded before goes into the
+        // same folder: only the changed pieces travel (`update.rs`).
+        let earlier = match &record.target {
+            None => self.earlier_version(&hash, &folder, &name, &list.info),
+            Some(_) => None,
+        };
+        let (top, reopen) = match (&record.target, &earlier) {
+            (Some(t), _) => (t.clone(), true),
+            (None, Some(e)) => (e.top.clone(), true),
+            (None, None) => (
                 fresh_target(&folder, &name, multi).map_err(|e| {
                     Fatal(format!("cannot choose a name in {}: {e}", folder.display()))
                 })?,
@@ -234,7 +243,13 @@ impl Engine {
             .map_err(|e| Retry(e.to_string()))?;
         let mut all_peers = list.seen_peers.clone();
         all_peers.extend(peers);
-        let storage = SafeStorageFactory::new(layout.clone(), Access::Download { reopen });
+        let mut storage = SafeStorageFactory::new(layout.clone(), Access::Download { reopen });
+        if let Some(e) = &earlier {
+            storage = storage.reopening_only(e.ours.clone());
+            // The earlier version stops seeding before its files change.
+            let _ = self.inner.session.delete(id20(&e.hash).into(), false).await;
+            tracing::info!(old = %e.hash, "updating the earlier version in {}", layout.top.display());
+        }
         let added = self
             .inner
             .session
@@ -246,6 +261,12 @@ impl Engine {
         let added = match added {
             Ok(added) => added,
             Err(e) => {
+                if let Some(earlier) = &earlier {
+                    // Seeded again as it was.
+                    if let Some(r) = self.record(&earlier.hash) {
+                        self.restore(r).await;
+                    }
+                }
                 if storage.created_top() {
                     // Our storage made the target before librqbit failed:
                     // it is ours, and the next attempt reopens it.
@@ -268,8 +289,12 @@ impl Engine {
             size,
             target: Some(layout.top),
             multi: Some(multi),
+            replaces: earlier.as_ref().map(|e| e.hash),
             ..record
         });
+        if let Some(e) = &earlier {
+            self.forget(&e.hash);
+        }
         self.inner.fetching.lock().unwrap().remove(&hash);
         // The downloader becomes a source as soon as it has the metadata.
         self.changed();

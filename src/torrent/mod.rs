@@ -13,6 +13,7 @@
 
 mod create;
 mod download;
+mod rebuild;
 mod safety;
 mod session;
 mod share;
@@ -21,6 +22,8 @@ mod stats;
 mod storage;
 mod store;
 mod tracker;
+mod update;
+mod watch;
 
 use stats::{on_disk, OnDisk};
 
@@ -40,12 +43,14 @@ use crate::events::{Event, EventBus};
 pub use crate::events::{Peer, Transfer, TransferKind, TransferState};
 use crate::net::PeerPaths;
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
+pub use create::{hash_path, hashing_threads};
 pub use safety::{check_file_names, MAX_FILES};
 pub use session::base_session_options;
 pub use storage::{available_space, fresh_target};
 use storage::{Access, Layout, SafeStorageFactory};
 pub use store::{Kind, Record, Stamp};
 pub use tracker::ANNOUNCE_INTERVAL;
+pub use watch::{QUIET as WATCH_QUIET, QUIET_ENV as WATCH_QUIET_ENV};
 
 /// How often transfer statistics are sent as events.
 pub(crate) const STATS_EVERY: Duration = Duration::from_secs(1);
@@ -133,6 +138,8 @@ struct Inner {
     fetching: Mutex<HashMap<InfoHash, CancellationToken>>,
     /// Completion watchers of running downloads, and how to stop them.
     watchers: Mutex<HashMap<InfoHash, CancellationToken>>,
+    /// Shares watched for changes, rebuilt and replaced (`watch.rs`).
+    watch: watch::Watch,
     stop: CancellationToken,
 }
 
@@ -225,6 +232,7 @@ impl Engine {
                 port,
                 fetching: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(HashMap::new()),
+                watch: watch::Watch::new(&config.data_dir),
                 stop,
             }),
         };
@@ -234,8 +242,9 @@ impl Engine {
         let weak = Arc::downgrade(&engine.inner);
         engine.inner.paths.set_engine(
             Arc::new(move |hash: &InfoHash| {
-                weak.upgrade()
-                    .is_some_and(|inner| Engine { inner }.record(hash).is_some())
+                weak.upgrade().is_some_and(|inner| {
+                    inner.watch.is_retiring(hash) || Engine { inner }.record(hash).is_some()
+                })
             }),
             port,
         );
@@ -252,6 +261,7 @@ impl Engine {
         ));
         engine.spawn_stats();
         engine.spawn_share_check();
+        engine.spawn_watch();
         Ok(engine)
     }
 
@@ -301,6 +311,7 @@ impl Engine {
     }
 
     fn forget(&self, hash: &InfoHash) {
+        let gone = self.record(hash);
         self.inner
             .state
             .lock()
@@ -309,6 +320,7 @@ impl Engine {
             .retain(|r| r.info_hash != *hash);
         self.save();
         self.inner.store.remove_torrent(hash);
+        self.inner.watch.forget(hash, gone);
     }
 
     /// What we publish: every share, and every download whose metadata we
@@ -425,6 +437,8 @@ impl Engine {
         };
         if let Kind::Share { path, .. } = &record.kind {
             let pieces = match on_disk(path, record.stamp) {
+                // Changed while the app was closed: rebuilt, not withdrawn.
+                OnDisk::Broken(_) if self.inner.watch.rebuild_later(path) => return None,
                 OnDisk::Broken(reason) => {
                     tracing::warn!(path = %path.display(), "{reason}");
                     self.forget(&hash);

@@ -10,8 +10,8 @@ use librqbit::AddTorrent;
 
 use super::storage::{Access, Layout, SafeStorageFactory};
 use super::{
-    create, err, handle_of, id20, Engine, EngineError, Kind, ManagedTorrentHandle, Record, Stamp,
-    TransferKind, TransferState,
+    create, err, handle_of, id20, rebuild, Engine, EngineError, Kind, ManagedTorrentHandle, Record,
+    Stamp, TransferKind, TransferState,
 };
 use crate::events::Event;
 use crate::shares::{InfoHash, Share, ShareName};
@@ -88,6 +88,7 @@ impl Engine {
                 .map_err(EngineError::BadPath)?
         };
         let shown = path.display().to_string();
+        let stamps = plan.stamps();
         self.inner.events.send(Event::Hashing {
             path: shown.clone(),
             size: plan.size,
@@ -103,6 +104,7 @@ impl Engine {
             .store
             .save_torrent(&hash, &created.torrent)
             .map_err(err)?;
+        rebuild::save_manifest(self.inner.watch.manifests(), &hash, &stamps);
         // librqbit opens the files for writing (which touches their
         // modification time), so the stamp is taken once it has.
         handle.wait_until_initialized().await.map_err(err)?;
@@ -123,6 +125,8 @@ impl Engine {
             multi: Some(created.multi),
             listed_size: None,
             listed_name: None,
+            updated_at: Some(rebuild::unix_now()),
+            replaces: None,
         });
         self.changed();
         Ok(Share {
@@ -136,7 +140,7 @@ impl Engine {
     /// (`create`), then seeds it. The pieces were hashed a moment ago, so librqbit is told
     /// (through its fastresume bitfield) that all of them are there: it
     /// samples a few pieces instead of reading everything a second time.
-    async fn hash_and_seed(
+    pub(super) async fn hash_and_seed(
         &self,
         plan: create::Plan,
         name: &str,
@@ -144,7 +148,8 @@ impl Engine {
     ) -> Result<(create::Created, ManagedTorrentHandle), EngineError> {
         let failed =
             |e: &dyn std::fmt::Display| EngineError::Engine(format!("cannot share {shown}: {e:#}"));
-        let size = plan.size;
+        // (A rebuild reads only what changed.)
+        let size = plan.to_read();
         let created = {
             let (name, shown) = (name.to_string(), shown.to_string());
             let (events, stop) = (self.inner.events.clone(), self.inner.stop.clone());

@@ -1,13 +1,17 @@
 //! Live statistics and watchers of the engine: per-transfer figures (as
-//! events once a second), completion and failure notices, and the check
-//! that withdraws shares whose files changed or vanished.
+//! events once a second), completion and failure notices, and the periodic
+//! check of shared files on disk: a share whose files vanished is
+//! withdrawn, one whose files changed is rebuilt (`watch.rs`: this check is
+//! its fallback where watching is unavailable or lost events).
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{id20, layout_of, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY};
+use super::{
+    id20, layout_of, rebuild, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY,
+};
 use crate::events::{Event, PathKind, Peer, Transfer, TransferKind, TransferState};
 use crate::shares::InfoHash;
 
@@ -74,7 +78,13 @@ impl Engine {
             path,
             listed_name,
             error: None,
+            updated_at: None,
         };
+        if let Kind::Share { path, .. } = &r.kind {
+            if self.inner.watch.is_watched(path) {
+                t.updated_at = r.updated_at;
+            }
+        }
         if fetching.contains(&r.info_hash) {
             return t;
         }
@@ -132,8 +142,9 @@ impl Engine {
         t
     }
 
-    /// Withdraws shares whose files were deleted or changed since they
-    /// were hashed, so we never serve data that does not match the hash.
+    /// Withdraws shares whose files were deleted, and has those whose files
+    /// changed rebuilt (or, for a share made before the files' stamps were
+    /// kept whose modification times alone changed, checked in full).
     pub(super) fn spawn_share_check(&self) {
         let engine = Arc::downgrade(&self.inner);
         let stop = self.inner.stop.clone();
@@ -160,19 +171,31 @@ impl Engine {
                             })
                             .collect()
                     };
-                    let (problems, touched) = tokio::task::spawn_blocking(move || {
-                        let (mut problems, mut touched) = (Vec::new(), Vec::new());
+                    let manifests = e.inner.watch.manifests().to_path_buf();
+                    let (problems, touched, changed) = tokio::task::spawn_blocking(move || {
+                        let (mut problems, mut touched, mut changed) =
+                            (Vec::new(), Vec::new(), Vec::new());
                         for (hash, path, stamp) in shares {
-                            match on_disk(&path, stamp) {
-                                OnDisk::Broken(reason) => problems.push((hash, reason)),
-                                OnDisk::Touched => touched.push(hash),
+                            let now = Stamp::of(&path);
+                            match on_disk_at(&path, now, stamp) {
+                                OnDisk::Broken(reason) if now.is_none() => {
+                                    problems.push((hash, reason))
+                                }
+                                OnDisk::Touched if !rebuild::has_manifest(&manifests, &hash) => {
+                                    touched.push(hash)
+                                }
+                                OnDisk::Broken(_) | OnDisk::Touched => changed.push((path, now)),
                                 OnDisk::Unchanged | OnDisk::Unconfirmed => {}
                             }
                         }
-                        (problems, touched)
+                        (problems, touched, changed)
                     })
                     .await
                     .unwrap_or_default();
+                    // Rebuilt once quiet (`watch.rs`).
+                    for (path, now) in changed {
+                        e.inner.watch.changed(&path, now);
+                    }
                     // Read in full in the background; withdrawn if the
                     // bytes changed too.
                     for hash in touched {
@@ -261,7 +284,12 @@ pub(super) enum OnDisk {
 }
 
 pub(super) fn on_disk(path: &Path, stamp: Option<Stamp>) -> OnDisk {
-    let Some(now) = Stamp::of(path) else {
+    on_disk_at(path, Stamp::of(path), stamp)
+}
+
+/// [`on_disk`] with the files' stamp `now` already taken.
+fn on_disk_at(path: &Path, now: Option<Stamp>, stamp: Option<Stamp>) -> OnDisk {
+    let Some(now) = now else {
         return OnDisk::Broken(format!(
             "{} no longer exists or cannot be read; it is no longer shared",
             path.display()

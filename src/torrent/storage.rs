@@ -17,6 +17,7 @@
 //! folder (the engine).
 
 use std::any::TypeId;
+use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::path::{Component, Path, PathBuf};
@@ -67,6 +68,11 @@ pub struct SafeStorageFactory {
     /// Set once a storage of this factory created the target (shared by
     /// clones, so the engine can tell afterwards).
     created: Arc<AtomicBool>,
+    /// A download that updates an earlier one: only these files (paths
+    /// inside the torrent) were created by us and may be reopened; any
+    /// other must be new. `None`: every existing file under a target we
+    /// created (`reopen`).
+    reopenable: Option<Arc<HashSet<PathBuf>>>,
 }
 
 impl SafeStorageFactory {
@@ -75,7 +81,14 @@ impl SafeStorageFactory {
             layout,
             access,
             created: Arc::default(),
+            reopenable: None,
         }
+    }
+
+    /// Reopens only `files` (paths inside the torrent) under the target.
+    pub fn reopening_only(mut self, files: Arc<HashSet<PathBuf>>) -> Self {
+        self.reopenable = Some(files);
+        self
     }
 
     /// Whether a storage of this factory created the target (so it is ours
@@ -110,7 +123,11 @@ impl StorageFactory for SafeStorageFactory {
                     Ok(None)
                 } else {
                     check_relative(&fi.relative_filename)?;
-                    Ok(Some(self.layout.path_of(&fi.relative_filename)))
+                    let ours = self
+                        .reopenable
+                        .as_ref()
+                        .is_none_or(|r| r.contains(&fi.relative_filename));
+                    Ok(Some((self.layout.path_of(&fi.relative_filename), ours)))
                 }
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
@@ -120,7 +137,11 @@ impl StorageFactory for SafeStorageFactory {
             created: self.created.clone(),
             files: paths
                 .into_iter()
-                .map(|path| Slot { path, file: None })
+                .map(|p| Slot {
+                    reopen: p.as_ref().is_some_and(|p| p.1),
+                    path: p.map(|p| p.0),
+                    file: None,
+                })
                 .collect(),
         })
     }
@@ -150,6 +171,9 @@ fn check_relative(p: &Path) -> anyhow::Result<()> {
 struct Slot {
     /// `None` for a BEP 47 padding file (never on disk).
     path: Option<PathBuf>,
+    /// A download's file that may be reopened if it exists (see
+    /// `SafeStorageFactory::reopenable`).
+    reopen: bool,
     file: Option<Arc<File>>,
 }
 
@@ -326,7 +350,7 @@ impl TorrentStorage for SafeStorage {
                 Access::Download { reopen } => {
                     self.make_parents(&path)?;
                     let exists = std::fs::symlink_metadata(&path).is_ok();
-                    if reopen && exists {
+                    if reopen && exists && self.files[i].reopen {
                         open_existing(&path, true)?
                     } else {
                         let file = create_new(&path)?;
@@ -429,6 +453,7 @@ impl TorrentStorage for SafeStorage {
                 .iter()
                 .map(|s| Slot {
                     path: s.path.clone(),
+                    reopen: s.reopen,
                     file: s.file.clone(),
                 })
                 .collect(),

@@ -46,6 +46,14 @@ pub struct Record {
     /// torrent's own name once its metadata is known).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_name: Option<String>,
+    /// For a share: when its current version was made (Unix seconds), at
+    /// sharing or at the last rebuild after its files changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<u64>,
+    /// For a share rebuilt after its files changed: the info hash of the
+    /// version this one replaced.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<InfoHash>,
 }
 
 /// What a share's files looked like: their number, total size and newest
@@ -135,7 +143,7 @@ impl Stamp {
 
 /// A file's identity on its file system.
 #[cfg(unix)]
-fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+pub(super) fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
     use std::os::unix::fs::MetadataExt;
     (meta.dev(), meta.ino())
 }
@@ -143,7 +151,7 @@ fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
 /// A file's identity on its file system (stable `std` has no file index
 /// on Windows; the creation time stands in for it).
 #[cfg(not(unix))]
-fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
+pub(super) fn identity(meta: &std::fs::Metadata) -> (u64, u64) {
     let created = meta
         .created()
         .ok()
@@ -285,6 +293,8 @@ mod tests {
                 multi: Some(false),
                 listed_size: Some(3),
                 listed_name: Some("x".into()),
+                updated_at: None,
+                replaces: None,
             }],
         };
         store.save(&state).unwrap();

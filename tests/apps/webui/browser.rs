@@ -172,6 +172,20 @@ pub(super) async fn drive(
         .await?;
     let mine_hash = new_row.attr("data-share").await?.unwrap();
     assert_eq!(new_row.find(".size").await?.text().await?, "17.6 KiB");
+    // A live share (its files are watched, a change is published as a new
+    // version) says when its current version was made.
+    browser
+        .wait_text(
+            &format!("[data-share=\"{mine_hash}\"] .updated"),
+            "when the share was updated",
+            WAIT,
+            |t| {
+                t.strip_prefix("updated ")
+                    .and_then(|t| t.strip_suffix(" s ago"))
+                    .is_some_and(|n| n.parse::<u32>().is_ok_and(|n| n < 60))
+            },
+        )
+        .await?;
     browser
         .wait_text("#toast", "a confirmation", WAIT, |t| {
             t.contains("Sharing notes for bob.txt")

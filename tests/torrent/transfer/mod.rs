@@ -4,7 +4,7 @@
 //! from two sources, picks up a source that appears late, and finishes from
 //! the other when one leaves.
 
-mod node;
+pub(crate) mod node;
 
 use std::io::Write;
 use std::num::NonZeroU32;
@@ -362,8 +362,9 @@ async fn pause_resume_cancel_and_a_changed_share() {
     assert!(files.join("dropped.bin").exists());
     bob.svc.shutdown().await;
 
-    // A shared file that changes while the app runs is withdrawn with a
-    // clear reason instead of serving bad data ...
+    // A shared file that changes while the app runs is hashed again and
+    // published as a new version of the same share (never the old hash
+    // with new bytes) ...
     let mut alice = alice;
     let mut f = std::fs::OpenOptions::new()
         .write(true)
@@ -371,22 +372,27 @@ async fn pause_resume_cancel_and_a_changed_share() {
         .unwrap();
     f.write_all(b"changed!").unwrap();
     drop(f);
-    let reason = alice
-        .wait_broken(
-            "the changed share withdrawn",
-            slow.hash,
+    let updated = alice
+        .wait_for(
+            "the changed share republished",
             Duration::from_secs(30),
+            |e| matches!(e, Event::ShareUpdated { old, .. } if *old == slow.hash),
         )
         .await;
-    assert!(reason.contains("changed on disk"), "{reason}");
-    assert!(alice
-        .svc
-        .engine
-        .local_shares()
-        .iter()
-        .all(|s| s.hash != slow.hash));
+    let Event::ShareUpdated { new, name, .. } = updated else {
+        unreachable!()
+    };
+    assert_eq!(name, "slow.bin");
+    let shares = alice.svc.engine.local_shares();
+    assert!(shares.iter().all(|s| s.hash != slow.hash), "{shares:?}");
+    assert!(
+        shares
+            .iter()
+            .any(|s| s.hash == new && s.name.as_str() == "slow.bin"),
+        "{shares:?}"
+    );
 
-    // ... and so is one deleted while the app was closed.
+    // ... and one deleted while the app was closed is withdrawn.
     alice.svc.shutdown().await;
     drop(alice);
     std::fs::remove_file(files.join("dropped.bin")).unwrap();
@@ -399,7 +405,15 @@ async fn pause_resume_cancel_and_a_changed_share() {
         )
         .await;
     assert!(reason.contains("no longer exists"), "{reason}");
-    assert!(alice.svc.engine.local_shares().is_empty());
+    // The new version of slow.bin came back after the restart; nothing else.
+    let left: Vec<_> = alice
+        .svc
+        .engine
+        .local_shares()
+        .into_iter()
+        .map(|s| s.hash)
+        .collect();
+    assert_eq!(left, vec![new]);
     alice.svc.shutdown().await;
 }
 
