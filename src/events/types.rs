@@ -40,6 +40,10 @@ pub struct Transfer {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub listed_name: Option<String>,
     pub error: Option<String>,
+    /// An own share seeding but not loaded until a peer wants it (nobody
+    /// transfers it now).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idle: bool,
 }
 
 /// A share of ours, or a download.

@@ -9,10 +9,13 @@
 //!
 //! Here: the engine's state and the calls on a torrent (pause, resume,
 //! cancel, restore after a restart); `share` and `download` add torrents,
-//! `session` sets up librqbit, `stats` reports and checks shares on disk.
+//! `session` sets up librqbit and the listener on the public port, `stats`
+//! reports and checks shares on disk, `idle` keeps own shares nobody uses
+//! out of librqbit.
 
 mod create;
 mod download;
+mod idle;
 mod safety;
 mod session;
 mod share;
@@ -40,6 +43,7 @@ use crate::events::{Event, EventBus};
 pub use crate::events::{Peer, Transfer, TransferKind, TransferState};
 use crate::net::PeerPaths;
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
+pub use idle::IDLE_UNLOAD;
 pub use safety::{check_file_names, MAX_FILES};
 pub use session::base_session_options;
 pub use storage::{available_space, fresh_target};
@@ -77,6 +81,9 @@ pub struct EngineConfig {
     /// bytestream proxies, whose operators could read the bytes, as any
     /// network on a direct path could).
     pub relay: bool,
+    /// How long a loaded own share may go without a peer before it is
+    /// unloaded (`idle`); [`IDLE_UNLOAD`] but in tests.
+    pub idle_unload: Duration,
 }
 
 impl Default for EngineConfig {
@@ -89,6 +96,7 @@ impl Default for EngineConfig {
             download_limit: None,
             allow_loopback_peers: true,
             relay: true,
+            idle_unload: IDLE_UNLOAD,
         }
     }
 }
@@ -133,6 +141,12 @@ struct Inner {
     fetching: Mutex<HashMap<InfoHash, CancellationToken>>,
     /// Completion watchers of running downloads, and how to stop them.
     watchers: Mutex<HashMap<InfoHash, CancellationToken>>,
+    /// Held while an idle share is loaded or unloaded (`idle`), and while a
+    /// share is taken out and added again to be verified.
+    loading: tokio::sync::Mutex<()>,
+    /// Since when each loaded own share has had no peer wanting it.
+    quiet_since: Mutex<HashMap<InfoHash, std::time::Instant>>,
+    idle_unload: Duration,
     stop: CancellationToken,
 }
 
@@ -193,17 +207,12 @@ impl Engine {
             0 => state.listen_port,
             p => p,
         };
-        let session = Self::session(&config, tracker.url(), &paths, wanted).await;
-        // A saved port may be taken now: fall back to a fresh one.
-        let session = match session {
-            Ok(s) => s,
-            Err(e) if config.listen_port == 0 && wanted != 0 => {
-                tracing::warn!("port {wanted} is not available ({e}); picking another");
-                Self::session(&config, tracker.url(), &paths, 0).await?
-            }
-            Err(e) => return Err(e),
-        };
-        let port = session
+        // Peers connect to our listener on the public port; librqbit's own
+        // is on loopback (`net::splice`).
+        let listener = session::listen_public(wanted, config.listen_port == 0)?;
+        let port = listener.local_addr().map_err(err)?.port();
+        let session = Self::session(&config, tracker.url(), &paths).await?;
+        let librqbit_port = session
             .listen_addr()
             .map(|a| a.port())
             .ok_or_else(|| EngineError::Engine("the BitTorrent listener did not start".into()))?;
@@ -225,33 +234,34 @@ impl Engine {
                 port,
                 fetching: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(HashMap::new()),
+                loading: tokio::sync::Mutex::new(()),
+                quiet_since: Mutex::new(HashMap::new()),
+                idle_unload: config.idle_unload,
                 stop,
             }),
         };
         tracing::info!(port, "BitTorrent engine listening");
         // The path layer answers contacts' requests only for torrents we
-        // serve, and splices what arrives into our listener.
-        let weak = Arc::downgrade(&engine.inner);
-        engine.inner.paths.set_engine(
-            Arc::new(move |hash: &InfoHash| {
-                weak.upgrade()
-                    .is_some_and(|inner| Engine { inner }.record(hash).is_some())
-            }),
-            port,
-        );
+        // serve, and splices what arrives into librqbit's listener, once
+        // the torrent is live (an idle share is loaded for it).
+        let (serving, wake) = engine.path_hooks();
+        let (paths, stop) = (&engine.inner.paths, engine.inner.stop.clone());
+        paths.set_engine(serving, wake, librqbit_port);
+        paths.serve_listener(listener, stop);
         // Saved torrents come back in the background: start-up does not wait
-        // for their files to be checked.
+        // for their files to be checked. Unchanged own shares stay idle.
         let restoring = engine.clone();
         tokio::spawn(tracing::Instrument::instrument(
             async move {
                 for record in state.torrents {
-                    restoring.restore(record).await;
+                    restoring.restore_with(record, true, true).await;
                 }
             },
             tracing::info_span!("restore"),
         ));
         engine.spawn_stats();
         engine.spawn_share_check();
+        engine.spawn_unload_idle();
         Ok(engine)
     }
 
@@ -400,31 +410,38 @@ impl Engine {
         Ok(())
     }
 
-    /// Re-adds a saved torrent after a restart: a share whose files are
-    /// exactly as they were when last verified (its stamp) seeds again
-    /// without reading them (librqbit only samples a piece per file); any
-    /// other share is checked in full first; downloads continue from their
-    /// verified pieces. Returns the torrent, once added.
-    async fn restore(&self, record: Record) -> Option<ManagedTorrentHandle> {
-        self.restore_with(record, true).await
-    }
-
-    /// [`restore`](Self::restore); a share's check is awaited by the caller
-    /// when `spawn_check` is false.
+    /// Adds a saved torrent (after a restart, or an idle share that is
+    /// wanted): a share whose files are exactly as they were when last
+    /// verified (its stamp) seeds again without reading them (librqbit only
+    /// samples a piece per file), or, with `idle_ok` and unpaused, stays
+    /// idle without even that (`idle`: returns None); any other share is
+    /// checked in full first, in the background unless `spawn_check` is
+    /// false (the caller awaits it); downloads continue from their verified
+    /// pieces. Returns the torrent, once added.
     async fn restore_with(
         &self,
         record: Record,
         spawn_check: bool,
+        idle_ok: bool,
     ) -> Option<ManagedTorrentHandle> {
         let hash = record.info_hash;
+        // A share's files against its stamp, from one walk over them.
+        let disk = match &record.kind {
+            Kind::Share { path, .. } => Some(on_disk(path, record.stamp)),
+            Kind::Download { .. } => None,
+        };
+        if idle_ok && !record.paused && matches!(disk, Some(OnDisk::Unchanged)) {
+            tracing::debug!(%hash, "{} is unchanged: idle until someone wants it", record.name);
+            return None;
+        }
         let Some(bytes) = self.inner.store.load_torrent(&hash) else {
             if matches!(record.kind, Kind::Download { .. }) {
                 self.spawn_fetch(hash);
             }
             return None;
         };
-        if let Kind::Share { path, .. } = &record.kind {
-            let pieces = match on_disk(path, record.stamp) {
+        if let (Kind::Share { path, .. }, Some(disk)) = (&record.kind, disk) {
+            let pieces = match disk {
                 OnDisk::Broken(reason) => {
                     tracing::warn!(path = %path.display(), "{reason}");
                     self.forget(&hash);
@@ -498,15 +515,13 @@ impl Engine {
 
     // ----- control and statistics -----------------------------------------
 
-    fn handle(&self, hash: &InfoHash) -> Result<ManagedTorrentHandle, EngineError> {
-        self.inner
-            .session
-            .get(id20(hash).into())
-            .ok_or(EngineError::Unknown(*hash))
+    /// The torrent in the session, an idle share loaded first.
+    async fn live_handle(&self, hash: &InfoHash) -> Result<ManagedTorrentHandle, EngineError> {
+        self.load(hash).await.ok_or(EngineError::Unknown(*hash))
     }
 
     pub async fn pause(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        let h = self.handle(hash)?;
+        let h = self.live_handle(hash).await?;
         if !h.is_paused() {
             self.inner.session.pause(&h).await.map_err(err)?;
         }
@@ -520,7 +535,7 @@ impl Engine {
     }
 
     pub async fn resume(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        let h = self.handle(hash)?;
+        let h = self.live_handle(hash).await?;
         if h.is_paused() {
             self.inner.session.unpause(&h).await.map_err(err)?;
         }
