@@ -27,8 +27,9 @@
 //! Every connection's path is remembered for the UI, the CLI and the API.
 //!
 //! Peer exchange leaks nothing either: what librqbit passes on are the
-//! virtual addresses, which mean nothing anywhere else (and which librqbit
-//! only sends to peers on the same machine or network: loopback).
+//! virtual addresses and the loopback ends of spliced connections, which
+//! mean nothing anywhere else (every peer it knows is on loopback to it, so
+//! it may send them to any peer).
 //!
 //! Not here: sending the signalling over XMPP (the [`Signal`] the XMPP
 //! session provides), choosing which torrents to download (`torrent`).
