@@ -154,3 +154,35 @@ pub(super) async fn deliver(inner: &Inner, mut stream: TcpStream, origin: Origin
     inner.direct_in.lock().unwrap().remove(&seen_as);
     inner.spliced.lock().unwrap().remove(&seen_as);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `read_head` makes of `sent` arriving on a real connection.
+    async fn head_of(sent: &[u8]) -> Result<InfoHash, String> {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut peer = TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (mut ours, _) = listener.accept().await.unwrap();
+        peer.write_all(sent).await.unwrap();
+        drop(peer);
+        read_head(&mut ours).await.map(|(_, hash)| hash)
+    }
+
+    #[tokio::test]
+    async fn the_hash_is_read_from_a_handshake_and_anything_else_is_refused() {
+        let mut handshake = vec![19u8];
+        handshake.extend_from_slice(PROTOCOL);
+        handshake.extend_from_slice(&[0u8; 8]);
+        handshake.extend_from_slice(&[7u8; 20]);
+        // The peer id may follow later: it is not waited for.
+        assert_eq!(head_of(&handshake).await, Ok(InfoHash([7u8; 20])));
+        let mut other = handshake.clone();
+        other[1] = b'X';
+        assert!(head_of(&other).await.is_err(), "another protocol");
+        assert!(head_of(&handshake[..30]).await.is_err(), "cut short");
+        assert!(head_of(b"GET / HTTP/1.1\r\n\r\n").await.is_err());
+    }
+}

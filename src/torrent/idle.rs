@@ -63,19 +63,24 @@ impl Engine {
     /// The torrent `hash` in the session, loaded first if it is an idle
     /// share.
     pub(super) async fn load(&self, hash: &InfoHash) -> Option<ManagedTorrentHandle> {
-        if let Some(h) = self.inner.session.get(id20(hash).into()) {
-            return Some(h);
-        }
-        let _turn = self.inner.loading.lock().await;
-        if let Some(h) = self.inner.session.get(id20(hash).into()) {
-            return Some(h);
-        }
-        let record = self.record(hash)?;
-        if !matches!(record.kind, Kind::Share { .. }) {
-            return None;
-        }
-        tracing::info!(%hash, "loading the idle share {}", record.name);
-        let handle = self.restore_with(record, true, false).await?;
+        let handle = match self.inner.session.get(id20(hash).into()) {
+            Some(h) => h,
+            None => {
+                let _turn = self.inner.loading.lock().await;
+                match self.inner.session.get(id20(hash).into()) {
+                    Some(h) => h,
+                    None => {
+                        let record = self.record(hash)?;
+                        if !matches!(record.kind, Kind::Share { .. }) {
+                            return None;
+                        }
+                        tracing::info!(%hash, "loading the idle share {}", record.name);
+                        self.restore_with(record, true, false).await?
+                    }
+                }
+            }
+        };
+        // Wanted now: not unloaded before the idle time from here.
         self.inner
             .quiet_since
             .lock()
@@ -141,9 +146,12 @@ impl Engine {
             let Some(handle) = self.inner.session.get(id20(&hash).into()) else {
                 continue;
             };
-            // A peer may have come, or the share been paused, meanwhile.
+            // A peer may have come (or be on its way in: `load`), or the
+            // share been paused, meanwhile.
             let paused = self.record(&hash).is_none_or(|r| r.paused);
-            if paused || wanted(&handle) {
+            let quiet = self.inner.quiet_since.lock().unwrap().get(&hash).copied();
+            let long_quiet = quiet.is_some_and(|t| t.elapsed() >= self.inner.idle_unload);
+            if paused || !long_quiet || wanted(&handle) {
                 continue;
             }
             match self.inner.session.delete(id20(&hash).into(), false).await {

@@ -20,7 +20,8 @@ use crate::net::PeerPaths;
 /// Bitween adds to them (its local tracker and the path layer that carries
 /// outgoing connections): no DHT and no local service discovery,
 /// fastresume with librqbit's JSON persistence in the data dir's `resume`
-/// folder, TCP and uTP on `port` of every address, no port forwarding of
+/// folder, TCP and uTP on `port` of every address (the engine moves it to
+/// loopback, TCP only: see `Engine::session`), no port forwarding of
 /// librqbit's own, the rate limits. The benchmark of librqbit alone (`benches/system.rs`)
 /// starts its sessions from these too, so both sides of that comparison
 /// run the same session.
@@ -126,13 +127,22 @@ pub(super) fn listen_public(
 /// and IPv4 alike (one dual-stack socket, as librqbit's own was).
 fn bind_public(port: u16) -> std::io::Result<tokio::net::TcpListener> {
     use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_only_v6(false)?;
+    let (socket, addr) = match Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP)) {
+        Ok(s) => {
+            s.set_only_v6(false)?;
+            (s, SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
+        }
+        // A system without IPv6.
+        Err(_) => (
+            Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?,
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        ),
+    };
     // A restart takes the same port back while old connections linger.
     #[cfg(not(windows))]
     socket.set_reuse_address(true)?;
     socket.set_nonblocking(true)?;
-    socket.bind(&SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)).into())?;
+    socket.bind(&addr.into())?;
     socket.listen(1024)?;
     tokio::net::TcpListener::from_std(socket.into())
 }

@@ -87,8 +87,8 @@ fn an_unchanged_share_is_not_read_again_and_verify_reads_it_all() {
         "the touched share is read in full: {read} bytes read"
     );
     assert!(
-        read < (SMALL + BIG / 4) as u64,
-        "the unchanged {BIG}-byte share is not read again: {read} bytes read in all"
+        read < (SMALL + BIG / 50) as u64,
+        "the unchanged {BIG}-byte share is not read again (it stays idle): {read} bytes read in all"
     );
     let mut both = shared(&alice);
     both.sort();
