@@ -49,6 +49,31 @@ impl Engine {
         (serving, wake)
     }
 
+    /// Brings saved torrents back in the background (start-up does not
+    /// wait for their files to be checked); unchanged own shares stay idle.
+    /// Until it has looked at a share, the share is shown as checking.
+    pub(super) fn spawn_restore(&self, torrents: Vec<super::Record>) {
+        let engine = self.clone();
+        tokio::spawn(tracing::Instrument::instrument(
+            async move {
+                for record in torrents {
+                    let hash = record.info_hash;
+                    // (Unless a peer had it loaded already.)
+                    if engine.inner.session.get(id20(&hash).into()).is_none() {
+                        engine.restore_with(record, true, true).await;
+                    }
+                    engine.inner.unsorted.lock().unwrap().remove(&hash);
+                }
+            },
+            tracing::info_span!("restore"),
+        ));
+    }
+
+    /// Whether the restart has not yet looked at the saved torrent `hash`.
+    pub(super) fn unsorted(&self, hash: &InfoHash) -> bool {
+        self.inner.unsorted.lock().unwrap().contains(hash)
+    }
+
     /// Makes the torrent `hash` live in the session: an idle share is
     /// loaded (checked in full first if its files changed since its stamp).
     /// True once it is live; false for a torrent we do not have, or one

@@ -144,6 +144,8 @@ struct Inner {
     /// Held while an idle share is loaded or unloaded (`idle`), and while a
     /// share is taken out and added again to be verified.
     loading: tokio::sync::Mutex<()>,
+    /// Saved torrents the restart has not looked at yet (`idle`).
+    unsorted: Mutex<std::collections::HashSet<InfoHash>>,
     /// Since when each loaded own share has had no peer wanting it.
     quiet_since: Mutex<HashMap<InfoHash, std::time::Instant>>,
     idle_unload: Duration,
@@ -235,6 +237,7 @@ impl Engine {
                 fetching: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(HashMap::new()),
                 loading: tokio::sync::Mutex::new(()),
+                unsorted: Mutex::new(state.torrents.iter().map(|r| r.info_hash).collect()),
                 quiet_since: Mutex::new(HashMap::new()),
                 idle_unload: config.idle_unload,
                 stop,
@@ -248,17 +251,7 @@ impl Engine {
         let (paths, stop) = (&engine.inner.paths, engine.inner.stop.clone());
         paths.set_engine(serving, wake, librqbit_port);
         paths.serve_listener(listener, stop);
-        // Saved torrents come back in the background: start-up does not wait
-        // for their files to be checked. Unchanged own shares stay idle.
-        let restoring = engine.clone();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                for record in state.torrents {
-                    restoring.restore_with(record, true, true).await;
-                }
-            },
-            tracing::info_span!("restore"),
-        ));
+        engine.spawn_restore(state.torrents);
         engine.spawn_stats();
         engine.spawn_share_check();
         engine.spawn_unload_idle();

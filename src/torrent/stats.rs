@@ -81,8 +81,10 @@ impl Engine {
         }
         let Some(h) = handle else {
             // An own share nobody transfers now seeds without being
-            // loaded (`idle`).
-            if matches!(r.kind, Kind::Share { .. }) && !r.paused {
+            // loaded (`idle`), once the restart found its files unchanged.
+            if matches!(r.kind, Kind::Share { .. }) && self.unsorted(&r.info_hash) {
+                t.state = TransferState::Checking;
+            } else if matches!(r.kind, Kind::Share { .. }) && !r.paused {
                 t.state = TransferState::Seeding;
                 t.done_bytes = r.size;
                 t.idle = true;
