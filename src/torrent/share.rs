@@ -217,8 +217,9 @@ impl Engine {
 
     /// Checks every piece of a share against its hashes (`bitweenc verify`):
     /// the share is taken out of the session (if it is not idle) and added
-    /// again without its bitfield, so librqbit reads all of it. Returns whether the files
-    /// still match; a share that does not is unshared, as after a restart.
+    /// again without its bitfield, so librqbit reads all of it. Returns
+    /// whether the files still match; a share that does not is unshared, as
+    /// after a restart.
     pub async fn verify(&self, hash: &InfoHash) -> Result<bool, EngineError> {
         let record = self.record(hash).ok_or(EngineError::Unknown(*hash))?;
         if !matches!(record.kind, Kind::Share { .. }) {
