@@ -91,6 +91,10 @@ struct Args {
     /// (see the README). Passing this flag is an error that says so.
     #[arg(long, hide = true)]
     api_public: bool,
+    /// Tests only: unload an own share nobody transfers after this many
+    /// seconds instead of the usual few minutes.
+    #[arg(long, hide = true)]
+    idle_unload_secs: Option<f64>,
     /// Limit uploads to this many bytes per second (default: no limit).
     #[arg(long)]
     upload_limit: Option<std::num::NonZeroU32>,
@@ -283,6 +287,10 @@ async fn run() -> ExitCode {
             download_limit: None,
             allow_loopback_peers: true,
             relay: !args.no_relay,
+            idle_unload: args.idle_unload_secs.map_or(
+                bitween::torrent::IDLE_UNLOAD,
+                std::time::Duration::from_secs_f64,
+            ),
         },
         addresses: AddressConfig {
             public_ipv4: !args.no_public_ip,

@@ -263,6 +263,7 @@ impl DesktopSettings {
                 download_limit: self.download_limit(),
                 allow_loopback_peers: true,
                 relay: self.relay,
+                idle_unload: crate::torrent::IDLE_UNLOAD,
             },
             addresses: AddressConfig {
                 public_ipv4: self.ipv4,

@@ -44,6 +44,10 @@ pub struct Transfer {
     /// its current version was made, in Unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub updated_at: Option<u64>,
+    /// An own share seeding but not loaded until a peer wants it (nobody
+    /// transfers it now).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub idle: bool,
 }
 
 /// A share of ours, or a download.

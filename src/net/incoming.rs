@@ -1,7 +1,6 @@
 //! The answering side of a punched or relayed connection: a contact's
 //! device asks (over XMPP); we check it, agree, make our half of the
-//! connection, and splice it into our own BitTorrent listener on loopback,
-//! where librqbit takes it like any incoming peer.
+//! connection, and hand it to librqbit like any incoming peer (`splice.rs`).
 //!
 //! Checks: the asker is a contact resource online now (the XMPP session
 //! only forwards requests from contacts whose presence we see), it asks for
@@ -13,10 +12,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpStream;
-
-use super::outgoing::SPLICE_BUFFER;
 use super::signal::{Accept, Mode, Request};
+use super::splice::{deliver, Origin};
 use super::{dial, punch, relay, Inner, PathKind, PeerPath};
 
 /// How long we punch towards the asker.
@@ -37,10 +34,9 @@ pub(super) async fn answer(inner: &Arc<Inner>, from: &str, req: Request) -> Resu
     if !serving {
         return Err(format!("{} is not shared here", req.hash));
     }
-    let listener = *inner
-        .listener
-        .get()
-        .ok_or_else(|| "the BitTorrent engine is not running".to_string())?;
+    if inner.listener.get().is_none() {
+        return Err("the BitTorrent engine is not running".into());
+    }
     let who = from.to_string();
     match req.mode {
         Mode::Punch => {
@@ -61,7 +57,7 @@ pub(super) async fn answer(inner: &Arc<Inner>, from: &str, req: Request) -> Resu
                             path: PathKind::Punched,
                             via: None,
                         };
-                        splice_in(&inner, stream, listener, path).await;
+                        deliver(&inner, stream, Origin::Path(path)).await;
                     }
                     Err(e) => tracing::debug!(%who, "punching towards the asker failed: {e}"),
                 }
@@ -96,7 +92,7 @@ pub(super) async fn answer(inner: &Arc<Inner>, from: &str, req: Request) -> Resu
                 via: Some(proxy.jid.clone()),
             };
             let spliced = inner.clone();
-            tokio::spawn(async move { splice_in(&spliced, stream, listener, path).await });
+            tokio::spawn(async move { deliver(&spliced, stream, Origin::Path(path)).await });
             Ok(Accept {
                 sid: req.sid,
                 candidates: vec![],
@@ -104,25 +100,4 @@ pub(super) async fn answer(inner: &Arc<Inner>, from: &str, req: Request) -> Resu
             })
         }
     }
-}
-
-/// Hands `stream` to our BitTorrent listener as an incoming peer, and
-/// remembers how it came.
-async fn splice_in(inner: &Inner, mut stream: TcpStream, listener: u16, path: PeerPath) {
-    let Ok(mut local) = TcpStream::connect(("127.0.0.1", listener)).await else {
-        return;
-    };
-    let Ok(seen_as) = local.local_addr() else {
-        return;
-    };
-    tracing::debug!(contact = %path.contact, path = ?path.path, "spliced into our listener");
-    inner.spliced.lock().unwrap().insert(seen_as, path);
-    let _ = tokio::io::copy_bidirectional_with_sizes(
-        &mut stream,
-        &mut local,
-        SPLICE_BUFFER,
-        SPLICE_BUFFER,
-    )
-    .await;
-    inner.spliced.lock().unwrap().remove(&seen_as);
 }

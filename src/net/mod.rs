@@ -20,13 +20,16 @@
 //!    (`relay.rs`), when relaying is on.
 //!
 //! The other side of punched and relayed connections (`incoming.rs`)
-//! answers a contact's request, and splices what it gets into librqbit's
-//! own listener on loopback. Every connection's path is remembered for the
-//! UI, the CLI and the API.
+//! answers a contact's request. What it gets, and every direct connection
+//! to our listener on the public BitTorrent port, is spliced into
+//! librqbit's own listener on loopback once the peer's handshake named a
+//! torrent we serve (an idle share is loaded for it first: `splice.rs`).
+//! Every connection's path is remembered for the UI, the CLI and the API.
 //!
 //! Peer exchange leaks nothing either: what librqbit passes on are the
-//! virtual addresses, which mean nothing anywhere else (and which librqbit
-//! only sends to peers on the same machine or network: loopback).
+//! virtual addresses and the loopback ends of spliced connections, which
+//! mean nothing anywhere else (every peer it knows is on loopback to it, so
+//! it may send them to any peer).
 //!
 //! Not here: sending the signalling over XMPP (the [`Signal`] the XMPP
 //! session provides), choosing which torrents to download (`torrent`).
@@ -38,6 +41,7 @@ pub mod punch;
 pub mod relay;
 pub mod signal;
 pub mod socks;
+mod splice;
 
 use std::collections::{HashMap, VecDeque};
 use std::hash::BuildHasher;
@@ -97,6 +101,10 @@ pub trait Signal: Send + Sync {
 /// Whether we serve a torrent (a share, or a download under way).
 pub type Serving = Arc<dyn Fn(&InfoHash) -> bool + Send + Sync>;
 
+/// Makes a torrent we serve live in librqbit (an idle share is loaded);
+/// true once it is.
+pub type Wake = Arc<dyn Fn(InfoHash) -> BoxFuture<'static, bool> + Send + Sync>;
+
 /// A live connection of ours, under the virtual address librqbit used.
 struct Live {
     virtual_addr: SocketAddr,
@@ -122,8 +130,12 @@ struct Inner {
     spliced: Mutex<HashMap<SocketAddr, PeerPath>>,
     next_id: AtomicU64,
     signal: OnceLock<Arc<dyn Signal>>,
+    /// Direct connections to our listener spliced into librqbit's, by the
+    /// address librqbit sees them come from: the peer's real address.
+    direct_in: Mutex<HashMap<SocketAddr, SocketAddr>>,
     serving: OnceLock<Serving>,
-    /// Our BitTorrent listener, where incoming streams are spliced.
+    wake: OnceLock<Wake>,
+    /// librqbit's listener (on loopback), where incoming streams are spliced.
     listener: OnceLock<u16>,
     /// Our published addresses (the candidates we offer for punching).
     own_ips: Mutex<Vec<IpAddr>>,
@@ -173,7 +185,9 @@ impl PeerPaths {
             spliced: Mutex::new(HashMap::new()),
             next_id: AtomicU64::new(0),
             signal: OnceLock::new(),
+            direct_in: Mutex::new(HashMap::new()),
             serving: OnceLock::new(),
+            wake: OnceLock::new(),
             listener: OnceLock::new(),
             own_ips: Mutex::new(Vec::new()),
             relay: AtomicBool::new(true),
@@ -219,10 +233,26 @@ impl PeerPaths {
         let _ = self.inner.signal.set(signal);
     }
 
-    /// Which torrents we serve, and where our BitTorrent listener is.
-    pub fn set_engine(&self, serving: Serving, listen_port: u16) {
+    /// Which torrents we serve, how one is made live, and the port of
+    /// librqbit's own listener on 127.0.0.1.
+    pub fn set_engine(&self, serving: Serving, wake: Wake, librqbit_port: u16) {
         let _ = self.inner.serving.set(serving);
-        let _ = self.inner.listener.set(listen_port);
+        let _ = self.inner.wake.set(wake);
+        let _ = self.inner.listener.set(librqbit_port);
+    }
+
+    /// Takes the peers that connect to `listener` (the public BitTorrent
+    /// port) until `stop`: each is handed to librqbit once its handshake
+    /// named a torrent we serve (see `splice.rs`).
+    pub fn serve_listener(&self, listener: TcpListener, stop: CancellationToken) {
+        splice::serve_listener(self.inner.clone(), listener, stop);
+    }
+
+    /// The real address of a peer that librqbit sees as `seen` (a direct
+    /// connection spliced in from our listener).
+    pub fn origin(&self, seen: SocketAddr) -> Option<SocketAddr> {
+        let seen = SocketAddr::new(seen.ip().to_canonical(), seen.port());
+        self.inner.direct_in.lock().unwrap().get(&seen).copied()
     }
 
     /// Our published addresses (offered as candidates for punching).

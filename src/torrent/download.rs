@@ -264,7 +264,7 @@ impl Engine {
                 if let Some(earlier) = &earlier {
                     // Seeded again as it was.
                     if let Some(r) = self.record(&earlier.hash) {
-                        self.restore(r).await;
+                        self.restore_with(r, true, false).await;
                     }
                 }
                 if storage.created_top() {

@@ -9,10 +9,14 @@
 //!
 //! Here: the engine's state and the calls on a torrent (pause, resume,
 //! cancel, restore after a restart); `share` and `download` add torrents,
-//! `session` sets up librqbit, `stats` reports and checks shares on disk.
+//! `session` sets up librqbit and the listener on the public port, `stats`
+//! reports and checks shares on disk, `idle` keeps own shares nobody uses
+//! out of librqbit.
 
+mod config;
 mod create;
 mod download;
+mod idle;
 mod rebuild;
 mod safety;
 mod session;
@@ -43,7 +47,9 @@ use crate::events::{Event, EventBus};
 pub use crate::events::{Peer, Transfer, TransferKind, TransferState};
 use crate::net::PeerPaths;
 use crate::shares::{Catalog, InfoHash, Share, ShareName};
+pub use config::EngineConfig;
 pub use create::{hash_path, hashing_threads};
+pub use idle::IDLE_UNLOAD;
 pub use safety::{check_file_names, MAX_FILES};
 pub use session::base_session_options;
 pub use storage::{available_space, fresh_target};
@@ -59,51 +65,6 @@ pub const SHARE_CHECK_EVERY: Duration = Duration::from_secs(5);
 
 /// librqbit's fastresume folder inside the data dir (emptied at start).
 const RESUME_DIR: &str = "resume";
-
-/// Engine settings.
-#[derive(Debug, Clone)]
-pub struct EngineConfig {
-    /// Where the engine keeps its state (`torrents.json`, metainfo files).
-    pub data_dir: PathBuf,
-    /// Where downloads go unless a download names another folder.
-    pub download_dir: PathBuf,
-    /// The BitTorrent port; 0 picks a free one on first start and keeps it.
-    pub listen_port: u16,
-    /// Upload limit in bytes per second for the whole session (None: none).
-    pub upload_limit: Option<std::num::NonZeroU32>,
-    /// Download limit in bytes per second for the whole session.
-    pub download_limit: Option<std::num::NonZeroU32>,
-    /// Contacts' loopback addresses may be dialed. `Service` allows them
-    /// only when this is set *and* our own XMPP server is on this machine
-    /// (tests, the demo); false refuses them always (tests of the punched
-    /// and relayed paths on loopback).
-    pub allow_loopback_peers: bool,
-    /// Make and accept relayed connections (through the XMPP servers'
-    /// bytestream proxies, whose operators could read the bytes, as any
-    /// network on a direct path could).
-    pub relay: bool,
-}
-
-impl Default for EngineConfig {
-    fn default() -> Self {
-        EngineConfig {
-            data_dir: crate::paths::data_dir(),
-            download_dir: crate::paths::download_dir(),
-            listen_port: 0,
-            upload_limit: None,
-            download_limit: None,
-            allow_loopback_peers: true,
-            relay: true,
-        }
-    }
-}
-
-impl EngineConfig {
-    /// The platform's Downloads folder + `Bitween`.
-    pub fn default_download_dir() -> PathBuf {
-        crate::paths::download_dir()
-    }
-}
 
 /// A clear, user-facing engine error.
 #[derive(Debug, thiserror::Error)]
@@ -140,6 +101,14 @@ struct Inner {
     watchers: Mutex<HashMap<InfoHash, CancellationToken>>,
     /// Shares watched for changes, rebuilt and replaced (`watch.rs`).
     watch: watch::Watch,
+    /// Held while an idle share is loaded or unloaded (`idle`), and while a
+    /// share is taken out and added again to be verified.
+    loading: tokio::sync::Mutex<()>,
+    /// Saved torrents the restart has not looked at yet (`idle`).
+    unsorted: Mutex<std::collections::HashSet<InfoHash>>,
+    /// Since when each loaded own share has had no peer wanting it.
+    quiet_since: Mutex<HashMap<InfoHash, std::time::Instant>>,
+    idle_unload: Duration,
     stop: CancellationToken,
 }
 
@@ -200,17 +169,12 @@ impl Engine {
             0 => state.listen_port,
             p => p,
         };
-        let session = Self::session(&config, tracker.url(), &paths, wanted).await;
-        // A saved port may be taken now: fall back to a fresh one.
-        let session = match session {
-            Ok(s) => s,
-            Err(e) if config.listen_port == 0 && wanted != 0 => {
-                tracing::warn!("port {wanted} is not available ({e}); picking another");
-                Self::session(&config, tracker.url(), &paths, 0).await?
-            }
-            Err(e) => return Err(e),
-        };
-        let port = session
+        // Peers connect to our listener on the public port; librqbit's own
+        // is on loopback (`net::splice`).
+        let listener = session::listen_public(wanted, config.listen_port == 0)?;
+        let port = listener.local_addr().map_err(err)?.port();
+        let session = Self::session(&config, tracker.url(), &paths).await?;
+        let librqbit_port = session
             .listen_addr()
             .map(|a| a.port())
             .ok_or_else(|| EngineError::Engine("the BitTorrent listener did not start".into()))?;
@@ -233,34 +197,25 @@ impl Engine {
                 fetching: Mutex::new(HashMap::new()),
                 watchers: Mutex::new(HashMap::new()),
                 watch: watch::Watch::new(&config.data_dir),
+                loading: tokio::sync::Mutex::new(()),
+                unsorted: Mutex::new(state.torrents.iter().map(|r| r.info_hash).collect()),
+                quiet_since: Mutex::new(HashMap::new()),
+                idle_unload: config.idle_unload,
                 stop,
             }),
         };
         tracing::info!(port, "BitTorrent engine listening");
         // The path layer answers contacts' requests only for torrents we
-        // serve, and splices what arrives into our listener.
-        let weak = Arc::downgrade(&engine.inner);
-        engine.inner.paths.set_engine(
-            Arc::new(move |hash: &InfoHash| {
-                weak.upgrade().is_some_and(|inner| {
-                    inner.watch.is_retiring(hash) || Engine { inner }.record(hash).is_some()
-                })
-            }),
-            port,
-        );
-        // Saved torrents come back in the background: start-up does not wait
-        // for their files to be checked.
-        let restoring = engine.clone();
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                for record in state.torrents {
-                    restoring.restore(record).await;
-                }
-            },
-            tracing::info_span!("restore"),
-        ));
+        // serve, and splices what arrives into librqbit's listener, once
+        // the torrent is live (an idle share is loaded for it).
+        let (serving, wake) = engine.path_hooks();
+        let (paths, stop) = (&engine.inner.paths, engine.inner.stop.clone());
+        paths.set_engine(serving, wake, librqbit_port);
+        paths.serve_listener(listener, stop);
+        engine.spawn_restore(state.torrents);
         engine.spawn_stats();
         engine.spawn_share_check();
+        engine.spawn_unload_idle();
         engine.spawn_watch();
         Ok(engine)
     }
@@ -412,31 +367,38 @@ impl Engine {
         Ok(())
     }
 
-    /// Re-adds a saved torrent after a restart: a share whose files are
-    /// exactly as they were when last verified (its stamp) seeds again
-    /// without reading them (librqbit only samples a piece per file); any
-    /// other share is checked in full first; downloads continue from their
-    /// verified pieces. Returns the torrent, once added.
-    async fn restore(&self, record: Record) -> Option<ManagedTorrentHandle> {
-        self.restore_with(record, true).await
-    }
-
-    /// [`restore`](Self::restore); a share's check is awaited by the caller
-    /// when `spawn_check` is false.
+    /// Adds a saved torrent (after a restart, or an idle share that is
+    /// wanted): a share whose files are exactly as they were when last
+    /// verified (its stamp) seeds again without reading them (librqbit only
+    /// samples a piece per file), or, with `idle_ok` and unpaused, stays
+    /// idle without even that (`idle`: returns None); any other share is
+    /// checked in full first, in the background unless `spawn_check` is
+    /// false (the caller awaits it); downloads continue from their verified
+    /// pieces. Returns the torrent, once added.
     async fn restore_with(
         &self,
         record: Record,
         spawn_check: bool,
+        idle_ok: bool,
     ) -> Option<ManagedTorrentHandle> {
         let hash = record.info_hash;
+        // A share's files against its stamp, from one walk over them.
+        let disk = match &record.kind {
+            Kind::Share { path, .. } => Some(on_disk(path, record.stamp)),
+            Kind::Download { .. } => None,
+        };
+        if idle_ok && !record.paused && matches!(disk, Some(OnDisk::Unchanged)) {
+            tracing::debug!(%hash, "{} is unchanged: idle until someone wants it", record.name);
+            return None;
+        }
         let Some(bytes) = self.inner.store.load_torrent(&hash) else {
             if matches!(record.kind, Kind::Download { .. }) {
                 self.spawn_fetch(hash);
             }
             return None;
         };
-        if let Kind::Share { path, .. } = &record.kind {
-            let pieces = match on_disk(path, record.stamp) {
+        if let (Kind::Share { path, .. }, Some(disk)) = (&record.kind, disk) {
+            let pieces = match disk {
                 // Changed while the app was closed: rebuilt, not withdrawn.
                 OnDisk::Broken(_) if self.inner.watch.rebuild_later(path) => return None,
                 OnDisk::Broken(reason) => {
@@ -512,15 +474,13 @@ impl Engine {
 
     // ----- control and statistics -----------------------------------------
 
-    fn handle(&self, hash: &InfoHash) -> Result<ManagedTorrentHandle, EngineError> {
-        self.inner
-            .session
-            .get(id20(hash).into())
-            .ok_or(EngineError::Unknown(*hash))
+    /// The torrent in the session, an idle share loaded first.
+    async fn live_handle(&self, hash: &InfoHash) -> Result<ManagedTorrentHandle, EngineError> {
+        self.load(hash).await.ok_or(EngineError::Unknown(*hash))
     }
 
     pub async fn pause(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        let h = self.handle(hash)?;
+        let h = self.live_handle(hash).await?;
         if !h.is_paused() {
             self.inner.session.pause(&h).await.map_err(err)?;
         }
@@ -534,7 +494,7 @@ impl Engine {
     }
 
     pub async fn resume(&self, hash: &InfoHash) -> Result<(), EngineError> {
-        let h = self.handle(hash)?;
+        let h = self.live_handle(hash).await?;
         if h.is_paused() {
             self.inner.session.unpause(&h).await.map_err(err)?;
         }

@@ -1,8 +1,10 @@
 //! The librqbit session under the engine: the settings every Bitween
-//! session starts from (shared with the benchmark of librqbit alone), and
-//! starting one on a port with its fastresume folder emptied first.
+//! session starts from (shared with the benchmark of librqbit alone),
+//! starting one with its fastresume folder emptied first and its listener
+//! on loopback, and our listener on the public BitTorrent port (TCP, every
+//! address) that peers connect to (`net::splice` hands them to librqbit).
 
-use std::net::Ipv6Addr;
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -18,7 +20,8 @@ use crate::net::PeerPaths;
 /// Bitween adds to them (its local tracker and the path layer that carries
 /// outgoing connections): no DHT and no local service discovery,
 /// fastresume with librqbit's JSON persistence in the data dir's `resume`
-/// folder, TCP and uTP on `port` of every address, no port forwarding of
+/// folder, TCP and uTP on `port` of every address (the engine moves it to
+/// loopback, TCP only: see `Engine::session`), no port forwarding of
 /// librqbit's own, the rate limits. The benchmark of librqbit alone (`benches/system.rs`)
 /// starts its sessions from these too, so both sides of that comparison
 /// run the same session.
@@ -53,7 +56,6 @@ impl Engine {
         config: &EngineConfig,
         tracker_url: &str,
         paths: &PeerPaths,
-        port: u16,
     ) -> Result<Arc<Session>, EngineError> {
         // librqbit's own persistence is used for one thing only: the piece
         // bitfields of fastresume, so that a share we have just hashed
@@ -70,7 +72,16 @@ impl Engine {
                 )));
             }
         }
-        let mut opts = base_session_options(config, port);
+        // Peers reach librqbit only through our listener (`bind_public`),
+        // which reads their handshake first: librqbit's own listener is on
+        // loopback, TCP only (no incoming uTP: see `net::splice`).
+        let mut opts = base_session_options(config, 0);
+        opts.listen = Some(ListenerOptions {
+            mode: ListenerMode::TcpOnly,
+            listen_addr: (Ipv4Addr::LOCALHOST, 0).into(),
+            enable_upnp_port_forwarding: false,
+            ..Default::default()
+        });
         opts.trackers = [tracker_url.parse().expect("our tracker URL parses")].into();
         // Every outgoing peer connection (and the announce to our own
         // tracker) goes through the path layer, which connects only to
@@ -88,8 +99,50 @@ impl Engine {
         });
         Session::new_with_opts(config.download_dir.clone(), opts)
             .await
-            .map_err(|e| {
-                EngineError::Engine(format!("cannot start BitTorrent on port {port}: {e:#}"))
-            })
+            .map_err(|e| EngineError::Engine(format!("cannot start the BitTorrent session: {e:#}")))
     }
+}
+
+/// Our listener for peers on `wanted` (0: a free one); when that port is
+/// taken and `may_move` (it was only the port saved last time), a free one.
+pub(super) fn listen_public(
+    wanted: u16,
+    may_move: bool,
+) -> Result<tokio::net::TcpListener, EngineError> {
+    match bind_public(wanted) {
+        Ok(l) => Ok(l),
+        Err(e) if may_move && wanted != 0 => {
+            tracing::warn!("port {wanted} is not available ({e}); picking another");
+            bind_public(0).map_err(|e| {
+                EngineError::Engine(format!("cannot listen for BitTorrent peers: {e}"))
+            })
+        }
+        Err(e) => Err(EngineError::Engine(format!(
+            "cannot listen for BitTorrent peers on port {wanted}: {e}; choose another port or stop the program that uses it"
+        ))),
+    }
+}
+
+/// Our listener for peers on `port` (0: a free one) of every address, IPv6
+/// and IPv4 alike (one dual-stack socket, as librqbit's own was).
+fn bind_public(port: u16) -> std::io::Result<tokio::net::TcpListener> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let (socket, addr) = match Socket::new(Domain::IPV6, Type::STREAM, Some(Protocol::TCP)) {
+        Ok(s) => {
+            s.set_only_v6(false)?;
+            (s, SocketAddr::from((Ipv6Addr::UNSPECIFIED, port)))
+        }
+        // A system without IPv6.
+        Err(_) => (
+            Socket::new(Domain::IPV4, Type::STREAM, Some(Protocol::TCP))?,
+            SocketAddr::from((Ipv4Addr::UNSPECIFIED, port)),
+        ),
+    };
+    // A restart takes the same port back while old connections linger.
+    #[cfg(not(windows))]
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    tokio::net::TcpListener::from_std(socket.into())
 }

@@ -221,9 +221,10 @@ impl Engine {
     }
 
     /// Checks every piece of a share against its hashes (`bitweenc verify`):
-    /// the share is taken out of the session and added again without its
-    /// bitfield, so librqbit reads all of it. Returns whether the files
-    /// still match; a share that does not is unshared, as after a restart.
+    /// the share is taken out of the session (if it is not idle) and added
+    /// again without its bitfield, so librqbit reads all of it. Returns
+    /// whether the files still match; a share that does not is unshared, as
+    /// after a restart.
     pub async fn verify(&self, hash: &InfoHash) -> Result<bool, EngineError> {
         let record = self.record(hash).ok_or(EngineError::Unknown(*hash))?;
         if !matches!(record.kind, Kind::Share { .. }) {
@@ -232,11 +233,16 @@ impl Engine {
                 record.name
             )));
         }
-        self.inner
-            .session
-            .delete(id20(hash).into(), false)
-            .await
-            .map_err(err)?;
+        // No idle share is loaded meanwhile with a bitfield that would
+        // spare it the read (`idle`).
+        let turn = self.inner.loading.lock().await;
+        if self.inner.session.get(id20(hash).into()).is_some() {
+            self.inner
+                .session
+                .delete(id20(hash).into(), false)
+                .await
+                .map_err(err)?;
+        }
         let bitv = bitfield_path(&self.inner.resume_dir, hash);
         if let Err(e) = std::fs::remove_file(&bitv) {
             if e.kind() != std::io::ErrorKind::NotFound {
@@ -256,6 +262,7 @@ impl Engine {
                     ..record.clone()
                 },
                 false,
+                false,
             )
             .await
             .ok_or_else(|| {
@@ -264,6 +271,7 @@ impl Engine {
                     record.name
                 ))
             })?;
+        drop(turn);
         self.check_share(*hash, path.clone(), handle)
             .await
             .ok_or_else(|| {

@@ -79,6 +79,7 @@ impl Engine {
             listed_name,
             error: None,
             updated_at: None,
+            idle: false,
         };
         if let Kind::Share { path, .. } = &r.kind {
             if self.inner.watch.is_watched(path) {
@@ -89,6 +90,15 @@ impl Engine {
             return t;
         }
         let Some(h) = handle else {
+            // An own share nobody transfers now seeds without being
+            // loaded (`idle`), once the restart found its files unchanged.
+            if matches!(r.kind, Kind::Share { .. }) && self.unsorted(&r.info_hash) {
+                t.state = TransferState::Checking;
+            } else if matches!(r.kind, Kind::Share { .. }) && !r.paused {
+                t.state = TransferState::Seeding;
+                t.done_bytes = r.size;
+                t.idle = true;
+            }
             return t;
         };
         let stats = h.stats();
@@ -119,6 +129,9 @@ impl Engine {
                 .keys()
                 .map(|key| {
                     let addr: Option<SocketAddr> = key.parse().ok();
+                    // A direct peer spliced in from our listener: its
+                    // real address.
+                    let real = addr.map(|a| self.inner.paths.origin(a).unwrap_or(a));
                     // Our own connections went through the path layer under
                     // a virtual address; it knows whom and how.
                     match addr.and_then(|a| self.inner.paths.describe(&r.info_hash, a)) {
@@ -129,8 +142,8 @@ impl Engine {
                             via: p.via,
                         },
                         None => Peer {
-                            address: key.clone(),
-                            contact: addr.and_then(|a| contact_of(&sources, a)),
+                            address: real.map_or_else(|| key.clone(), |a| a.to_string()),
+                            contact: real.and_then(|a| contact_of(&sources, a)),
                             path: PathKind::Direct,
                             via: None,
                         },

@@ -256,6 +256,7 @@ async fn qbittorrent_and_bitween_exchange_files_both_ways() {
             download_limit: None,
             allow_loopback_peers: true,
             relay: true,
+            idle_unload: bitween::torrent::IDLE_UNLOAD,
         },
         Catalog::default(),
         bitween::events::EventBus::new(),

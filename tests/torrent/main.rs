@@ -2,12 +2,14 @@
 //! whole flow end to end (`transfer`), a hostile seeder's metadata
 //! (`hostile_seeder`), an independent client, qBittorrent (`interop`), the
 //! engine's state file under concurrent changes (`state_files`), what
-//! a restart of `bitweend` reads again (`restart`), and shared folders that
-//! stay current (`watch`). One
+//! a restart of `bitweend` reads again (`restart`), shared folders that
+//! stay current (`watch`), and idle shares loaded when a contact wants one
+//! (`idle`). One
 //! test binary: `cargo test --test torrent`, or one part, `cargo test
 //! --test torrent transfer::`.
 
 mod hostile_seeder;
+mod idle;
 mod interop;
 mod restart;
 mod state_files;

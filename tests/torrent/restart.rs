@@ -1,6 +1,6 @@
 //! A restart costs metadata, not bytes (issue 17, item 1): a share whose
 //! files kept their size, modification time and identity seeds again
-//! without being read (librqbit samples a piece per file); one whose
+//! without being read (it stays idle until a peer wants it: `idle.rs`); one whose
 //! modification time changed is read in full, and stays shared when its
 //! content did not change; `bitweenc verify` reads every piece on demand and
 //! catches a change that kept the modification time. The bytes bitweend
@@ -17,7 +17,7 @@ const BIG: usize = 96 * 1024 * 1024;
 const SMALL: usize = 16 * 1024 * 1024;
 
 /// Bytes the process `pid` has read so far (files and sockets).
-fn rchar(pid: u32) -> u64 {
+pub(crate) fn rchar(pid: u32) -> u64 {
     let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/<pid>/io");
     io.lines()
         .find_map(|l| l.strip_prefix("rchar: "))
@@ -26,7 +26,7 @@ fn rchar(pid: u32) -> u64 {
 }
 
 /// Waits until every hash in `hashes` is seeding.
-fn wait_seeding(daemon: &Daemon, hashes: &[&str]) {
+pub(crate) fn wait_seeding(daemon: &Daemon, hashes: &[&str]) {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let transfers = daemon.json(&["transfers"]);
@@ -87,8 +87,8 @@ fn an_unchanged_share_is_not_read_again_and_verify_reads_it_all() {
         "the touched share is read in full: {read} bytes read"
     );
     assert!(
-        read < (SMALL + BIG / 4) as u64,
-        "the unchanged {BIG}-byte share is not read again: {read} bytes read in all"
+        read < (SMALL + BIG / 50) as u64,
+        "the unchanged {BIG}-byte share is not read again (it stays idle): {read} bytes read in all"
     );
     let mut both = shared(&alice);
     both.sort();
@@ -144,7 +144,7 @@ fn an_unchanged_share_is_not_read_again_and_verify_reads_it_all() {
 
 /// A fast, reproducible filler for benchmark files (their content does not
 /// matter, only that pieces differ).
-fn fill(path: &Path, len: usize, seed: u64) {
+pub(crate) fn fill(path: &Path, len: usize, seed: u64) {
     use std::io::Write;
     let mut state = seed | 1;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());

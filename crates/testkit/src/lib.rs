@@ -101,6 +101,7 @@ pub fn service_config(
             download_limit: None,
             allow_loopback_peers: true,
             relay: true,
+            idle_unload: bitween::torrent::IDLE_UNLOAD,
         },
         addresses: loopback_addresses(),
     }

@@ -12,7 +12,7 @@
 //! speaks PCP answers "unsupported version", which is reported as such.
 //! The gateway's multicast announcements (224.0.0.1:5350) are not
 //! listened to either: a mapping lost to a router reboot comes back at the
-//! next renewal. Only TCP is mapped (librqbit's uTP would need UDP too),
+//! next renewal. Only TCP is mapped (peers reach us over TCP only: `net::splice`),
 //! and the default gateway is only discovered on Linux (`/proc/net/route`)
 //! and Windows (its routing table); elsewhere `natpmp_gateway` must name
 //! it.

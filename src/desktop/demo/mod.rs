@@ -103,6 +103,7 @@ fn account_config(dir: &Path, user: &str, password: &str, server: &str) -> Servi
             download_limit: None,
             allow_loopback_peers: true,
             relay: true,
+            idle_unload: crate::torrent::IDLE_UNLOAD,
         },
         addresses: loopback_only(),
     }
