@@ -120,9 +120,11 @@ struct Inner {
     events: EventBus,
     store: store::Store,
     state: Mutex<store::State>,
-    /// Held while a save takes its snapshot of `state` and writes it, so
-    /// saves happen one at a time and the last one writes the newest state.
+    /// Held while a change to `state` is written to the store (`persist`),
+    /// so writes happen one at a time and the last one is the newest.
     saving: Mutex<()>,
+    /// The id librqbit knows each running torrent by (see `live`).
+    ids: Mutex<HashMap<InfoHash, usize>>,
     download_dir: PathBuf,
     /// librqbit's fastresume folder (`RESUME_DIR`).
     resume_dir: PathBuf,
@@ -146,13 +148,6 @@ type ManagedTorrentHandle = Arc<ManagedTorrent>;
 
 fn id20(h: &InfoHash) -> Id20 {
     Id20::new(h.0)
-}
-
-/// The running torrent librqbit answered an add with, if it is `hash`'s.
-fn handle_of(added: AddTorrentResponse, hash: &InfoHash) -> Option<ManagedTorrentHandle> {
-    added
-        .into_handle()
-        .filter(|handle| handle.info_hash().0 == hash.0)
 }
 
 fn err(e: impl std::fmt::Display) -> EngineError {
@@ -219,6 +214,7 @@ impl Engine {
                 store,
                 state: Mutex::new(state.clone()),
                 saving: Mutex::new(()),
+                ids: Mutex::new(HashMap::new()),
                 download_dir: config.download_dir.clone(),
                 resume_dir: config.data_dir.join(RESUME_DIR),
                 next_id: AtomicUsize::new(0),
@@ -265,14 +261,30 @@ impl Engine {
         &self.inner.paths
     }
 
-    /// Writes the torrent list. Saves are serialized and each one snapshots
-    /// the list once it has its turn, so an older snapshot can never land
-    /// after a newer one.
-    fn save(&self) {
+    /// Records the current state of `hash`'s record (or that it is gone)
+    /// in the store's journal. Calls are serialized, and each one reads the
+    /// record once it has its turn, so the last line written for a torrent
+    /// is always its newest state. Folds the journal into a new snapshot
+    /// when it has grown larger than the list.
+    fn persist(&self, hash: &InfoHash) {
         let _turn = self.inner.saving.lock().unwrap();
-        let state = self.inner.state.lock().unwrap().clone();
-        if let Err(e) = self.inner.store.save(&state) {
-            tracing::error!("cannot save the torrent list: {e}");
+        let (change, records) = {
+            let state = self.inner.state.lock().unwrap();
+            let change = match state.torrents.iter().find(|r| r.info_hash == *hash) {
+                Some(r) => store::Change::Put(Box::new(r.clone())),
+                None => store::Change::Drop(*hash),
+            };
+            (change, state.torrents.len())
+        };
+        match self.inner.store.append(&change, records) {
+            Ok(false) => {}
+            Ok(true) => {
+                let state = self.inner.state.lock().unwrap().clone();
+                if let Err(e) = self.inner.store.save(&state) {
+                    tracing::error!("cannot save the torrent list: {e}");
+                }
+            }
+            Err(e) => tracing::error!("cannot save the torrent list: {e}"),
         }
     }
 
@@ -286,6 +298,7 @@ impl Engine {
     }
 
     fn upsert(&self, record: Record) {
+        let hash = record.info_hash;
         {
             let mut state = self.inner.state.lock().unwrap();
             match state
@@ -297,7 +310,7 @@ impl Engine {
                 None => state.torrents.push(record),
             }
         }
-        self.save();
+        self.persist(&hash);
     }
 
     fn forget(&self, hash: &InfoHash) {
@@ -307,8 +320,34 @@ impl Engine {
             .unwrap()
             .torrents
             .retain(|r| r.info_hash != *hash);
-        self.save();
+        self.persist(hash);
         self.inner.store.remove_torrent(hash);
+        self.inner.ids.lock().unwrap().remove(hash);
+    }
+
+    /// The running torrent of `hash`, if librqbit has it. Looked up by the
+    /// id we gave it: librqbit's own lookup by info hash walks every
+    /// torrent, which made each statistics tick cost O(N²).
+    fn live(&self, hash: &InfoHash) -> Option<ManagedTorrentHandle> {
+        let id = *self.inner.ids.lock().unwrap().get(hash)?;
+        self.inner
+            .session
+            .get(librqbit::api::TorrentIdOrHash::Id(id))
+            .filter(|h| h.info_hash().0 == hash.0)
+    }
+
+    /// The running torrent librqbit answered an add with, if it is `hash`'s
+    /// (remembering its id for [`live`](Self::live)).
+    fn handle_of(
+        &self,
+        added: AddTorrentResponse,
+        hash: &InfoHash,
+    ) -> Option<ManagedTorrentHandle> {
+        let handle = added
+            .into_handle()
+            .filter(|handle| handle.info_hash().0 == hash.0)?;
+        self.inner.ids.lock().unwrap().insert(*hash, handle.id());
+        Some(handle)
     }
 
     /// What we publish: every share, and every download whose metadata we
@@ -386,7 +425,7 @@ impl Engine {
         if let Some(token) = self.inner.watchers.lock().unwrap().remove(hash) {
             token.cancel();
         }
-        if self.inner.session.get(id20(hash).into()).is_some() {
+        if self.live(hash).is_some() {
             self.inner
                 .session
                 .delete(id20(hash).into(), delete_files)
@@ -479,7 +518,7 @@ impl Engine {
             .await
         {
             Ok(added) => {
-                let handle = handle_of(added, &hash)?;
+                let handle = self.handle_of(added, &hash)?;
                 if let Kind::Share { path, .. } = &record.kind {
                     if spawn_check {
                         self.verify_share(hash, path.clone(), handle.clone());
@@ -499,10 +538,7 @@ impl Engine {
     // ----- control and statistics -----------------------------------------
 
     fn handle(&self, hash: &InfoHash) -> Result<ManagedTorrentHandle, EngineError> {
-        self.inner
-            .session
-            .get(id20(hash).into())
-            .ok_or(EngineError::Unknown(*hash))
+        self.live(hash).ok_or(EngineError::Unknown(*hash))
     }
 
     pub async fn pause(&self, hash: &InfoHash) -> Result<(), EngineError> {

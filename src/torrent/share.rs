@@ -9,10 +9,7 @@ use std::time::Duration;
 use librqbit::AddTorrent;
 
 use super::storage::{Access, Layout, SafeStorageFactory};
-use super::{
-    create, err, handle_of, id20, Engine, EngineError, Kind, ManagedTorrentHandle, Record, Stamp,
-    TransferKind, TransferState,
-};
+use super::{create, err, id20, Engine, EngineError, Kind, ManagedTorrentHandle, Record, Stamp};
 use crate::events::Event;
 use crate::shares::{InfoHash, Share, ShareName};
 
@@ -189,17 +186,15 @@ impl Engine {
             )
             .await
             .map_err(|e| failed(&e))?;
-        let handle = handle_of(added, &created.info_hash)
+        let handle = self
+            .handle_of(added, &created.info_hash)
             .ok_or_else(|| failed(&"the BitTorrent session did not take it"))?;
         Ok((created, handle))
     }
 
     fn refuse_unfinished_download(&self, path: &Path) -> Result<(), EngineError> {
-        for t in self.transfers() {
-            if t.kind == TransferKind::Download
-                && t.state != TransferState::Seeding
-                && path.starts_with(&t.path)
-            {
+        for t in self.unfinished_downloads() {
+            if path.starts_with(&t.path) {
                 return Err(EngineError::BadPath(format!(
                     "{} is inside the folder of the unfinished download {:?}; share it once it is complete",
                     path.display(),

@@ -2,10 +2,12 @@
 //! whole flow end to end (`transfer`), a hostile seeder's metadata
 //! (`hostile_seeder`), an independent client, qBittorrent (`interop`), the
 //! engine's state file under concurrent changes (`state_files`), and what
-//! a restart of `bitweend` reads again (`restart`). One
+//! a restart of `bitweend` reads again (`restart`), and thousands of
+//! small shares added at once (`bulk`). One
 //! test binary: `cargo test --test torrent`, or one part, `cargo test
 //! --test torrent transfer::`.
 
+mod bulk;
 mod hostile_seeder;
 mod interop;
 mod restart;
