@@ -123,12 +123,11 @@ impl Service {
     }
 
     /// Keeps our published entry equal to the engine's shares and our
-    /// addresses. A change of the shares after a quiet time goes out at
-    /// once; the changes of a burst (thousands of files shared at once)
-    /// go out together once the shares have been quiet for
-    /// [`PUBLISH_QUIET`], or every [`PUBLISH_AT_LEAST_EVERY`] while the
-    /// burst lasts: one publish (and one walk of the list) per burst, not
-    /// one per share.
+    /// addresses. Changes of the shares go out together once they have
+    /// been quiet for [`PUBLISH_QUIET`] with no share being made, or every
+    /// [`PUBLISH_AT_LEAST_EVERY`] while a burst lasts: one publish (and one
+    /// walk of the list) per burst of thousands of files shared, not one
+    /// per share.
     fn spawn_publisher(&self, addresses: watch::Receiver<OwnAddresses>) {
         let (shares_tx, shares_rx) = watch::channel(self.engine.local_shares());
         self.spawn_candidates(addresses.clone());
@@ -137,9 +136,7 @@ impl Service {
         let (engine, stop) = (self.engine.clone(), self.stop.clone());
         tokio::spawn(tracing::Instrument::instrument(
             async move {
-                // When the shares last went out; the first and the last
-                // change not sent yet.
-                let mut sent: Option<Instant> = None;
+                // The first and the last change not published yet.
                 let mut pending: Option<(Instant, Instant)> = None;
                 loop {
                     let due = pending.map(|(first, last)| {
@@ -148,20 +145,21 @@ impl Service {
                     tokio::select! {
                         _ = stop.cancelled() => break,
                         _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
-                            shares_tx.send_replace(engine.local_shares());
-                            (sent, pending) = (Some(Instant::now()), None);
+                            let (first, _) = pending.expect("due only when pending");
+                            let now = Instant::now();
+                            if engine.is_sharing() && now < first + PUBLISH_AT_LEAST_EVERY {
+                                // The next share of the burst is on its way.
+                                pending = Some((first, now));
+                            } else {
+                                shares_tx.send_replace(engine.local_shares());
+                                pending = None;
+                            }
                         }
                         ev = rx.recv() => match ev {
                             Ok(Event::LocalSharesChanged)
                             | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
                                 let now = Instant::now();
-                                let quiet = sent.is_none_or(|t| now >= t + PUBLISH_QUIET);
-                                if pending.is_none() && quiet {
-                                    shares_tx.send_replace(engine.local_shares());
-                                    sent = Some(now);
-                                } else {
-                                    pending = Some((pending.map_or(now, |(first, _)| first), now));
-                                }
+                                pending = Some((pending.map_or(now, |(first, _)| first), now));
                             }
                             Err(_) => break,
                             Ok(_) => {}

@@ -123,6 +123,8 @@ struct Inner {
     /// Held while a change to `state` is written to the store (`persist`),
     /// so writes happen one at a time and the last one is the newest.
     saving: Mutex<()>,
+    /// How many shares are being made right now (see `is_sharing`).
+    sharing: AtomicUsize,
     /// The id librqbit knows each running torrent by (see `live`).
     ids: Mutex<HashMap<InfoHash, usize>>,
     download_dir: PathBuf,
@@ -215,6 +217,7 @@ impl Engine {
                 state: Mutex::new(state.clone()),
                 saving: Mutex::new(()),
                 ids: Mutex::new(HashMap::new()),
+                sharing: AtomicUsize::new(0),
                 download_dir: config.download_dir.clone(),
                 resume_dir: config.data_dir.join(RESUME_DIR),
                 next_id: AtomicUsize::new(0),
@@ -323,6 +326,18 @@ impl Engine {
         self.persist(hash);
         self.inner.store.remove_torrent(hash);
         self.inner.ids.lock().unwrap().remove(hash);
+    }
+
+    /// Whether a share is being made right now: the publisher holds a
+    /// burst's publish until the shares are quiet (`Service`).
+    pub fn is_sharing(&self) -> bool {
+        self.inner.sharing.load(Ordering::SeqCst) > 0
+    }
+
+    /// Counts a share being made until the guard is dropped.
+    fn sharing(&self) -> Sharing<'_> {
+        self.inner.sharing.fetch_add(1, Ordering::SeqCst);
+        Sharing(&self.inner.sharing)
     }
 
     /// The running torrent of `hash`, if librqbit has it. Looked up by the
@@ -595,6 +610,15 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
         self.inner.session.stop().await;
+    }
+}
+
+/// A share being made (see `Engine::is_sharing`).
+struct Sharing<'a>(&'a AtomicUsize);
+
+impl Drop for Sharing<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 

@@ -41,6 +41,7 @@ impl Engine {
     /// Hashes `path` (a file or a folder) in place and seeds it. Sharing the
     /// same path again returns the existing share.
     pub async fn share(&self, path: &Path) -> Result<Share, EngineError> {
+        let _busy = self.sharing();
         let path = std::fs::canonicalize(path)
             .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
         let meta = std::fs::metadata(&path)
