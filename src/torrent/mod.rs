@@ -9,10 +9,12 @@
 //!
 //! Here: the engine's state and the calls on a torrent (pause, resume,
 //! cancel, restore after a restart); `share` and `download` add torrents,
-//! `session` sets up librqbit, `stats` reports and checks shares on disk.
+//! `session` sets up librqbit, `stats` reports and checks shares on disk,
+//! `records` journals changes of the list and finds running torrents.
 
 mod create;
 mod download;
+mod records;
 mod safety;
 mod session;
 mod share;
@@ -33,7 +35,7 @@ use std::time::Duration;
 
 use librqbit::dht::Id20;
 use librqbit::storage::StorageFactoryExt;
-use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, ManagedTorrent, Session};
+use librqbit::{AddTorrent, AddTorrentOptions, ManagedTorrent, Session};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventBus};
@@ -264,33 +266,6 @@ impl Engine {
         &self.inner.paths
     }
 
-    /// Records the current state of `hash`'s record (or that it is gone)
-    /// in the store's journal. Calls are serialized, and each one reads the
-    /// record once it has its turn, so the last line written for a torrent
-    /// is always its newest state. Folds the journal into a new snapshot
-    /// when it has grown larger than the list.
-    fn persist(&self, hash: &InfoHash) {
-        let _turn = self.inner.saving.lock().unwrap();
-        let (change, records) = {
-            let state = self.inner.state.lock().unwrap();
-            let change = match state.torrents.iter().find(|r| r.info_hash == *hash) {
-                Some(r) => store::Change::Put(Box::new(r.clone())),
-                None => store::Change::Drop(*hash),
-            };
-            (change, state.torrents.len())
-        };
-        match self.inner.store.append(&change, records) {
-            Ok(false) => {}
-            Ok(true) => {
-                let state = self.inner.state.lock().unwrap().clone();
-                if let Err(e) = self.inner.store.save(&state) {
-                    tracing::error!("cannot save the torrent list: {e}");
-                }
-            }
-            Err(e) => tracing::error!("cannot save the torrent list: {e}"),
-        }
-    }
-
     fn record(&self, hash: &InfoHash) -> Option<Record> {
         let state = self.inner.state.lock().unwrap();
         state
@@ -326,43 +301,6 @@ impl Engine {
         self.persist(hash);
         self.inner.store.remove_torrent(hash);
         self.inner.ids.lock().unwrap().remove(hash);
-    }
-
-    /// Whether a share is being made right now: the publisher holds a
-    /// burst's publish until the shares are quiet (`Service`).
-    pub fn is_sharing(&self) -> bool {
-        self.inner.sharing.load(Ordering::SeqCst) > 0
-    }
-
-    /// Counts a share being made until the guard is dropped.
-    fn sharing(&self) -> Sharing<'_> {
-        self.inner.sharing.fetch_add(1, Ordering::SeqCst);
-        Sharing(&self.inner.sharing)
-    }
-
-    /// The running torrent of `hash`, if librqbit has it. Looked up by the
-    /// id we gave it: librqbit's own lookup by info hash walks every
-    /// torrent, which made each statistics tick cost O(N²).
-    fn live(&self, hash: &InfoHash) -> Option<ManagedTorrentHandle> {
-        let id = *self.inner.ids.lock().unwrap().get(hash)?;
-        self.inner
-            .session
-            .get(librqbit::api::TorrentIdOrHash::Id(id))
-            .filter(|h| h.info_hash().0 == hash.0)
-    }
-
-    /// The running torrent librqbit answered an add with, if it is `hash`'s
-    /// (remembering its id for [`live`](Self::live)).
-    fn handle_of(
-        &self,
-        added: AddTorrentResponse,
-        hash: &InfoHash,
-    ) -> Option<ManagedTorrentHandle> {
-        let handle = added
-            .into_handle()
-            .filter(|handle| handle.info_hash().0 == hash.0)?;
-        self.inner.ids.lock().unwrap().insert(*hash, handle.id());
-        Some(handle)
     }
 
     /// What we publish: every share, and every download whose metadata we
@@ -610,15 +548,6 @@ impl Engine {
     pub async fn shutdown(&self) {
         self.inner.stop.cancel();
         self.inner.session.stop().await;
-    }
-}
-
-/// A share being made (see `Engine::is_sharing`).
-struct Sharing<'a>(&'a AtomicUsize);
-
-impl Drop for Sharing<'_> {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
