@@ -28,8 +28,14 @@ fn small_files(dir: &Path, n: usize) -> Vec<PathBuf> {
 }
 
 /// Shares `files` in alice's daemon (data dir `data`) with `bitweenc
-/// share`, `per_call` paths per call, one call after the other.
-fn share_with_cli(data: &Path, files: &[PathBuf], per_call: usize) -> Vec<Duration> {
+/// share`, `per_call` paths per call, one call after the other: each
+/// call's time, or how many files were shared before a call failed and
+/// why.
+fn share_with_cli(
+    data: &Path,
+    files: &[PathBuf],
+    per_call: usize,
+) -> Result<Vec<Duration>, (usize, String)> {
     let mut calls = Vec::new();
     for batch in files.chunks(per_call) {
         let t = Instant::now();
@@ -42,14 +48,13 @@ fn share_with_cli(data: &Path, files: &[PathBuf], per_call: usize) -> Vec<Durati
             .stdout(Stdio::null())
             .output()
             .expect("bitweenc runs");
-        assert!(
-            out.status.success(),
-            "bitweenc share failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        if !out.status.success() {
+            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            return Err((calls.len() * per_call, why));
+        }
         calls.push(t.elapsed());
     }
-    calls
+    Ok(calls)
 }
 
 pub async fn bulk_rows(server: &Prosody, http: &reqwest::Client, dir: &Path, sizes: &Sizes) {
@@ -69,6 +74,31 @@ pub async fn bulk_rows(server: &Prosody, http: &reqwest::Client, dir: &Path, siz
             .unwrap()
     };
     let wall = start.elapsed();
+    let calls = match calls {
+        Ok(calls) => calls,
+        Err((shared, why)) => {
+            // A row that says so, and the other benchmarks still run.
+            let _ = alice.kill();
+            let _ = bob.kill();
+            let _ = alice.wait();
+            let _ = bob.wait();
+            row(
+                &format!(
+                    "{} small files shared with bitweenc share, {} paths a call: total wall time",
+                    thousands(n as u64),
+                    sizes.bulk_per_call
+                ),
+                "< 60 s",
+                format!(
+                    "a call failed after {} files and {}: {why}",
+                    thousands(shared as u64),
+                    secs(wall)
+                ),
+                Some(false),
+            );
+            return;
+        }
+    };
     let returned = Instant::now();
     let deadline = returned + Duration::from_secs(300);
     let mut in_catalog = 0;
