@@ -11,6 +11,8 @@ DESKTOP=1 EXTRA_PACKAGES="prosody xvfb xauth iproute2 nftables miniupnpd-nftable
 
 out=$(mktemp)
 cargo bench --locked --bench catalog | tee "$out.catalog"
+# (system: start-up, latency, memory, hostile contact, transfer, and
+# 10,000 small files shared with bitweenc: docs/benchmarks.md.)
 cargo bench --locked --bench system | tee "$out.system"
 # 100 MiB over each path (direct, punched, relayed) in the network lab
 # (tests/lab/: network namespaces, so as root), time to the first byte.

@@ -106,9 +106,9 @@ fn create_temporary(path: &Path, mode: u32) -> std::io::Result<(PathBuf, std::fs
     }
 }
 
-/// Makes the rename itself durable (Unix; elsewhere a folder cannot be
+/// Makes a rename (or a new file) in `path`'s folder durable (Unix; elsewhere a folder cannot be
 /// opened as a file, and the rename is flushed by the file system).
-fn sync_folder(path: &Path) {
+pub(crate) fn sync_folder(path: &Path) {
     #[cfg(unix)]
     if let Some(parent) = path.parent() {
         let parent = if parent.as_os_str().is_empty() {

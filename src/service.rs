@@ -2,13 +2,16 @@
 //! the BitTorrent engine, talking through typed events.
 //!
 //! When what we share or our addresses change, the published entry is
-//! rebuilt from the engine's shares and our addresses (each address with
+//! rebuilt from the engine's shares (once per burst of changes) and our
+//! addresses (each address with
 //! the listen port, and with the NAT-PMP mapped port while there is one).
 //! The desktop shell and the headless daemon both run exactly this.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use tokio::sync::watch;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::addresses::{
@@ -18,6 +21,12 @@ use crate::events::{Event, EventBus};
 use crate::shares::Catalog;
 use crate::torrent::{Engine, EngineConfig, EngineError};
 use crate::xmpp::{self, ConfigError, XmppConfig, XmppHandle};
+
+/// A burst of changes to our shares is published once no change came for
+/// this long...
+pub const PUBLISH_QUIET: Duration = Duration::from_millis(300);
+/// ...or at least this often while the burst lasts.
+pub const PUBLISH_AT_LEAST_EVERY: Duration = Duration::from_secs(3);
 
 /// Everything the backend needs to start.
 #[derive(Debug, Clone)]
@@ -114,7 +123,11 @@ impl Service {
     }
 
     /// Keeps our published entry equal to the engine's shares and our
-    /// addresses.
+    /// addresses. Changes of the shares go out together once they have
+    /// been quiet for [`PUBLISH_QUIET`] with no share being made, or every
+    /// [`PUBLISH_AT_LEAST_EVERY`] while a burst lasts: one publish (and one
+    /// walk of the list) per burst of thousands of files shared, not one
+    /// per share.
     fn spawn_publisher(&self, addresses: watch::Receiver<OwnAddresses>) {
         let (shares_tx, shares_rx) = watch::channel(self.engine.local_shares());
         self.spawn_candidates(addresses.clone());
@@ -123,13 +136,30 @@ impl Service {
         let (engine, stop) = (self.engine.clone(), self.stop.clone());
         tokio::spawn(tracing::Instrument::instrument(
             async move {
+                // The first and the last change not published yet.
+                let mut pending: Option<(Instant, Instant)> = None;
                 loop {
+                    let due = pending.map(|(first, last)| {
+                        (last + PUBLISH_QUIET).min(first + PUBLISH_AT_LEAST_EVERY)
+                    });
                     tokio::select! {
                         _ = stop.cancelled() => break,
+                        _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => {
+                            let (first, _) = pending.expect("due only when pending");
+                            let now = Instant::now();
+                            if engine.is_sharing() && now < first + PUBLISH_AT_LEAST_EVERY {
+                                // The next share of the burst is on its way.
+                                pending = Some((first, now));
+                            } else {
+                                shares_tx.send_replace(engine.local_shares());
+                                pending = None;
+                            }
+                        }
                         ev = rx.recv() => match ev {
                             Ok(Event::LocalSharesChanged)
                             | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                                shares_tx.send_replace(engine.local_shares());
+                                let now = Instant::now();
+                                pending = Some((pending.map_or(now, |(first, _)| first), now));
                             }
                             Err(_) => break,
                             Ok(_) => {}

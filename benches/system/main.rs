@@ -2,16 +2,18 @@
 //! start-up to online, publish-to-receive latency, a 10,000-share list
 //! arriving, the memory of an idle daemon holding 500,000 catalog shares
 //! and of a daemon under a hostile contact, hashing against `sha1sum`, and
-//! a 1 GiB transfer against librqbit alone. Prints one table row per figure
+//! a 1 GiB transfer against librqbit alone, and 10,000 small files shared
+//! with the CLI. Prints one table row per figure
 //! with its target; `scripts/bench.sh` writes the rows into BENCHMARKS.md,
 //! and `docs/benchmarks.md` says how each figure is measured. One part
 //! alone: `cargo bench --bench system -- startup` (or `latency`, `memory`,
-//! `hostile`, `transfer`).
+//! `hostile`, `transfer`, `bulk`).
 //!
 //! `cargo test --all-targets` builds and runs benchmarks unoptimized: then
 //! every part runs at small sizes, to check that it still works, and its
 //! rows say "smoke run" instead of a verdict (they are not figures).
 
+mod bulk;
 mod daemon;
 mod hostile;
 mod latency;
@@ -23,6 +25,7 @@ use std::time::Duration;
 use bitween::shares::chunks;
 use bitween_testkit::Prosody;
 
+use bulk::bulk_rows;
 use hostile::hostile_row;
 use latency::{latency_rows, startup_row};
 use memory::memory_row;
@@ -43,11 +46,17 @@ pub struct Sizes {
     pub bytes: u64,
     pub hash_runs: usize,
     pub transfer_rounds: usize,
+    pub bulk_files: usize,
+    pub bulk_per_call: usize,
 }
 
 impl Sizes {
     fn new() -> Sizes {
         let bytes = std::env::var("BITWEEN_BENCH_BYTES")
+            .ok()
+            .and_then(|v| v.parse().ok());
+        // Fewer (or more) small files in the `bulk` part.
+        let bulk_files = std::env::var("BITWEEN_BENCH_BULK_FILES")
             .ok()
             .and_then(|v| v.parse().ok());
         if SMOKE {
@@ -62,6 +71,8 @@ impl Sizes {
                 bytes: bytes.unwrap_or(4 << 20),
                 hash_runs: 3,
                 transfer_rounds: 3,
+                bulk_files: bulk_files.unwrap_or(400),
+                bulk_per_call: 100,
             }
         } else {
             Sizes {
@@ -78,6 +89,8 @@ impl Sizes {
                 bytes: bytes.unwrap_or(1 << 30),
                 hash_runs: 3,
                 transfer_rounds: 5,
+                bulk_files: bulk_files.unwrap_or(10_000),
+                bulk_per_call: 500,
             }
         }
     }
@@ -181,6 +194,10 @@ async fn run() {
     }
     if wanted("memory") || wanted("hostile") {
         hostile_row(&http, tmp.path(), &sizes).await;
+    }
+    if wanted("bulk") {
+        let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);
+        bulk_rows(&server, &http, tmp.path(), &sizes).await;
     }
     if wanted("transfer") {
         let server = Prosody::start(&["alice", "bob"], &[("alice", "bob")]);

@@ -12,7 +12,7 @@ use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse};
 
 use super::storage::{Access, Layout, SafeStorageFactory};
 use super::{
-    available_space, check_file_names, fresh_target, handle_of, id20, Engine, EngineError, Kind,
+    available_space, check_file_names, fresh_target, id20, Engine, EngineError, Kind,
     ManagedTorrentHandle, Record,
 };
 use crate::events::Event;
@@ -279,7 +279,9 @@ impl Engine {
                 return Err(Retry(format!("{e:#}")));
             }
         };
-        let handle = handle_of(added, &hash).ok_or_else(|| Retry("not added".into()))?;
+        let handle = self
+            .handle_of(added, &hash)
+            .ok_or_else(|| Retry("not added".into()))?;
         let size = handle.stats().total_bytes;
         if layout.top.file_name() != Some(std::ffi::OsStr::new(&name)) {
             tracing::info!(%hash, "{name:?} is saved as {}: that name was taken", layout.top.display());
@@ -343,7 +345,7 @@ impl Engine {
             r.finished = true;
             r.name.clone()
         };
-        self.save();
+        self.persist(hash);
         self.inner.watchers.lock().unwrap().remove(hash);
         self.inner
             .events

@@ -11,13 +11,15 @@
 //! cancel, restore after a restart); `share` and `download` add torrents,
 //! `session` sets up librqbit and the listener on the public port, `stats`
 //! reports and checks shares on disk, `idle` keeps own shares nobody uses
-//! out of librqbit.
+//! out of librqbit, `records` journals changes of the list and finds
+//! running torrents.
 
 mod config;
 mod create;
 mod download;
 mod idle;
 mod rebuild;
+mod records;
 mod safety;
 mod session;
 mod share;
@@ -40,7 +42,7 @@ use std::time::Duration;
 
 use librqbit::dht::Id20;
 use librqbit::storage::StorageFactoryExt;
-use librqbit::{AddTorrent, AddTorrentOptions, AddTorrentResponse, ManagedTorrent, Session};
+use librqbit::{AddTorrent, AddTorrentOptions, ManagedTorrent, Session};
 use tokio_util::sync::CancellationToken;
 
 use crate::events::{Event, EventBus};
@@ -86,9 +88,13 @@ struct Inner {
     events: EventBus,
     store: store::Store,
     state: Mutex<store::State>,
-    /// Held while a save takes its snapshot of `state` and writes it, so
-    /// saves happen one at a time and the last one writes the newest state.
+    /// Held while a change to `state` is written to the store (`persist`),
+    /// so writes happen one at a time and the last one is the newest.
     saving: Mutex<()>,
+    /// How many shares are being made right now (see `is_sharing`).
+    sharing: AtomicUsize,
+    /// The id librqbit knows each running torrent by (see `live`).
+    ids: Mutex<HashMap<InfoHash, usize>>,
     download_dir: PathBuf,
     /// librqbit's fastresume folder (`RESUME_DIR`).
     resume_dir: PathBuf,
@@ -122,13 +128,6 @@ type ManagedTorrentHandle = Arc<ManagedTorrent>;
 
 fn id20(h: &InfoHash) -> Id20 {
     Id20::new(h.0)
-}
-
-/// The running torrent librqbit answered an add with, if it is `hash`'s.
-fn handle_of(added: AddTorrentResponse, hash: &InfoHash) -> Option<ManagedTorrentHandle> {
-    added
-        .into_handle()
-        .filter(|handle| handle.info_hash().0 == hash.0)
 }
 
 fn err(e: impl std::fmt::Display) -> EngineError {
@@ -190,6 +189,8 @@ impl Engine {
                 store,
                 state: Mutex::new(state.clone()),
                 saving: Mutex::new(()),
+                ids: Mutex::new(HashMap::new()),
+                sharing: AtomicUsize::new(0),
                 download_dir: config.download_dir.clone(),
                 resume_dir: config.data_dir.join(RESUME_DIR),
                 next_id: AtomicUsize::new(0),
@@ -230,17 +231,6 @@ impl Engine {
         &self.inner.paths
     }
 
-    /// Writes the torrent list. Saves are serialized and each one snapshots
-    /// the list once it has its turn, so an older snapshot can never land
-    /// after a newer one.
-    fn save(&self) {
-        let _turn = self.inner.saving.lock().unwrap();
-        let state = self.inner.state.lock().unwrap().clone();
-        if let Err(e) = self.inner.store.save(&state) {
-            tracing::error!("cannot save the torrent list: {e}");
-        }
-    }
-
     fn record(&self, hash: &InfoHash) -> Option<Record> {
         let state = self.inner.state.lock().unwrap();
         state
@@ -251,6 +241,7 @@ impl Engine {
     }
 
     fn upsert(&self, record: Record) {
+        let hash = record.info_hash;
         {
             let mut state = self.inner.state.lock().unwrap();
             match state
@@ -262,7 +253,7 @@ impl Engine {
                 None => state.torrents.push(record),
             }
         }
-        self.save();
+        self.persist(&hash);
     }
 
     fn forget(&self, hash: &InfoHash) {
@@ -273,9 +264,10 @@ impl Engine {
             .unwrap()
             .torrents
             .retain(|r| r.info_hash != *hash);
-        self.save();
+        self.persist(hash);
         self.inner.store.remove_torrent(hash);
         self.inner.watch.forget(hash, gone);
+        self.inner.ids.lock().unwrap().remove(hash);
     }
 
     /// What we publish: every share, and every download whose metadata we
@@ -353,7 +345,7 @@ impl Engine {
         if let Some(token) = self.inner.watchers.lock().unwrap().remove(hash) {
             token.cancel();
         }
-        if self.inner.session.get(id20(hash).into()).is_some() {
+        if self.live(hash).is_some() {
             self.inner
                 .session
                 .delete(id20(hash).into(), delete_files)
@@ -455,7 +447,7 @@ impl Engine {
             .await
         {
             Ok(added) => {
-                let handle = handle_of(added, &hash)?;
+                let handle = self.handle_of(added, &hash)?;
                 if let Kind::Share { path, .. } = &record.kind {
                     if spawn_check {
                         self.verify_share(hash, path.clone(), handle.clone());

@@ -336,7 +336,9 @@ impl Engine {
             remove_manifest(&dir, &new);
             return Rebuilt::Skipped(None);
         }
-        self.save();
+        // (The journal: the old version's record goes, the new one's comes.)
+        self.persist(&old);
+        self.persist(&new);
         self.inner.store.remove_torrent(&old);
         remove_manifest(&dir, &old);
         tracing::info!(%old, %new, took = ?started.elapsed(), "published the new version of {shown}");

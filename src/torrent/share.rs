@@ -10,8 +10,7 @@ use librqbit::AddTorrent;
 
 use super::storage::{Access, Layout, SafeStorageFactory};
 use super::{
-    create, err, handle_of, id20, rebuild, Engine, EngineError, Kind, ManagedTorrentHandle, Record,
-    Stamp, TransferKind, TransferState,
+    create, err, id20, rebuild, Engine, EngineError, Kind, ManagedTorrentHandle, Record, Stamp,
 };
 use crate::events::Event;
 use crate::shares::{InfoHash, Share, ShareName};
@@ -44,6 +43,7 @@ impl Engine {
     /// Hashes `path` (a file or a folder) in place and seeds it. Sharing the
     /// same path again returns the existing share.
     pub async fn share(&self, path: &Path) -> Result<Share, EngineError> {
+        let _busy = self.sharing();
         let path = std::fs::canonicalize(path)
             .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
         let meta = std::fs::metadata(&path)
@@ -194,17 +194,15 @@ impl Engine {
             )
             .await
             .map_err(|e| failed(&e))?;
-        let handle = handle_of(added, &created.info_hash)
+        let handle = self
+            .handle_of(added, &created.info_hash)
             .ok_or_else(|| failed(&"the BitTorrent session did not take it"))?;
         Ok((created, handle))
     }
 
     fn refuse_unfinished_download(&self, path: &Path) -> Result<(), EngineError> {
-        for t in self.transfers() {
-            if t.kind == TransferKind::Download
-                && t.state != TransferState::Seeding
-                && path.starts_with(&t.path)
-            {
+        for t in self.unfinished_downloads() {
+            if path.starts_with(&t.path) {
                 return Err(EngineError::BadPath(format!(
                     "{} is inside the folder of the unfinished download {:?}; share it once it is complete",
                     path.display(),

@@ -9,9 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::{
-    id20, layout_of, rebuild, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY,
-};
+use super::{layout_of, rebuild, Engine, Kind, Record, Stamp, SHARE_CHECK_EVERY, STATS_EVERY};
 use crate::events::{Event, PathKind, Peer, Transfer, TransferKind, TransferState};
 use crate::shares::InfoHash;
 
@@ -33,8 +31,36 @@ impl Engine {
             .collect()
     }
 
+    /// The downloads not finished yet (which a new share may not be inside
+    /// of): a look at the few downloads, not at every share.
+    pub(super) fn unfinished_downloads(&self) -> Vec<Transfer> {
+        let records: Vec<Record> = self
+            .inner
+            .state
+            .lock()
+            .unwrap()
+            .torrents
+            .iter()
+            .filter(|r| matches!(r.kind, Kind::Download { .. }) && !r.finished)
+            .cloned()
+            .collect();
+        let fetching: HashSet<InfoHash> = self
+            .inner
+            .fetching
+            .lock()
+            .unwrap()
+            .keys()
+            .copied()
+            .collect();
+        records
+            .into_iter()
+            .map(|r| self.transfer(r, &fetching))
+            .filter(|t| t.state != TransferState::Seeding)
+            .collect()
+    }
+
     fn transfer(&self, r: Record, fetching: &HashSet<InfoHash>) -> Transfer {
-        let handle = self.inner.session.get(id20(&r.info_hash).into());
+        let handle = self.live(&r.info_hash);
         let multi = r.multi.or_else(|| {
             let h = handle.as_ref()?;
             let metadata = h.metadata.load();

@@ -1,9 +1,19 @@
 //! What the engine must remember across restarts: the listen port, every
 //! share (path, where it is seeded from) and every download (where it goes),
-//! plus each torrent's metainfo file. Written atomically
-//! ([`crate::fsutil::write_atomic`]), so a kill -9 at any moment leaves
-//! either the old or the new state, never a torn one. The engine serializes
-//! its saves (see `Engine::save`), so the newest state is written last.
+//! plus each torrent's metainfo file.
+//!
+//! The list is kept as a snapshot (`torrents.json`, written atomically with
+//! [`crate::fsutil::write_atomic`]) and a journal of the changes since
+//! (`torrents.journal`, one JSON line per changed record, flushed to disk
+//! before the change is acknowledged), so a change costs one short append,
+//! not a rewrite of the whole list: adding N shares costs O(N), not O(N²).
+//! The journal is folded into the snapshot at every start and whenever it
+//! has grown larger than the list itself. A kill -9 at any moment loses
+//! nothing acknowledged: a torn last line (an append cut short) is ignored,
+//! and replaying the journal over a snapshot that already holds its changes
+//! changes nothing. Data dirs from before the journal have no journal file.
+//! The engine serializes its changes (see `Engine::persist`), so the journal
+//! lists them in the order they were made.
 
 use std::path::{Path, PathBuf};
 
@@ -205,11 +215,44 @@ pub struct State {
 }
 
 const STATE_FILE: &str = "torrents.json";
+const JOURNAL_FILE: &str = "torrents.journal";
 
-/// The state file and the metainfo folder in the data dir.
+/// A journal that has grown past this many lines more than the list's
+/// length is folded into the snapshot.
+const JOURNAL_SLACK: usize = 1000;
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    /// This record is now as given (added or changed).
+    Put(Box<Record>),
+    /// This torrent is gone.
+    Drop(InfoHash),
+}
+
+impl State {
+    fn apply(&mut self, change: Change) {
+        match change {
+            Change::Put(record) => match self
+                .torrents
+                .iter_mut()
+                .find(|r| r.info_hash == record.info_hash)
+            {
+                Some(r) => *r = *record,
+                None => self.torrents.push(*record),
+            },
+            Change::Drop(hash) => self.torrents.retain(|r| r.info_hash != hash),
+        }
+    }
+}
+
+/// The state file, its journal and the metainfo folder in the data dir.
 #[derive(Debug)]
 pub struct Store {
     dir: PathBuf,
+    /// The journal open for appending, and how many lines it holds.
+    journal: std::sync::Mutex<(Option<std::fs::File>, usize)>,
 }
 
 impl Store {
@@ -224,6 +267,7 @@ impl Store {
         });
         Ok(Store {
             dir: data_dir.to_path_buf(),
+            journal: std::sync::Mutex::new((None, 0)),
         })
     }
 
@@ -231,24 +275,102 @@ impl Store {
         self.dir.join(STATE_FILE)
     }
 
-    /// The saved state; a missing file is an empty state, an unreadable one
-    /// an error that names the file (we never overwrite what we cannot read).
+    fn journal_path(&self) -> PathBuf {
+        self.dir.join(JOURNAL_FILE)
+    }
+
+    /// The saved state: the snapshot with the journal's changes replayed
+    /// over it. A missing file is an empty state (or journal), an
+    /// unreadable one an error that names the file (we never overwrite
+    /// what we cannot read).
     pub fn load(&self) -> Result<State, String> {
-        match std::fs::read(self.state_path()) {
+        let mut state: State = match std::fs::read(self.state_path()) {
             Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
                 format!(
                     "{} is damaged ({e}); move it away to start with no shares",
                     self.state_path().display()
                 )
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(State::default()),
-            Err(e) => Err(format!("cannot read {}: {e}", self.state_path().display())),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => State::default(),
+            Err(e) => return Err(format!("cannot read {}: {e}", self.state_path().display())),
+        };
+        let journal = match std::fs::read(self.journal_path()) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+            Err(e) => {
+                return Err(format!(
+                    "cannot read {}: {e}",
+                    self.journal_path().display()
+                ))
+            }
+        };
+        let mut lines = journal.split(|b| *b == b'\n').peekable();
+        while let Some(line) = lines.next() {
+            if line.is_empty() {
+                continue;
+            }
+            match serde_json::from_slice::<Change>(line) {
+                Ok(change) => state.apply(change),
+                // The last line without its newline: an append cut short
+                // by a crash, never acknowledged.
+                Err(_) if lines.peek().is_none() => {
+                    tracing::warn!("ignoring the unfinished last line of {JOURNAL_FILE}");
+                }
+                Err(e) => {
+                    return Err(format!(
+                        "{} is damaged ({e}); move it away to start with the shares of {STATE_FILE} alone",
+                        self.journal_path().display()
+                    ))
+                }
+            }
         }
+        Ok(state)
     }
 
+    /// Writes `state` as the new snapshot and empties the journal (whose
+    /// changes it holds).
     pub fn save(&self, state: &State) -> std::io::Result<()> {
         let bytes = serde_json::to_vec_pretty(state).expect("state serializes");
-        crate::fsutil::write_atomic(&self.state_path(), &bytes)
+        let mut journal = self.journal.lock().unwrap();
+        crate::fsutil::write_atomic(&self.state_path(), &bytes)?;
+        // A crash before this point replays the journal over a snapshot
+        // that already holds its changes: no harm.
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(self.journal_path())?;
+        file.sync_all()?;
+        crate::fsutil::sync_folder(&self.journal_path());
+        *journal = (None, 0);
+        Ok(())
+    }
+
+    /// Appends `change` to the journal and flushes it to disk. Returns
+    /// whether the journal has grown so large (past `records`, the list's
+    /// length, by `JOURNAL_SLACK` lines) that it should be folded into a
+    /// new snapshot ([`save`](Self::save)).
+    pub fn append(&self, change: &Change, records: usize) -> std::io::Result<bool> {
+        use std::io::Write;
+        let mut line = serde_json::to_vec(change).expect("a change serializes");
+        line.push(b'\n');
+        let mut journal = self.journal.lock().unwrap();
+        if journal.0.is_none() {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(self.journal_path())?;
+            journal.0 = Some(file);
+        }
+        let file = journal.0.as_mut().expect("opened above");
+        let before = file.metadata()?.len();
+        if let Err(e) = file.write_all(&line).and_then(|()| file.sync_data()) {
+            // No torn line may stay in front of the next one.
+            let _ = file.set_len(before);
+            return Err(e);
+        }
+        journal.1 += 1;
+        Ok(journal.1 > records + JOURNAL_SLACK)
     }
 
     fn torrent_path(&self, hash: &InfoHash) -> PathBuf {
@@ -302,5 +424,98 @@ mod tests {
         std::fs::write(dir.path().join("torrents.json"), b"{not json").unwrap();
         let err = store.load().unwrap_err();
         assert!(err.contains("torrents.json is damaged"), "{err}");
+    }
+
+    fn share(n: u8) -> Record {
+        Record {
+            info_hash: InfoHash([n; 20]),
+            name: format!("f{n}"),
+            size: 1,
+            kind: Kind::Share {
+                path: format!("/tmp/f{n}").into(),
+                folder: "/tmp".into(),
+            },
+            paused: false,
+            finished: true,
+            stamp: None,
+            target: None,
+            multi: Some(false),
+            listed_size: None,
+            listed_name: None,
+            updated_at: None,
+            replaces: None,
+        }
+    }
+
+    #[test]
+    fn the_journal_replays_over_the_snapshot_and_a_torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        // A data dir from before the journal: the snapshot alone.
+        let old = State {
+            listen_port: 6881,
+            torrents: vec![share(1), share(2)],
+        };
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            serde_json::to_vec(&old).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(store.load().unwrap(), old);
+        let changed = Record {
+            paused: true,
+            ..share(2)
+        };
+        for change in [
+            Change::Put(Box::new(share(3))),
+            Change::Drop(InfoHash([1; 20])),
+            Change::Put(Box::new(changed.clone())),
+        ] {
+            assert!(!store.append(&change, 3).unwrap());
+        }
+        let want = State {
+            listen_port: 6881,
+            torrents: vec![changed, share(3)],
+        };
+        assert_eq!(store.load().unwrap(), want);
+        // An append cut short by a crash: never acknowledged, ignored.
+        let journal = dir.path().join(JOURNAL_FILE);
+        let mut bytes = std::fs::read(&journal).unwrap();
+        bytes.extend_from_slice(br#"{"put":{"info_hash":"04"#);
+        std::fs::write(&journal, &bytes).unwrap();
+        assert_eq!(store.load().unwrap(), want);
+        // Replaying the journal over a snapshot that holds it changes
+        // nothing (a crash between the snapshot and emptying the journal).
+        std::fs::write(
+            dir.path().join(STATE_FILE),
+            serde_json::to_vec(&want).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(store.load().unwrap(), want);
+        // Folded: the snapshot holds it all, the journal is empty.
+        store.save(&want).unwrap();
+        assert_eq!(std::fs::metadata(&journal).unwrap().len(), 0);
+        assert_eq!(store.load().unwrap(), want);
+        // A damaged line before the last is reported, never skipped.
+        std::fs::write(
+            &journal,
+            b"{bad}\n{\"drop\":\"0303030303030303030303030303030303030303\"}\n",
+        )
+        .unwrap();
+        let err = store.load().unwrap_err();
+        assert!(err.contains("torrents.journal is damaged"), "{err}");
+    }
+
+    #[test]
+    fn a_journal_larger_than_the_list_asks_to_be_folded() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let change = Change::Put(Box::new(share(1)));
+        for _ in 0..JOURNAL_SLACK + 1 {
+            assert!(!store.append(&change, 1).unwrap());
+        }
+        assert!(store.append(&change, 1).unwrap());
+        store.save(&store.load().unwrap()).unwrap();
+        assert!(!store.append(&change, 1).unwrap());
     }
 }

@@ -3,11 +3,12 @@
 //! (`hostile_seeder`), an independent client, qBittorrent (`interop`), the
 //! engine's state file under concurrent changes (`state_files`), what
 //! a restart of `bitweend` reads again (`restart`), shared folders that
-//! stay current (`watch`), and idle shares loaded when a contact wants one
-//! (`idle`). One
+//! stay current (`watch`), idle shares loaded when a contact wants one
+//! (`idle`), and thousands of small shares added at once (`bulk`). One
 //! test binary: `cargo test --test torrent`, or one part, `cargo test
 //! --test torrent transfer::`.
 
+mod bulk;
 mod hostile_seeder;
 mod idle;
 mod interop;
