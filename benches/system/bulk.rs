@@ -49,7 +49,12 @@ fn share_with_cli(
             .output()
             .expect("bitweenc runs");
         if !out.status.success() {
-            let why = String::from_utf8_lossy(&out.stderr).trim().to_string();
+            // One line, without the table's separator: it goes in a row.
+            let why = String::from_utf8_lossy(&out.stderr)
+                .split_whitespace()
+                .collect::<Vec<_>>()
+                .join(" ")
+                .replace('|', "/");
             return Err((calls.len() * per_call, why));
         }
         calls.push(t.elapsed());
