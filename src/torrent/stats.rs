@@ -16,32 +16,22 @@ use crate::shares::InfoHash;
 impl Engine {
     /// Every transfer with its live statistics.
     pub fn transfers(&self) -> Vec<Transfer> {
-        let records = self.inner.state.lock().unwrap().torrents.clone();
-        let fetching: HashSet<InfoHash> = self
-            .inner
-            .fetching
-            .lock()
-            .unwrap()
-            .keys()
-            .copied()
-            .collect();
-        records
-            .into_iter()
-            .map(|r| self.transfer(r, &fetching))
-            .collect()
+        self.transfers_of(|_| true)
     }
 
     /// The downloads not finished yet (which a new share may not be inside
     /// of): a look at the few downloads, not at every share.
     pub(super) fn unfinished_downloads(&self) -> Vec<Transfer> {
-        let records: Vec<Record> = self
-            .inner
-            .state
-            .lock()
-            .unwrap()
-            .torrents
-            .iter()
-            .filter(|r| matches!(r.kind, Kind::Download { .. }) && !r.finished)
+        self.transfers_of(|r| matches!(r.kind, Kind::Download { .. }) && !r.finished)
+            .into_iter()
+            .filter(|t| t.state != TransferState::Seeding)
+            .collect()
+    }
+
+    /// The transfers of the records `keep` picks, with their statistics.
+    fn transfers_of(&self, keep: impl Fn(&Record) -> bool) -> Vec<Transfer> {
+        let records: Vec<Record> = (self.inner.state.lock().unwrap().torrents.iter())
+            .filter(|r| keep(r))
             .cloned()
             .collect();
         let fetching: HashSet<InfoHash> = self
@@ -55,7 +45,6 @@ impl Engine {
         records
             .into_iter()
             .map(|r| self.transfer(r, &fetching))
-            .filter(|t| t.state != TransferState::Seeding)
             .collect()
     }
 
