@@ -48,7 +48,8 @@ pub(crate) fn wait_seeding(daemon: &Daemon, hashes: &[&str]) {
     }
 }
 
-fn shared(daemon: &Daemon) -> Vec<String> {
+/// The hashes `daemon` shares.
+pub(crate) fn shared(daemon: &Daemon) -> Vec<String> {
     daemon
         .json(&["shares"])
         .as_array()

@@ -15,6 +15,7 @@ use bitween::torrent::{TransferState, WATCH_QUIET_ENV};
 use bitween_testkit::bitweend::Daemon;
 use bitween_testkit::{Prosody, DOMAIN};
 
+use super::restart::{rchar, shared};
 use super::transfer::node::{assert_same_file, random_file, start, Node};
 
 const MIB: usize = 1024 * 1024;
@@ -203,25 +204,6 @@ async fn a_folder_changed_while_closed_is_republished_at_start() {
     assert_eq!(shares.len(), 1, "{shares:?}");
     assert_eq!((shares[0].hash, shares[0].size), (v2, 4 * MIB as u64));
     alice.svc.shutdown().await;
-}
-
-/// Bytes the process `pid` has read so far (files and sockets).
-fn rchar(pid: u32) -> u64 {
-    let io = std::fs::read_to_string(format!("/proc/{pid}/io")).expect("/proc/<pid>/io");
-    io.lines()
-        .find_map(|l| l.strip_prefix("rchar: "))
-        .and_then(|n| n.trim().parse().ok())
-        .expect("an rchar line")
-}
-
-fn shared(daemon: &Daemon) -> Vec<String> {
-    daemon
-        .json(&["shares"])
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["hash"].as_str().unwrap().to_string())
-        .collect()
 }
 
 /// Waits until `daemon` shares one thing, other than `old`; returns it.
