@@ -38,7 +38,6 @@ pub struct Created {
     /// The folder the torrent's paths are relative to (the file's parent
     /// folder, or the shared folder itself).
     pub output_folder: PathBuf,
-    pub pieces: usize,
     pub size: u64,
     /// A folder torrent (with a file list), or a single file.
     pub multi: bool,
@@ -216,10 +215,12 @@ pub fn hash_path(path: &Path, threads: usize) -> Result<InfoHash, String> {
 /// A piece on its way to be hashed: its index and its bytes.
 type Work = (usize, Vec<u8>);
 
-/// [`create`] with `threads` hashing threads. The files are read once, in
-/// order, by the calling thread; whole pieces go to the hashing threads
-/// and their buffers come back to be filled again, so memory stays at a
-/// few pieces per thread.
+/// [`create`] on `threads` threads, the calling one included. The files
+/// are read once, in order, by the calling thread; whole pieces go to the
+/// other `threads - 1` hashing threads, and their buffers come back to be
+/// filled again, so memory stays at a few pieces per thread. When every
+/// hashing thread is busy, the calling thread hashes the piece itself; on
+/// one thread it hashes every piece (the benchmark's baseline).
 ///
 /// A folder torrent aligns every file to a piece boundary (BEP 47 padding
 /// files: zeros that are never written to disk), so each file's pieces
@@ -236,10 +237,11 @@ pub fn create_with(
         folder,
         ..
     } = plan;
-    let threads = threads.max(1);
+    let hashers = threads.max(1) - 1;
     let padded = folder;
-    let buffers = threads * 2 + 1;
-    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(buffers);
+    // (At most `hashers` queued and `hashers` being hashed, and one read.)
+    let buffers = hashers * 2 + 1;
+    let (work_tx, work_rx) = std::sync::mpsc::sync_channel::<Work>(hashers);
     let work_rx = std::sync::Mutex::new(work_rx);
     let (free_tx, free_rx) = std::sync::mpsc::channel::<Vec<u8>>();
     let (hash_tx, hash_rx) = std::sync::mpsc::channel::<(usize, [u8; 20])>();
@@ -249,7 +251,7 @@ pub fn create_with(
             .expect("the receiver is here");
     }
     let read = std::thread::scope(|scope| {
-        for _ in 0..threads {
+        for _ in 0..hashers {
             let (work_rx, free_tx, hash_tx) = (&work_rx, free_tx.clone(), hash_tx.clone());
             scope.spawn(move || loop {
                 let next = work_rx.lock().unwrap_or_else(|e| e.into_inner()).recv();
@@ -261,7 +263,12 @@ pub fn create_with(
                 let _ = free_tx.send(buf);
             });
         }
-        let read = read_pieces(&inputs, padded, &free_rx, &work_tx, &hash_tx, progress);
+        let hand = Hand {
+            free: &free_rx,
+            work: (hashers > 0).then_some(&work_tx),
+            hashes: &hash_tx,
+        };
+        let read = read_pieces(&inputs, padded, &hand, progress);
         drop(hash_tx);
         drop(work_tx); // the hashing threads end once the queue is empty
         read
@@ -301,7 +308,6 @@ pub fn create_with(
         info_hash,
         torrent,
         output_folder,
-        pieces,
         size: done + known,
         multi: folder,
     })
@@ -325,27 +331,57 @@ enum ReadError {
     Stopped,
 }
 
-/// Reads every file once, in order, into piece buffers taken from `free`
-/// and sends each full piece to `work`; the hashes of pieces known from an
-/// earlier build go straight to `hashes`.
+/// Where the reading thread's full pieces go.
+struct Hand<'a> {
+    /// Emptied piece buffers, back from the hashing threads.
+    free: &'a std::sync::mpsc::Receiver<Vec<u8>>,
+    /// The hashing threads' queue (None: no hashing thread).
+    work: Option<&'a std::sync::mpsc::SyncSender<Work>>,
+    /// Every piece's hash, by index.
+    hashes: &'a std::sync::mpsc::Sender<(usize, [u8; 20])>,
+}
+
+impl Hand<'_> {
+    /// Hands the full `piece` number `index` to a free hashing thread, or
+    /// hashes it here when none is free; `piece` is then an empty buffer.
+    fn send(&self, piece: &mut Vec<u8>, index: usize) -> Result<(), ReadError> {
+        let died = || ReadError::Io("a hashing thread died".into());
+        if let Some(work) = self.work {
+            match work.try_send((index, std::mem::take(piece))) {
+                Ok(()) => {
+                    *piece = self.free.recv().map_err(|_| died())?;
+                    return Ok(());
+                }
+                Err(std::sync::mpsc::TrySendError::Full((_, back))) => *piece = back,
+                Err(std::sync::mpsc::TrySendError::Disconnected(_)) => return Err(died()),
+            }
+        }
+        let mut h = Sha1::new();
+        h.update(piece);
+        self.hashes
+            .send((index, h.finish()))
+            .map_err(|_| ReadError::Io("the hash collector died".into()))?;
+        piece.clear();
+        Ok(())
+    }
+}
+
+/// Reads every file once, in order, into piece buffers and hands each full
+/// piece on (`Hand::send`); the hashes of pieces known from an earlier
+/// build go straight to the hashes.
 fn read_pieces(
     inputs: &[Input],
     padded: bool,
-    free: &std::sync::mpsc::Receiver<Vec<u8>>,
-    work: &std::sync::mpsc::SyncSender<Work>,
-    hashes: &std::sync::mpsc::Sender<(usize, [u8; 20])>,
+    hand: &Hand,
     progress: &mut dyn FnMut(u64) -> ControlFlow<()>,
 ) -> Result<Reading, ReadError> {
-    let take = || {
-        free.recv()
-            .map_err(|_| ReadError::Io("a hashing thread died".into()))
-    };
-    let mut piece = take()?;
+    let mut piece = hand
+        .free
+        .recv()
+        .map_err(|_| ReadError::Io("a hashing thread died".into()))?;
     let mut index = 0usize;
     let send = |piece: &mut Vec<u8>, index: &mut usize| -> Result<(), ReadError> {
-        let full = std::mem::replace(piece, take()?);
-        work.send((*index, full))
-            .map_err(|_| ReadError::Io("a hashing thread died".into()))?;
+        hand.send(piece, *index)?;
         *index += 1;
         Ok(())
     };
@@ -362,7 +398,7 @@ fn read_pieces(
             0
         };
         for hash in &input.known[..skip] {
-            hashes
+            hand.hashes
                 .send((index, *hash))
                 .map_err(|_| ReadError::Io("the hash collector died".into()))?;
             index += 1;
