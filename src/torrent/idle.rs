@@ -2,9 +2,10 @@
 //! shared bytes, and thousands of shares cost little memory).
 //!
 //! An own share that nobody transfers is *idle*: it is published and shown
-//! as seeding, but it is not a torrent in the librqbit session. At a
-//! restart a share whose files match their stamp becomes idle at once,
-//! without a read (`restore_with`). It is loaded, with its saved full
+//! as seeding, but it is not a torrent in the librqbit session. A new
+//! share, and a new version of a changed one, start idle once hashed
+//! (`hash_share`); at a restart a share whose files match their stamp
+//! becomes idle at once, without a read (`restore_with`). It is loaded, with its saved full
 //! bitfield, when someone wants it: a peer's handshake names it (the path
 //! layer asks through [`Engine::wake`]), the user pauses, resumes or
 //! verifies it. librqbit then samples a piece per file: that read is paid

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::create::{self, FileStamp, Plan, PIECE_LENGTH};
-use super::{err, id20, Engine, Kind, Record, Stamp};
+use super::{id20, Engine, Kind, Record, Stamp};
 use crate::events::Event;
 use crate::shares::InfoHash;
 
@@ -248,6 +248,8 @@ impl Engine {
             self.withdraw(old, reason).await;
             return Rebuilt::Withdrawn;
         }
+        // Taken before the files are read, as when it was shared.
+        let stamp = Stamp::of(path);
         let dir = self.inner.watch.manifests().to_path_buf();
         let planned = {
             let (path, old_torrent) = (path.to_path_buf(), self.inner.store.load_torrent(&old));
@@ -279,12 +281,12 @@ impl Engine {
             size: plan.to_read(),
         });
         let started = Instant::now();
-        let created = self.hash_and_seed(plan, &record.name, &shown).await;
+        let created = self.hash_share(plan, &record.name, &shown).await;
         self.inner.events.send(Event::HashingDone {
             path: shown.clone(),
             error: created.as_ref().err().map(|e| e.to_string()),
         });
-        let (created, handle) = match created {
+        let created = match created {
             Ok(c) => c,
             Err(e) => return Rebuilt::Skipped(Some(e.to_string())),
         };
@@ -292,21 +294,14 @@ impl Engine {
         if new == old {
             save_manifest(&dir, &new, &stamps);
             if let Some(r) = self.record(&old) {
-                self.upsert(Record {
-                    stamp: Stamp::of(path),
-                    ..r
-                });
+                self.upsert(Record { stamp, ..r });
             }
             return Rebuilt::Same;
         }
-        let saved = self.inner.store.save_torrent(&new, &created.torrent);
-        let ready = handle.wait_until_initialized().await;
-        if let Err(e) = saved.map_err(err).and(ready.map_err(err)) {
-            let _ = self.inner.session.delete(id20(&new).into(), false).await;
+        if let Err(e) = self.inner.store.save_torrent(&new, &created.torrent) {
             return Rebuilt::Skipped(Some(e.to_string()));
         }
         save_manifest(&dir, &new, &stamps);
-        let stamp = Stamp::of(path);
         let swapped = {
             let mut state = self.inner.state.lock().unwrap();
             match state.torrents.iter_mut().find(|r| r.info_hash == old) {
@@ -331,7 +326,6 @@ impl Engine {
         };
         if !swapped {
             // Unshared while it was rebuilt.
-            let _ = self.inner.session.delete(id20(&new).into(), false).await;
             self.inner.store.remove_torrent(&new);
             remove_manifest(&dir, &new);
             return Rebuilt::Skipped(None);

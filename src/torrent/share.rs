@@ -6,9 +6,6 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use librqbit::AddTorrent;
-
-use super::storage::{Access, Layout, SafeStorageFactory};
 use super::{
     create, err, id20, rebuild, Engine, EngineError, Kind, ManagedTorrentHandle, Record, Stamp,
 };
@@ -89,26 +86,25 @@ impl Engine {
         };
         let shown = path.display().to_string();
         let stamps = plan.stamps();
+        // Taken before the files are read: one changed while it is hashed
+        // no longer matches it, and is checked before it is ever served.
+        let stamp = Stamp::of(&path);
         self.inner.events.send(Event::Hashing {
             path: shown.clone(),
             size: plan.size,
         });
-        let created = self.hash_and_seed(plan, &name, &shown).await;
+        let created = self.hash_share(plan, &name, &shown).await;
         self.inner.events.send(Event::HashingDone {
             path: shown,
             error: created.as_ref().err().map(|e| e.to_string()),
         });
-        let (created, handle) = created?;
+        let created = created?;
         let hash = created.info_hash;
         self.inner
             .store
             .save_torrent(&hash, &created.torrent)
             .map_err(err)?;
         rebuild::save_manifest(self.inner.watch.manifests(), &hash, &stamps);
-        // librqbit opens the files for writing (which touches their
-        // modification time), so the stamp is taken once it has.
-        handle.wait_until_initialized().await.map_err(err)?;
-        let stamp = Stamp::of(&path);
         let size = created.size;
         self.upsert(Record {
             info_hash: hash,
@@ -137,67 +133,45 @@ impl Engine {
     }
 
     /// Builds the torrent of what `plan` lists by reading it once
-    /// (`create`), then seeds it. The pieces were hashed a moment ago, so librqbit is told
-    /// (through its fastresume bitfield) that all of them are there: it
-    /// samples a few pieces instead of reading everything a second time.
-    pub(super) async fn hash_and_seed(
+    /// (`create`). The new share is then idle (`idle`): it seeds without
+    /// being added to librqbit, until a contact wants it. Adding it now
+    /// would cost what the share is not yet used for: librqbit's check of a
+    /// piece of every file against the bitfield, its open files and its
+    /// announces (thousands of new shares ran out of file descriptors).
+    pub(super) async fn hash_share(
         &self,
         plan: create::Plan,
         name: &str,
         shown: &str,
-    ) -> Result<(create::Created, ManagedTorrentHandle), EngineError> {
+    ) -> Result<create::Created, EngineError> {
         let failed =
             |e: &dyn std::fmt::Display| EngineError::Engine(format!("cannot share {shown}: {e:#}"));
         // (A rebuild reads only what changed.)
         let size = plan.to_read();
-        let created = {
-            let (name, shown) = (name.to_string(), shown.to_string());
-            let (events, stop) = (self.inner.events.clone(), self.inner.stop.clone());
-            tokio::task::spawn_blocking(move || {
-                let mut last = std::time::Instant::now();
-                create::create(plan, &name, &mut |done| {
-                    if last.elapsed() >= HASHING_PROGRESS_EVERY {
-                        last = std::time::Instant::now();
-                        events.send(Event::HashingProgress {
-                            path: shown.clone(),
-                            done,
-                            size: size.max(done),
-                        });
-                    }
-                    // A shutdown does not wait for a large file's hashing.
-                    if stop.is_cancelled() {
-                        std::ops::ControlFlow::Break(())
-                    } else {
-                        std::ops::ControlFlow::Continue(())
-                    }
-                })
+        let (name, shown) = (name.to_string(), shown.to_string());
+        let (events, stop) = (self.inner.events.clone(), self.inner.stop.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut last = std::time::Instant::now();
+            create::create(plan, &name, &mut |done| {
+                if last.elapsed() >= HASHING_PROGRESS_EVERY {
+                    last = std::time::Instant::now();
+                    events.send(Event::HashingProgress {
+                        path: shown.clone(),
+                        done,
+                        size: size.max(done),
+                    });
+                }
+                // A shutdown does not wait for a large file's hashing.
+                if stop.is_cancelled() {
+                    std::ops::ControlFlow::Break(())
+                } else {
+                    std::ops::ControlFlow::Continue(())
+                }
             })
-            .await
-            .map_err(|e| failed(&e))?
-            .map_err(EngineError::BadPath)?
-        };
-        if let Err(e) =
-            write_full_bitfield(&self.inner.resume_dir, &created.info_hash, created.pieces)
-        {
-            // Only costs the second read this avoids.
-            tracing::warn!(hash = %created.info_hash, "cannot write the fastresume bitfield: {e}");
-        }
-        let peers = self.inner.paths.peers_for(&created.info_hash);
-        let layout = share_layout(&created.output_folder, name, created.multi);
-        let storage = SafeStorageFactory::new(layout.clone(), Access::Seed);
-        let added = self
-            .inner
-            .session
-            .add_torrent(
-                AddTorrent::TorrentFileBytes(created.torrent.clone().into()),
-                Some(self.add_options(storage, &layout, peers, false)),
-            )
-            .await
-            .map_err(|e| failed(&e))?;
-        let handle = self
-            .handle_of(added, &created.info_hash)
-            .ok_or_else(|| failed(&"the BitTorrent session did not take it"))?;
-        Ok((created, handle))
+        })
+        .await
+        .map_err(|e| failed(&e))?
+        .map_err(EngineError::BadPath)
     }
 
     fn refuse_unfinished_download(&self, path: &Path) -> Result<(), EngineError> {
@@ -316,18 +290,5 @@ impl Engine {
             ),
         });
         Some(false)
-    }
-}
-
-/// Where a share's content is: the shared file, or the shared folder
-/// (`output_folder` is the file's parent, or the folder itself).
-fn share_layout(output_folder: &Path, name: &str, multi: bool) -> Layout {
-    Layout {
-        top: if multi {
-            output_folder.to_path_buf()
-        } else {
-            output_folder.join(name)
-        },
-        multi,
     }
 }

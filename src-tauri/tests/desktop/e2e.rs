@@ -226,6 +226,14 @@ async fn drive(
     open_view(app, "shares").await?;
     app.wait_for(&format!("[data-share=\"{dropped_hash}\"]"), WAIT)
         .await?;
+    // Its folder is watched: the row says when the share was last updated.
+    app.wait_text(
+        &format!("[data-share=\"{dropped_hash}\"] .updated"),
+        "\"updated … ago\"",
+        WAIT,
+        |t| t.starts_with("updated ") && t.ends_with(" ago"),
+    )
+    .await?;
     shot(app, "shares").await?;
     let deadline = Instant::now() + WAIT;
     loop {
