@@ -37,6 +37,7 @@
 mod dial;
 mod incoming;
 mod outgoing;
+mod pipe;
 pub mod punch;
 pub mod relay;
 pub mod signal;

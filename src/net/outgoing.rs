@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::signal::{new_sid, Mode, Request};
 use super::socks::{self, Reply};
-use super::{dial, punch, relay, Inner, Live, PathKind, PeerPath};
+use super::{dial, pipe, punch, relay, Inner, Live, PathKind, PeerPath};
 use crate::shares::InfoHash;
 
 /// How long librqbit may take to send its handshake after the proxy said
@@ -29,8 +29,6 @@ const PUNCH_WINDOW: Duration = Duration::from_secs(5);
 const ANSWER_TIMEOUT: Duration = Duration::from_secs(10);
 /// After a failed direct attempt, how long it is skipped.
 const SKIP_DIRECT: Duration = Duration::from_secs(600);
-/// Bytes copied at a time each way once connected.
-pub(super) const SPLICE_BUFFER: usize = 256 * 1024;
 
 /// One connection from librqbit to the proxy.
 pub(super) async fn serve(inner: Arc<Inner>, mut client: TcpStream, stop: CancellationToken) {
@@ -45,7 +43,7 @@ pub(super) async fn serve(inner: Arc<Inner>, mut client: TcpStream, stop: Cancel
         match TcpStream::connect(target).await {
             Ok(mut remote) => {
                 if socks::reply(&mut client, Reply::Succeeded).await.is_ok() {
-                    let _ = tokio::io::copy_bidirectional(&mut client, &mut remote).await;
+                    pipe::join(&mut client, &mut remote).await;
                 }
             }
             Err(_) => {
@@ -90,6 +88,7 @@ pub(super) async fn serve(inner: Arc<Inner>, mut client: TcpStream, stop: Cancel
     }
     inner.note_success(&jid, &resource);
     tracing::debug!(contact = %peer.contact, address = %peer.address, path = ?peer.path, %hash, "connected");
+    let relayed = peer.path == PathKind::Relayed;
     let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
     inner.live.lock().unwrap().insert(
         id,
@@ -101,7 +100,14 @@ pub(super) async fn serve(inner: Arc<Inner>, mut client: TcpStream, stop: Cancel
     );
     tokio::select! {
         _ = stop.cancelled() => {}
-        _ = tokio::io::copy_bidirectional_with_sizes(&mut client, &mut remote, SPLICE_BUFFER, SPLICE_BUFFER) => {}
+        // (librqbit's handshake went out above.)
+        _ = async {
+            if relayed {
+                pipe::join_relayed(&mut client, &mut remote, 0).await
+            } else {
+                pipe::join(&mut client, &mut remote).await
+            }
+        } => {}
     }
     inner.live.lock().unwrap().remove(&id);
 }

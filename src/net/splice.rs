@@ -24,8 +24,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
-use super::outgoing::SPLICE_BUFFER;
-use super::{Inner, PeerPath};
+use super::{pipe, Inner, PathKind, PeerPath};
 use crate::shares::InfoHash;
 
 /// How long a peer may take to send the start of its handshake.
@@ -36,6 +35,8 @@ const WAKE_TIMEOUT: Duration = Duration::from_secs(60);
 /// The handshake up to the end of its info hash: the protocol name's
 /// length (19), "BitTorrent protocol", 8 reserved bytes, the hash.
 const HANDSHAKE_HEAD: usize = 1 + 19 + 8 + 20;
+/// The whole handshake: its head and the peer id.
+const HANDSHAKE: usize = HANDSHAKE_HEAD + 20;
 const PROTOCOL: &[u8] = b"BitTorrent protocol";
 
 /// Where a connection came from, for the UI.
@@ -144,13 +145,13 @@ pub(super) async fn deliver(inner: &Inner, mut stream: TcpStream, origin: Origin
             inner.spliced.lock().unwrap().insert(seen_as, path.clone());
         }
     }
-    let _ = tokio::io::copy_bidirectional_with_sizes(
-        &mut stream,
-        &mut local,
-        SPLICE_BUFFER,
-        SPLICE_BUFFER,
-    )
-    .await;
+    match &origin {
+        // (librqbit's whole handshake goes out from here.)
+        Origin::Path(p) if p.path == PathKind::Relayed => {
+            pipe::join_relayed(&mut local, &mut stream, HANDSHAKE).await
+        }
+        _ => pipe::join(&mut stream, &mut local).await,
+    }
     inner.direct_in.lock().unwrap().remove(&seen_as);
     inner.spliced.lock().unwrap().remove(&seen_as);
 }
