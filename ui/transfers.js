@@ -89,6 +89,10 @@ function updateTransferRow(li, t) {
   r.diskName.textContent = notes.join(' · ');
   r.diskName.hidden = !notes.length;
   r.state.textContent = stateLabel(t);
+  // An idle share is not loaded until a contact asks for it: no files open.
+  r.state.title = t.kind === 'share' && t.idle
+    ? 'Seeding, idle: nobody is downloading it now; it is opened as soon as a contact asks for it'
+    : '';
   const total = Number(t.total_bytes) || 0;
   const have = Number(t.done_bytes) || 0;
   if (total > 0) {
