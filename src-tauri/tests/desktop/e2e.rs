@@ -6,8 +6,8 @@
 //! The account screen reports a missing keyring, a wrong password and a
 //! server that is down; alice logs in; bob's file appears under bob with
 //! its size, one click downloads it, the transfer completes and the file is
-//! bob's byte for byte; a file shared through the drop handler's command
-//! reaches bob; bob vanishing shows him offline, and a download of his
+//! bob's byte for byte; a folder shared through the drop handler's
+//! command reaches bob, and My shares says when it was last updated; bob vanishing shows him offline, and a download of his
 //! other file says so. A screenshot of each screen is saved to
 //! `<target dir>/screenshots/desktop-*.png`. (The demo mode has its own
 //! test, `demo.rs`; what both share is in `harness.rs`.)
@@ -72,7 +72,7 @@ async fn the_desktop_app_logs_in_downloads_and_shares() -> Result<()> {
         &home,
         bob,
         (&hash, &later_hash),
-        &tmp.path().join("dropped.bin"),
+        &tmp.path().join("dropped photos"),
     )
     .await;
     if outcome.is_err() {
@@ -211,8 +211,10 @@ async fn drive(
     pages::wait_transfer_done(app, hash, 1 << 20).await?;
     shot(app, "transfers").await?;
 
-    // A file shared through the drop handler's command reaches bob.
-    std::fs::write(dropped, random_bytes(50_000))?;
+    // A folder shared through the drop handler's command reaches bob.
+    std::fs::create_dir_all(dropped)?;
+    std::fs::write(dropped.join("beach.jpg"), random_bytes(50_000))?;
+    std::fs::write(dropped.join("dunes.jpg"), random_bytes(20_000))?;
     let out = app
         .execute(
             "return window.__TAURI__.core.invoke('share_paths', {paths: [arguments[0]]});",
@@ -226,7 +228,8 @@ async fn drive(
     open_view(app, "shares").await?;
     app.wait_for(&format!("[data-share=\"{dropped_hash}\"]"), WAIT)
         .await?;
-    // Its folder is watched: the row says when the share was last updated.
+    // The folder is watched (kept current): the row says when the share
+    // was last updated.
     app.wait_text(
         &format!("[data-share=\"{dropped_hash}\"] .updated"),
         "\"updated … ago\"",
@@ -243,7 +246,7 @@ async fn drive(
         }
         ensure!(
             Instant::now() < deadline,
-            "bob never saw the dropped file; his catalog: {catalog}"
+            "bob never saw the dropped folder; his catalog: {catalog}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
