@@ -1,5 +1,6 @@
 /* Contacts: the roster with each contact's devices and shares (expand a
-   contact), the connection check, contact requests, adding a contact. */
+   contact), their roster groups (shown, and edited when expanded), the
+   connection check, contact requests, adding a contact. */
 
 import { api } from './transport.js';
 import { S } from './state.js';
@@ -50,19 +51,21 @@ function contactRow(m) {
   const av = el('span', { class: 'avatar', 'aria-hidden': 'true' });
   const jidEl = el('span', { class: 'jid' });
   const subEl = el('span', { class: 'subscription' });
+  const groupsEl = el('span', { class: 'groups' });
   const expand = el('button', { type: 'button', class: 'expand', 'aria-expanded': 'false', 'aria-controls': bodyId },
-    iconSpan('chevron', 'icon chevron'), av, el('span', { class: 'who' }, jidEl, subEl));
+    iconSpan('chevron', 'icon chevron'), av, el('span', { class: 'who' }, jidEl, el('span', { class: 'sub-line' }, subEl, groupsEl)));
   const presence = el('span', { class: 'presence' });
   const count = el('span', { class: 'share-count' });
   const body = el('div', { class: 'contact-body', id: bodyId, hidden: true });
+  const editor = el('div', { class: 'contact-groups', hidden: true });
   const li = el('li', { class: 'contact', 'data-jid': m.jid },
-    el('div', { class: 'contact-head' }, expand, presence, count), body);
+    el('div', { class: 'contact-head' }, expand, presence, count), editor, body);
   expand.addEventListener('click', () => {
     if (S.expanded.has(m.jid)) S.expanded.delete(m.jid);
     else S.expanded.add(m.jid);
     renderContacts();
   });
-  li._r = { av, jidEl, subEl, expand, presence, count, body };
+  li._r = { av, jidEl, subEl, groupsEl, expand, presence, count, body, editor };
   return li;
 }
 
@@ -72,12 +75,16 @@ function updateContactRow(li, m) {
   r.jidEl.textContent = m.name ? `${m.name} (${m.jid})` : m.jid;
   r.jidEl.title = m.jid;
   r.subEl.textContent = subscriptionText(m);
+  const groups = (m.roster && m.roster.groups) || [];
+  r.groupsEl.replaceChildren(...groups.map((g) => el('span', { class: 'tag group', text: g })));
   r.presence.textContent = m.online ? 'online' : 'offline';
   r.presence.className = `presence ${m.online ? 'online' : 'offline'}`;
   r.count.textContent = plural(m.shares, 'share');
   const open = S.expanded.has(m.jid);
   r.expand.setAttribute('aria-expanded', String(open));
   r.body.hidden = !open;
+  r.editor.hidden = !open || !m.roster;
+  if (open && m.roster) renderGroupsEditor(r.editor, m);
   if (open) renderContactBody(r.body, m);
   else r.body.replaceChildren();
 }
@@ -129,6 +136,49 @@ function renderContactBody(body, m) {
     x.more.hidden = all || r.shares.length <= SHOWN_PER_RESOURCE;
     x.more.textContent = `Show all ${r.shares.length} shares`;
     if (!r.shares.length) x.list.replaceChildren(el('li', { class: 'muted', text: 'No shares on this device.' }));
+  });
+}
+
+/** Every group any contact is in. */
+function allGroups() {
+  return [...new Set(S.contacts.flatMap((c) => c.groups || []))].sort();
+}
+
+/** The expanded contact's groups: each with a button to leave it, and a
+ *  field to add the contact to a group (a new one is made this way). */
+function renderGroupsEditor(node, m) {
+  const groups = m.roster.groups || [];
+  const key = [groups, allGroups()].flat().join('\n');
+  // (Not rebuilt while unchanged: what is being typed stays.)
+  if (node._key === key) return;
+  node._key = key;
+  const chips = groups.map((g) => {
+    const leave = el('button', { type: 'button', class: 'chip-remove', text: '×', title: `Take ${m.jid} out of ${g}`, 'aria-label': `Take ${m.jid} out of ${g}` });
+    leave.addEventListener('click', () => changeGroups(leave, 'remove_from_group', { jid: m.jid, group: g }));
+    return el('span', { class: 'tag group' }, g, leave);
+  });
+  const listId = `groups-known-${nextId()}`;
+  const input = el('input', { type: 'text', class: 'group-input', placeholder: 'Add to a group…', list: listId, 'aria-label': `Add ${m.jid} to a group`, maxlength: '256' });
+  const known = el('datalist', { id: listId }, allGroups().filter((g) => !groups.includes(g)).map((g) => el('option', { value: g })));
+  const add = el('button', { type: 'submit', class: 'small', text: 'Add' });
+  const form = el('form', { class: 'group-add' }, input, known, add);
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const group = input.value.trim();
+    if (group) changeGroups(add, 'add_to_group', { jid: m.jid, group });
+  });
+  node.replaceChildren(el('span', { class: 'label', text: 'Groups' }),
+    ...(chips.length ? chips : [el('span', { class: 'muted', text: 'none' })]), form);
+}
+
+async function changeGroups(button, method, params) {
+  await whileBusy(button, null, async () => {
+    try {
+      await api(method, params);
+      await refreshContacts();
+    } catch (e) {
+      toast(explain(`Cannot change ${params.jid}'s groups`, e.message), { kind: 'error' });
+    }
   });
 }
 

@@ -7,6 +7,7 @@
 //! Not here: HTTP, authentication and the event stream (`http.rs`).
 
 mod error;
+mod groups;
 pub mod http;
 pub mod rpc;
 mod share_paths;

@@ -39,6 +39,10 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("add_contact", &["jid"]),
     ("accept_contact", &["jid"]),
     ("decline_contact", &["jid"]),
+    ("set_groups", &["jid", "groups"]),
+    ("add_to_group", &["jid", "group"]),
+    ("remove_from_group", &["jid", "group"]),
+    ("rename_group", &["from", "to"]),
     ("diagnose", &["jid"]),
 ];
 
@@ -96,6 +100,19 @@ pub async fn call(api: &Api, method: &str, params: Value) -> Result<Value, ApiEr
         "accept_contact" => api.accept_contact(&p.str("jid")?).and_then(|()| done()),
         "decline_contact" => api.decline_contact(&p.str("jid")?).and_then(|()| done()),
         "diagnose" => to_json(&api.diagnose(&p.str("jid")?).await?),
+        "set_groups" => api
+            .set_groups(&p.str("jid")?, &p.strings("groups")?)
+            .await
+            .and_then(|()| done()),
+        "add_to_group" => api
+            .add_to_group(&p.str("jid")?, &p.str("group")?)
+            .await
+            .and_then(|()| done()),
+        "remove_from_group" => api
+            .remove_from_group(&p.str("jid")?, &p.str("group")?)
+            .await
+            .and_then(|()| done()),
+        "rename_group" => to_json(&api.rename_group(&p.str("from")?, &p.str("to")?).await?),
         other => unreachable!("method {other} is listed but not handled"),
     }
 }
@@ -165,6 +182,20 @@ impl Params {
     fn str(&self, name: &str) -> Result<String, ApiError> {
         self.opt_str(name)?
             .ok_or_else(|| ApiError::params(format!("{}: missing parameter {name}", self.method)))
+    }
+
+    /// A list of strings (missing: empty).
+    fn strings(&self, name: &str) -> Result<Vec<String>, ApiError> {
+        let wrong =
+            || ApiError::params(format!("{}: {name} must be a list of strings", self.method));
+        match self.values.get(name) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|v| v.as_str().map(str::to_string).ok_or_else(wrong))
+                .collect(),
+            Some(_) => Err(wrong()),
+        }
     }
 
     fn hash(&self) -> Result<InfoHash, ApiError> {

@@ -103,6 +103,10 @@ pub struct Contact {
     pub pending_out: bool,
     /// They asked to see ours and wait for our answer.
     pub pending_in: bool,
+    /// The roster groups it is in, sorted: kept on the server, so other
+    /// clients of the account show the same groups.
+    #[serde(default)]
+    pub groups: Vec<String>,
 }
 
 pub(crate) enum Command {
@@ -127,6 +131,12 @@ pub(crate) enum Command {
     AcceptContact(BareJid),
     DeclineContact(BareJid),
     Roster(oneshot::Sender<Vec<Contact>>),
+    /// Puts a contact in exactly these roster groups (`roster.rs`).
+    SetGroups {
+        jid: BareJid,
+        groups: Vec<String>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -173,6 +183,7 @@ impl std::fmt::Debug for Command {
             Command::AcceptContact(_) => "AcceptContact",
             Command::DeclineContact(_) => "DeclineContact",
             Command::Roster(_) => "Roster",
+            Command::SetGroups { .. } => "SetGroups",
             Command::Shutdown(_) => "Shutdown",
         })
     }
@@ -437,6 +448,21 @@ impl XmppHandle {
         let (tx, rx) = oneshot::channel();
         self.send(Command::Roster(tx))?;
         rx.await.map_err(|_| SessionEnded)
+    }
+
+    /// Puts the contact `jid` in exactly `groups` on the server's roster
+    /// (its name kept), and waits for the server to take it; our roster
+    /// has the new groups when the server's roster push arrives, a moment
+    /// later. Other clients of the account see the same groups.
+    pub async fn set_groups(&self, jid: BareJid, groups: Vec<String>) -> Result<(), String> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::SetGroups { jid, groups, reply })
+            .map_err(|e| e.to_string())?;
+        match tokio::time::timeout(Duration::from_secs(30), answer).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err("the connection to the server was lost".into()),
+            Err(_) => Err("the server did not answer within 30 s".into()),
+        }
     }
 
     /// Retracts our resource from the published item, closes the stream and

@@ -1,5 +1,6 @@
 //! The programs people run, end to end against a real Prosody (and
 //! ejabberd): `bitweend` driven through `bitweenc` and its API (`daemon`),
+//! roster groups managed through it (`groups`),
 //! its web UI in headless Chromium (`webui`), and the desktop app's core
 //! without the GUI: the drop handler and login verdicts (`desktop`) and the
 //! demo mode (`demo`). The desktop app in its real webview is tested by
@@ -9,4 +10,5 @@
 mod daemon;
 mod demo;
 mod desktop;
+mod groups;
 mod webui;

@@ -5,11 +5,12 @@
 //!
 //! The account screen reports a missing keyring, a wrong password and a
 //! server that is down; alice logs in; bob's file appears under bob with
-//! its size, one click downloads it, the transfer completes and the file is
-//! bob's byte for byte; a folder shared through the drop handler's
-//! command reaches bob, and My shares says when it was last updated; bob vanishing shows him offline, and a download of his
-//! other file says so. A screenshot of each screen is saved to
-//! `<target dir>/screenshots/desktop-*.png`. (The demo mode has its own
+//! its size; bob is put in a new roster group from his row; one click
+//! downloads his file, the transfer completes and the file is bob's byte
+//! for byte; a folder shared through the drop handler's command reaches
+//! bob, and My shares says when it was last updated; bob vanishing shows
+//! him offline, and a download of his other file says so. A screenshot of
+//! each screen is saved to `<target dir>/screenshots/desktop-*.png`. (The demo mode has its own
 //! test, `demo.rs`; what both share is in `harness.rs`.)
 //!
 //! Needs `cargo build --bin bitweend --bin bitweenc` (scripts/test.sh
@@ -192,6 +193,21 @@ async fn drive(
     pages::wait_presence(app, &bob_jid, "online").await?;
     pages::check_contact_share(app, &bob_jid, hash, "holiday 2026.mkv", "1.0 MiB").await?;
     shot(app, "contacts").await?;
+    // bob goes in a new roster group, from his row.
+    let bob_row = pages::contact_row(&bob_jid);
+    app.find(&format!("{bob_row} .group-input"))
+        .await?
+        .send_keys("Family")
+        .await?;
+    app.click(&format!("{bob_row} .group-add button")).await?;
+    app.wait_text(
+        &format!("{bob_row} .groups"),
+        "the group Family",
+        WAIT,
+        |t| t == "Family",
+    )
+    .await?;
+    shot(app, "contacts-groups").await?;
     app.click(&format!(
         "{} button.download",
         pages::contact_share_row(&bob_jid, hash)

@@ -93,6 +93,21 @@ enum Cmd {
     AddContact {
         jid: String,
     },
+    /// Put a contact in a roster group (a new group is made this way).
+    GroupAdd {
+        jid: String,
+        group: String,
+    },
+    /// Take a contact out of a roster group.
+    GroupRemove {
+        jid: String,
+        group: String,
+    },
+    /// Rename a roster group (every member is moved to the new name).
+    GroupRename {
+        from: String,
+        to: String,
+    },
     /// Stop the daemon.
     Exit,
 }
@@ -210,6 +225,9 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::Cancel { hash, delete } => ("cancel", json!([hash, delete])),
         Cmd::Contacts => ("contacts", json!([])),
         Cmd::AddContact { jid } => ("add_contact", json!([jid])),
+        Cmd::GroupAdd { jid, group } => ("add_to_group", json!([jid, group])),
+        Cmd::GroupRemove { jid, group } => ("remove_from_group", json!([jid, group])),
+        Cmd::GroupRename { from, to } => ("rename_group", json!([from, to])),
         Cmd::Exit => ("Api.exit", json!([])),
     };
     let v = client.call(method, params).await?;

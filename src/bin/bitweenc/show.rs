@@ -156,16 +156,30 @@ pub(crate) fn show(cmd: &Cmd, v: &Value) -> Result<(), Failure> {
             print_table(&rows);
         }
         Cmd::Contacts => {
-            let mut rows = vec![vec!["JID".into(), "SUBSCRIPTION".into(), "PENDING".into()]];
+            let mut rows = vec![vec![
+                "JID".into(),
+                "SUBSCRIPTION".into(),
+                "PENDING".into(),
+                "GROUPS".into(),
+            ]];
             for c in typed::<Vec<Contact>>(v)? {
                 let pending = match (c.pending_out, c.pending_in) {
                     (true, _) => "we asked",
                     (_, true) => "they ask",
                     _ => "",
                 };
-                rows.push(vec![c.jid, wire_name(&c.subscription), pending.into()]);
+                rows.push(vec![
+                    c.jid,
+                    wire_name(&c.subscription),
+                    pending.into(),
+                    c.groups.join(", "),
+                ]);
             }
             print_table(&rows);
+        }
+        Cmd::GroupRename { from, to } => {
+            let moved = v.as_u64().unwrap_or(0);
+            println!("{moved} contact(s) moved from {from:?} to {to:?}");
         }
         _ => match v {
             Value::Bool(true) => println!("ok"),

@@ -51,6 +51,7 @@ impl Session {
             Command::Roster(reply) => {
                 let _ = reply.send(self.roster.values().cloned().collect());
             }
+            Command::SetGroups { jid, groups, reply } => self.set_groups(jid, groups, reply).await,
             Command::Shutdown(reply) => self.begin_shutdown(reply).await,
             Command::Iq {
                 to,

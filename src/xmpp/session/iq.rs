@@ -49,6 +49,12 @@ pub(super) enum Pending {
     },
     /// Another part's IQ (`Command::Iq`), answered through the channel.
     External(oneshot::Sender<Result<Option<Element>, String>>),
+    /// Our roster set putting a contact in these groups (`roster.rs`).
+    SetGroups {
+        jid: BareJid,
+        groups: Vec<String>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 fn error_reply(iq_id: String, to: Option<Jid>, condition: DefinedCondition) -> Iq {
@@ -182,6 +188,9 @@ impl Session {
                         text
                     }
                 }));
+            }
+            Pending::SetGroups { jid, groups, reply } => {
+                self.on_groups_set(jid, groups, reply, answer)
             }
             Pending::Roster => self.on_roster_answer(answer).await,
             Pending::OwnItem => self.on_own_item_answer(answer).await,

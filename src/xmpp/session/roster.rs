@@ -11,6 +11,10 @@ use tokio_xmpp::parsers::presence::{Presence, Type as PresenceType};
 use tokio_xmpp::parsers::roster::{Ask, Roster, Subscription};
 use tokio_xmpp::parsers::stanza_error::StanzaError;
 
+use tokio::sync::oneshot;
+use tokio_xmpp::parsers::ns;
+
+use super::iq::Pending;
 use super::Session;
 use crate::events::Event;
 use crate::xmpp::{self, Contact};
@@ -67,6 +71,9 @@ impl Session {
             let they_see_us = matches!(item.subscription, Subscription::From | Subscription::Both);
             let pending_in =
                 !they_see_us && self.roster.get(&item.jid).is_some_and(|c| c.pending_in);
+            let mut groups: Vec<String> = item.groups.iter().map(|g| g.0.clone()).collect();
+            groups.sort();
+            groups.dedup();
             self.roster.insert(
                 item.jid.clone(),
                 Contact {
@@ -75,10 +82,76 @@ impl Session {
                     subscription: ours(&item.subscription),
                     pending_out: item.ask == Ask::Subscribe,
                     pending_in,
+                    groups,
                 },
             );
         }
         self.events.send(Event::RosterChanged);
+    }
+
+    /// Asks the server to put the contact `jid` in exactly `groups` (a
+    /// roster set naming the item's name and groups, and no subscription:
+    /// RFC 6121 2.1.5); the server's answer goes to `reply`. The roster
+    /// push that follows updates our roster.
+    pub(super) async fn set_groups(
+        &mut self,
+        jid: BareJid,
+        groups: Vec<String>,
+        reply: oneshot::Sender<Result<(), String>>,
+    ) {
+        let Some(contact) = self.roster.get(&jid) else {
+            let _ = reply.send(Err(format!("{jid} is not in your contacts")));
+            return;
+        };
+        if self.bound.is_none() {
+            let _ = reply.send(Err(
+                "offline: groups can be changed once connected to the server".into(),
+            ));
+            return;
+        }
+        let mut item = Element::builder("item", ns::ROSTER)
+            .attr("jid".try_into().expect("a name"), jid.to_string());
+        if let Some(name) = &contact.name {
+            item = item.attr("name".try_into().expect("a name"), name.as_str());
+        }
+        for group in &groups {
+            item = item.append(Element::builder("group", ns::ROSTER).append(group.as_str()));
+        }
+        let query = Element::builder("query", ns::ROSTER).append(item).build();
+        let pending = Pending::SetGroups { jid, groups, reply };
+        self.send_iq(None, false, query, pending).await;
+    }
+
+    /// The server's answer to our roster set: once it took the groups, our
+    /// roster has them at once (its roster push may come a moment later),
+    /// so a change made right after starts from them.
+    pub(super) fn on_groups_set(
+        &mut self,
+        jid: BareJid,
+        mut groups: Vec<String>,
+        reply: oneshot::Sender<Result<(), String>>,
+        answer: Result<Option<Element>, StanzaError>,
+    ) {
+        let result = match answer {
+            Ok(_) => {
+                groups.sort();
+                groups.dedup();
+                if let Some(c) = self.roster.get_mut(&jid) {
+                    c.groups = groups;
+                    self.events.send(Event::RosterChanged);
+                }
+                Ok(())
+            }
+            Err(e) => Err(format!(
+                "the server refused the change of groups: {}",
+                e.texts
+                    .values()
+                    .next()
+                    .cloned()
+                    .unwrap_or_else(|| format!("{:?}", e.defined_condition))
+            )),
+        };
+        let _ = reply.send(result);
     }
 
     /// Sends our presence with caps to each contact whose presence we see
@@ -169,6 +242,7 @@ impl Session {
                                 subscription: xmpp::Subscription::None,
                                 pending_out: false,
                                 pending_in: true,
+                                groups: Vec::new(),
                             },
                         );
                     }
