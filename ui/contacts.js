@@ -239,6 +239,7 @@ export function renderContacts() {
   const requests = [...S.requests].sort();
   $('#requests').hidden = requests.length === 0;
   syncList($('#requests-list'), requests, (j) => j, requestRow, () => {});
+  renderRenameForm();
   const badge = $('#badge-contacts');
   badge.hidden = requests.length === 0;
   badge.textContent = String(requests.length);
@@ -269,7 +270,46 @@ async function addContact(ev) {
   });
 }
 
+/** The rename form lists every group; hidden while there is none. */
+function renderRenameForm() {
+  const groups = allGroups();
+  $('#rename-group-form').hidden = groups.length === 0;
+  const select = $('#rename-group-from');
+  const chosen = select.value;
+  if ([...select.options].map((o) => o.value).join('\n') !== groups.join('\n')) {
+    select.replaceChildren(...groups.map((g) => el('option', { value: g, text: g })));
+    if (groups.includes(chosen)) select.value = chosen;
+  }
+}
+
+async function renameGroup(ev) {
+  ev.preventDefault();
+  const from = $('#rename-group-from').value;
+  const input = $('#rename-group-to');
+  const errorNode = $('#rename-group-error');
+  const to = input.value.trim();
+  if (!to) {
+    showError(errorNode, 'Enter the new name of the group.');
+    input.focus();
+    return;
+  }
+  showError(errorNode, '');
+  await whileBusy($('#rename-group-submit'), null, async () => {
+    try {
+      const moved = await api('rename_group', { from, to });
+      input.value = '';
+      toast(`${plural(moved, 'contact')} moved from “${from}” to “${to}”.`, { kind: 'ok' });
+      await refreshContacts();
+      $('#rename-group-from').value = to;
+    } catch (e) {
+      showError(errorNode, e.message);
+    }
+  });
+}
+
 export function wireContacts() {
   $('#add-contact-jid').addEventListener('input', () => showError($('#add-contact-error'), ''));
   $('#add-contact-form').addEventListener('submit', addContact);
+  $('#rename-group-to').addEventListener('input', () => showError($('#rename-group-error'), ''));
+  $('#rename-group-form').addEventListener('submit', renameGroup);
 }

@@ -5,12 +5,13 @@
 //!
 //! The account screen reports a missing keyring, a wrong password and a
 //! server that is down; alice logs in; bob's file appears under bob with
-//! its size; bob is put in a new roster group from his row; one click
-//! downloads his file, the transfer completes and the file is bob's byte
-//! for byte; a folder shared through the drop handler's command reaches
-//! bob, and My shares says when it was last updated; bob vanishing shows
-//! him offline, and a download of his other file says so. A screenshot of
-//! each screen is saved to `<target dir>/screenshots/desktop-*.png`. (The demo mode has its own
+//! its size; bob is put in a new roster group from his row, and the group
+//! is renamed; one click downloads his file, the transfer completes and the
+//! file is bob's byte for byte; a folder shared through the drop handler's
+//! command reaches bob, and My shares says when it was last updated; bob
+//! vanishing shows him offline, and a download of his other file says so.
+//! A screenshot of each screen is saved to
+//! `<target dir>/screenshots/desktop-*.png`. (The demo mode has its own
 //! test, `demo.rs`; what both share is in `harness.rs`.)
 //!
 //! Needs `cargo build --bin bitweend --bin bitweenc` (scripts/test.sh
@@ -205,6 +206,19 @@ async fn drive(
         "the group Family",
         WAIT,
         |t| t == "Family",
+    )
+    .await?;
+    // The group is renamed with the form below the list.
+    app.find("#rename-group-to")
+        .await?
+        .send_keys("Family & friends")
+        .await?;
+    app.click("#rename-group-submit").await?;
+    app.wait_text(
+        &format!("{bob_row} .groups"),
+        "the renamed group",
+        WAIT,
+        |t| t == "Family & friends",
     )
     .await?;
     shot(app, "contacts-groups").await?;
