@@ -288,7 +288,8 @@ fn the_installer_installs_for_the_user_and_uninstalls_cleanly() {
     let out = wine_run(dir.join("bitweend.exe").to_str().unwrap(), &["--version"]);
     let version = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && version.trim_end().ends_with(env!("CARGO_PKG_VERSION")),
+        out.status.success()
+            && version.trim_end() == concat!("bitweend ", env!("CARGO_PKG_VERSION")),
         "bitweend.exe --version: {out:?}"
     );
     let out = wine_run(dir.join("bitween.exe").to_str().unwrap(), &[]);

@@ -22,7 +22,7 @@ use clap::Parser;
 
 /// Share files with your XMPP contacts (headless backend).
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "bitweend", version)]
 struct Args {
     /// Your account, user@domain.
     #[arg(long)]

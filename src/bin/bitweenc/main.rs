@@ -20,7 +20,7 @@ use show::show;
 
 /// Control a running bitweend.
 #[derive(Debug, Parser)]
-#[command(version)]
+#[command(name = "bitweenc", version)]
 struct Cli {
     /// The daemon's data dir (where it wrote api-address and api-token);
     /// default: $XDG_DATA_HOME/bitween.
