@@ -4,7 +4,7 @@
 
 import { api, invoke, listen } from './transport.js';
 import { nameOf, peerNames, S } from './state.js';
-import { $, el, fileIcon, showError, syncList, whileBusy } from './dom.js';
+import { $, el, fileIcon, iconSpan, showError, syncList, whileBusy } from './dom.js';
 import { basename, coalesce, explain, humanDuration, humanSize, humanSpeed, listNames, magnet, plural } from './format.js';
 import { confirmDialog, toast } from './messages.js';
 import { navigate } from './views.js';
@@ -38,11 +38,12 @@ function shareRow(share) {
   copy.addEventListener('click', () => copyMagnet(hash));
   check.addEventListener('click', () => verify(hash, check));
   remove.addEventListener('click', () => unshare(hash));
+  const icon = fileIcon();
   const li = el('li', { class: 'row', 'data-share': hash },
-    el('div', { class: 'row-main' }, fileIcon(),
+    el('div', { class: 'row-main' }, icon,
       el('div', { class: 'row-text' }, el('div', { class: 'name-line' }, name, kindTag), el('div', { class: 'meta' }, size, peers, uploaded, updated))),
     el('div', { class: 'row-actions' }, copy, check, remove));
-  li._r = { name, size, peers, uploaded, updated, copy, check, remove, kindTag };
+  li._r = { icon, name, size, peers, uploaded, updated, copy, check, remove, kindTag };
   return li;
 }
 
@@ -51,6 +52,11 @@ function updateShareRow(li, share) {
   const t = S.transfers.get(share.hash);
   r.name.textContent = share.name;
   r.name.title = share.name;
+  const folder = !!(t && t.is_folder);
+  if (r.icon.dataset.folder !== String(folder)) {
+    r.icon.dataset.folder = String(folder);
+    r.icon.replaceChildren(iconSpan(folder ? 'folder' : 'file'));
+  }
   r.size.textContent = humanSize(share.size);
   const names = t ? peerNames(t) : [];
   r.peers.textContent = names.length ? `${plural(names.length, 'peer')}: ${listNames(names, 2)}` : 'no peers';

@@ -48,6 +48,9 @@ pub struct Transfer {
     /// transfers it now).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub idle: bool,
+    /// A folder (a torrent with a file list), once its metadata is known.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub is_folder: bool,
 }
 
 /// A share of ours, or a download.

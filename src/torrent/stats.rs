@@ -95,6 +95,7 @@ impl Engine {
             error: None,
             updated_at: None,
             idle: false,
+            is_folder: multi == Some(true),
         };
         if let Kind::Share { path, .. } = &r.kind {
             if self.inner.watch.is_watched(path) {

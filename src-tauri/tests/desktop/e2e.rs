@@ -267,6 +267,12 @@ async fn drive(
         |t| t.starts_with("updated ") && t.ends_with(" ago"),
     )
     .await?;
+    // It shows as a folder.
+    app.wait_for(
+        &format!("[data-share=\"{dropped_hash}\"] .file-icon[data-folder=\"true\"]"),
+        WAIT,
+    )
+    .await?;
     shot(app, "shares").await?;
     let deadline = Instant::now() + WAIT;
     loop {
