@@ -25,9 +25,15 @@ pub(crate) fn rchar(pid: u32) -> u64 {
         .expect("an rchar line")
 }
 
-/// Waits until every hash in `hashes` is seeding.
+/// Waits (up to two minutes) until every hash in `hashes` is seeding.
 pub(crate) fn wait_seeding(daemon: &Daemon, hashes: &[&str]) {
-    let deadline = Instant::now() + Duration::from_secs(120);
+    wait_seeding_within(daemon, hashes, Duration::from_secs(120))
+}
+
+/// Waits up to `limit` until every hash in `hashes` is seeding (a share,
+/// or a download that finished).
+pub(crate) fn wait_seeding_within(daemon: &Daemon, hashes: &[&str], limit: Duration) {
+    let deadline = Instant::now() + limit;
     loop {
         let transfers = daemon.json(&["transfers"]);
         let seeding = |h: &&str| {
