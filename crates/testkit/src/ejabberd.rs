@@ -66,11 +66,14 @@ impl Ejabberd {
         }
         for (a, b) in contacts {
             for (u, c) in [(a, b), (b, a)] {
+                // (add_rosteritem takes the groups joined with ';'.)
+                let groups = options.groups_of(u, c).join(";");
                 seed.push(format!(
-                    "mod_admin_extra:add_rosteritem({u}, {d}, {c}, {d}, {c}, <<>>, <<\"both\">>)",
+                    "mod_admin_extra:add_rosteritem({u}, {d}, {c}, {d}, {c}, {g}, <<\"both\">>)",
                     u = bin(u),
                     c = bin(c),
-                    d = bin(DOMAIN)
+                    d = bin(DOMAIN),
+                    g = bin(&groups)
                 ));
             }
         }

@@ -109,8 +109,8 @@ VirtualHost "{DOMAIN}"
             p.register(u);
         }
         for (a, b) in contacts {
-            p.add_roster_entry(a, b);
-            p.add_roster_entry(b, a);
+            p.add_roster_entry(a, b, &options.groups_of(a, b));
+            p.add_roster_entry(b, a, &options.groups_of(b, a));
         }
         p.start_again();
         p
@@ -139,9 +139,10 @@ VirtualHost "{DOMAIN}"
             .expect("prosodyctl registers the user (scripts/test.sh installs prosody)");
     }
 
-    /// Adds `contact` with subscription "both" to `user`'s stored roster.
-    fn add_roster_entry(&self, user: &str, contact: &str) {
-        bitween::desktop::demo::add_roster_entry(self.dir.path(), user, contact)
+    /// Adds `contact` with subscription "both", in `groups`, to `user`'s
+    /// stored roster.
+    fn add_roster_entry(&self, user: &str, contact: &str, groups: &[&str]) {
+        bitween::desktop::demo::add_roster_entry(self.dir.path(), user, contact, groups)
             .expect("the roster is written");
     }
 

@@ -54,6 +54,20 @@ pub struct ServerOptions {
     pub prosody_extra: String,
     /// Top-level YAML added to ejabberd's configuration.
     pub ejabberd_extra: String,
+    /// Roster groups: (user, contact, group), `user` has `contact` (one of
+    /// the mutual contacts) in `group` from the start.
+    pub roster_groups: Vec<(String, String, String)>,
+}
+
+impl ServerOptions {
+    /// The groups `user` has `contact` in from the start.
+    pub(crate) fn groups_of(&self, user: &str, contact: &str) -> Vec<&str> {
+        self.roster_groups
+            .iter()
+            .filter(|(u, c, _)| u == user && c == contact)
+            .map(|(_, _, g)| g.as_str())
+            .collect()
+    }
 }
 
 impl Default for ServerOptions {
@@ -66,6 +80,7 @@ impl Default for ServerOptions {
             plain: true,
             prosody_extra: String::new(),
             ejabberd_extra: String::new(),
+            roster_groups: Vec::new(),
         }
     }
 }

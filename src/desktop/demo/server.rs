@@ -155,8 +155,8 @@ impl Server {
                 }
                 for (i, (a, _)) in accounts.iter().enumerate() {
                     for (b, _) in &accounts[i + 1..] {
-                        add_roster_entry(dir, a, b)?;
-                        add_roster_entry(dir, b, a)?;
+                        add_roster_entry(dir, a, b, &[])?;
+                        add_roster_entry(dir, b, a, &[])?;
                     }
                 }
             }
@@ -452,9 +452,15 @@ fn prosody_file_name(user: &str) -> String {
         .collect()
 }
 
-/// Adds `contact` with subscription "both" to `user`'s stored roster (a
-/// Lua table Prosody reads at start) in the server data under `dir`.
-pub fn add_roster_entry(dir: &Path, user: &str, contact: &str) -> Result<(), DemoError> {
+/// Adds `contact` with subscription "both", in the roster `groups`, to
+/// `user`'s stored roster (a Lua table Prosody reads at start) in the
+/// server data under `dir`.
+pub fn add_roster_entry(
+    dir: &Path,
+    user: &str,
+    contact: &str,
+    groups: &[&str],
+) -> Result<(), DemoError> {
     let path = dir
         .join("data")
         .join(DOMAIN)
@@ -470,8 +476,12 @@ pub fn add_roster_entry(dir: &Path, user: &str, contact: &str) -> Result<(), Dem
                 .to_string(),
             Err(_) => "\n  [false] = { version = 1; pending = {}; };\n".to_string(),
         };
+        let groups: String = groups
+            .iter()
+            .map(|g| format!("[\"{}\"] = true; ", lua_escape(g)))
+            .collect();
         entries.push_str(&format!(
-            "  [\"{contact}@{DOMAIN}\"] = {{ subscription = \"both\"; groups = {{}}; }};\n"
+            "  [\"{contact}@{DOMAIN}\"] = {{ subscription = \"both\"; groups = {{ {groups}}}; }};\n"
         ));
         fs::write(&path, format!("return {{{entries}}};\n"))
     };

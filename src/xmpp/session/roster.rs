@@ -71,7 +71,12 @@ impl Session {
             let they_see_us = matches!(item.subscription, Subscription::From | Subscription::Both);
             let pending_in =
                 !they_see_us && self.roster.get(&item.jid).is_some_and(|c| c.pending_in);
-            let mut groups: Vec<String> = item.groups.iter().map(|g| g.0.clone()).collect();
+            let mut groups: Vec<String> = item
+                .groups
+                .iter()
+                .map(|g| g.0.clone())
+                .filter(|g| !g.is_empty())
+                .collect();
             groups.sort();
             groups.dedup();
             self.roster.insert(
