@@ -62,6 +62,14 @@ fn share_with_cli(
     Ok(calls)
 }
 
+/// Stops the `daemons`.
+fn stop(daemons: &mut [std::process::Child]) {
+    for daemon in daemons {
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+    }
+}
+
 pub async fn bulk_rows(server: &Prosody, http: &reqwest::Client, dir: &Path, sizes: &Sizes) {
     let n = sizes.bulk_files;
     let files = small_files(&dir.join("library"), n);
@@ -79,20 +87,18 @@ pub async fn bulk_rows(server: &Prosody, http: &reqwest::Client, dir: &Path, siz
             .unwrap()
     };
     let wall = start.elapsed();
+    let wall_row = format!(
+        "{} small files shared with bitweenc share, {} paths a call: total wall time",
+        thousands(n as u64),
+        sizes.bulk_per_call
+    );
     let calls = match calls {
         Ok(calls) => calls,
         Err((shared, why)) => {
             // A row that says so, and the other benchmarks still run.
-            let _ = alice.kill();
-            let _ = bob.kill();
-            let _ = alice.wait();
-            let _ = bob.wait();
+            stop(&mut [alice, bob]);
             row(
-                &format!(
-                    "{} small files shared with bitweenc share, {} paths a call: total wall time",
-                    thousands(n as u64),
-                    sizes.bulk_per_call
-                ),
+                &wall_row,
                 "< 60 s",
                 format!(
                     "a call failed after {} files and {}: {why}",
@@ -121,17 +127,10 @@ pub async fn bulk_rows(server: &Prosody, http: &reqwest::Client, dir: &Path, siz
     let caught_up = returned.elapsed();
     tokio::time::sleep(Duration::from_secs(5)).await; // idle
     let rss = proc_mib(alice.id(), "VmRSS:");
-    let _ = alice.kill();
-    let _ = bob.kill();
-    let _ = alice.wait();
-    let _ = bob.wait();
+    stop(&mut [alice, bob]);
     let (first, last) = (calls[0], calls[calls.len() - 1]);
     row(
-        &format!(
-            "{} small files shared with bitweenc share, {} paths a call: total wall time",
-            thousands(n as u64),
-            sizes.bulk_per_call
-        ),
+        &wall_row,
         "< 60 s",
         format!(
             "{} (first call {}, last call {})",
