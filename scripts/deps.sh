@@ -4,8 +4,10 @@
 # of the desktop app (WebKitGTK, the tray's AppIndicator, D-Bus for the
 # keyring, xdg-utils to open files); plus the Debian packages named in
 # $EXTRA_PACKAGES (run.sh asks for Prosody, for the demo; test.sh for
-# Prosody, ejabberd, qbittorrent-nox, Xvfb, WebKitWebDriver and Chromium).
-# Sourced by run.sh and test.sh.
+# Prosody, ejabberd, qbittorrent-nox, Xvfb, WebKitWebDriver and Chromium);
+# plus the Rust targets named in $RUST_TARGETS (the Windows scripts'
+# x86_64-pc-windows-gnu). Sourced by run.sh, test.sh and the Windows
+# scripts.
 set -euo pipefail
 
 as_root() {
@@ -63,6 +65,14 @@ if ! command -v cargo >/dev/null 2>&1; then
     export PATH="$HOME/.cargo/bin:$PATH"
   fi
 fi
+
+# (rustup is in ~/.cargo/bin, where the PATH may not look.)
+for target in ${RUST_TARGETS:-}; do
+  if ! PATH="$HOME/.cargo/bin:$PATH" rustup target list --installed | grep -qx "$target"; then
+    echo "Installing the Rust target $target"
+    PATH="$HOME/.cargo/bin:$PATH" rustup target add "$target"
+  fi
+done
 
 # One shared build folder outside the clone, so reruns and CI are fast.
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/bitween-target}"

@@ -13,13 +13,9 @@ cd "$(dirname "$0")/.."
 # Wine runs the .exe files; mingw-w64 links them (and builds the C parts of
 # aws-lc and ring); NSIS is the desktop installer's maker; Prosody is the
 # transfer's server.
-EXTRA_PACKAGES="prosody wine wine64 gcc-mingw-w64-x86-64 nsis" source scripts/deps.sh
-export PATH="$HOME/.cargo/bin:$PATH"
 WIN=x86_64-pc-windows-gnu
-if ! rustup target list --installed | grep -qx "$WIN"; then
-  echo "Installing the Rust target $WIN"
-  rustup target add "$WIN"
-fi
+RUST_TARGETS="$WIN" EXTRA_PACKAGES="prosody wine wine64 gcc-mingw-w64-x86-64 nsis" source scripts/deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 
 # A Wine prefix of our own beside the build folder (not the user's ~/.wine).
 export WINEPREFIX="${BITWEEN_WINEPREFIX:-$HOME/.cache/bitween-wine}"

@@ -15,13 +15,9 @@
 # no network beyond the package registries. See the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-EXTRA_PACKAGES="gcc-mingw-w64-x86-64 nsis" source scripts/deps.sh
-export PATH="$HOME/.cargo/bin:$PATH"
 WIN=x86_64-pc-windows-gnu
-if ! rustup target list --installed | grep -qx "$WIN"; then
-  echo "Installing the Rust target $WIN"
-  rustup target add "$WIN"
-fi
+RUST_TARGETS="$WIN" EXTRA_PACKAGES="gcc-mingw-w64-x86-64 nsis" source scripts/deps.sh
+export PATH="$HOME/.cargo/bin:$PATH"
 
 profile=release fast=()
 if [ "${1:-}" = "--debug" ]; then profile=debug fast=(-DFAST); fi
