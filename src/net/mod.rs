@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 
 use futures::future::BoxFuture;
 use serde::Serialize;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 
 pub use crate::events::PathKind;
@@ -160,6 +160,45 @@ pub struct PeerPaths {
     inner: Arc<Inner>,
 }
 
+/// Accepts connections on `listener` until `stop` (or until `inner` is
+/// gone), and serves each in a task of its own: `serve(inner, stream,
+/// from)`. A failed accept (out of file descriptors and the like) waits a
+/// moment instead of spinning.
+fn accept_loop<F, Fut>(
+    inner: &Arc<Inner>,
+    listener: TcpListener,
+    stop: CancellationToken,
+    span: tracing::Span,
+    serve: F,
+) where
+    F: Fn(Arc<Inner>, TcpStream, SocketAddr) -> Fut + Send + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let weak = Arc::downgrade(inner);
+    tokio::spawn(tracing::Instrument::instrument(
+        async move {
+            loop {
+                let conn = tokio::select! {
+                    _ = stop.cancelled() => break,
+                    c = listener.accept() => c,
+                };
+                let (stream, from) = match conn {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!("accepting a connection failed: {e}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                        continue;
+                    }
+                };
+                let Some(inner) = weak.upgrade() else { break };
+                let from = SocketAddr::new(from.ip().to_canonical(), from.port());
+                tokio::spawn(serve(inner, stream, from));
+            }
+        },
+        span,
+    ));
+}
+
 fn random_token() -> String {
     format!("{:032x}", rand::random::<u128>())
 }
@@ -197,23 +236,14 @@ impl PeerPaths {
             failures: Mutex::new(HashMap::new()),
             requests: Mutex::new(HashMap::new()),
         });
-        let serving = Arc::downgrade(&inner);
-        tokio::spawn(tracing::Instrument::instrument(
-            async move {
-                loop {
-                    let conn = tokio::select! {
-                        _ = stop.cancelled() => break,
-                        c = listener.accept() => c,
-                    };
-                    let Ok((stream, _)) = conn else { continue };
-                    let Some(inner) = serving.upgrade() else {
-                        break;
-                    };
-                    tokio::spawn(outgoing::serve(inner, stream, stop.child_token()));
-                }
-            },
+        let child = stop.clone();
+        accept_loop(
+            &inner,
+            listener,
+            stop,
             tracing::debug_span!("peer-paths"),
-        ));
+            move |inner, stream, _| outgoing::serve(inner, stream, child.child_token()),
+        );
         Ok(PeerPaths { inner })
     }
 

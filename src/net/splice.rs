@@ -49,37 +49,22 @@ pub(super) enum Origin {
 
 /// Serves our listener on the public BitTorrent port until `stop`.
 pub(super) fn serve_listener(inner: Arc<Inner>, listener: TcpListener, stop: CancellationToken) {
-    let weak = Arc::downgrade(&inner);
-    drop(inner);
-    tokio::spawn(tracing::Instrument::instrument(
-        async move {
-            loop {
-                let conn = tokio::select! {
-                    _ = stop.cancelled() => break,
-                    c = listener.accept() => c,
-                };
-                let (stream, from) = match conn {
-                    Ok(c) => c,
-                    Err(e) => {
-                        // Out of file descriptors and the like: do not spin.
-                        tracing::debug!("accepting a peer failed: {e}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                        continue;
-                    }
-                };
-                let Some(inner) = weak.upgrade() else { break };
-                let from = SocketAddr::new(from.ip().to_canonical(), from.port());
-                let stop = stop.clone();
-                tokio::spawn(async move {
-                    tokio::select! {
-                        _ = stop.cancelled() => {}
-                        _ = deliver(&inner, stream, Origin::Direct(from)) => {}
-                    }
-                });
+    let each = stop.clone();
+    super::accept_loop(
+        &inner,
+        listener,
+        stop,
+        tracing::debug_span!("bt-listener"),
+        move |inner, stream, from| {
+            let stop = each.clone();
+            async move {
+                tokio::select! {
+                    _ = stop.cancelled() => {}
+                    _ = deliver(&inner, stream, Origin::Direct(from)) => {}
+                }
             }
         },
-        tracing::debug_span!("bt-listener"),
-    ));
+    );
 }
 
 /// Reads the head of the handshake; the info hash it names.
