@@ -4,7 +4,7 @@
 
 import { api } from './transport.js';
 import { S } from './state.js';
-import { $, avatarFor, el, iconSpan, nextId, showError, syncList, whileBusy } from './dom.js';
+import { $, avatarFor, checkedValue, el, iconSpan, nextId, showError, syncList, whileBusy } from './dom.js';
 import { bareJid, coalesce, explain, plural } from './format.js';
 import { toast } from './messages.js';
 import { quietly } from './status.js';
@@ -250,13 +250,8 @@ async function addContact(ev) {
   ev.preventDefault();
   const input = $('#add-contact-jid');
   const errorNode = $('#add-contact-error');
-  const jid = input.value.trim();
-  if (!/^[^@\s/]+@[^@\s/]+$/.test(jid)) {
-    showError(errorNode, 'Enter an XMPP address like friend@example.org.');
-    input.focus();
-    return;
-  }
-  showError(errorNode, '');
+  const jid = checkedValue(input, errorNode, (v) => /^[^@\s/]+@[^@\s/]+$/.test(v), 'Enter an XMPP address like friend@example.org.');
+  if (jid == null) return;
   await whileBusy($('#add-contact-submit'), null, async () => {
     try {
       await api('add_contact', { jid });
@@ -287,13 +282,8 @@ async function renameGroup(ev) {
   const from = $('#rename-group-from').value;
   const input = $('#rename-group-to');
   const errorNode = $('#rename-group-error');
-  const to = input.value.trim();
-  if (!to) {
-    showError(errorNode, 'Enter the new name of the group.');
-    input.focus();
-    return;
-  }
-  showError(errorNode, '');
+  const to = checkedValue(input, errorNode, (v) => v !== '', 'Enter the new name of the group.');
+  if (to == null) return;
   await whileBusy($('#rename-group-submit'), null, async () => {
     try {
       const moved = await api('rename_group', { from, to });

@@ -108,6 +108,20 @@ export function showError(node, message) {
   node.hidden = !message;
 }
 
+/** The trimmed value of a form's `input` when `valid(value)` holds (the
+ *  form's error, `errorNode`, is cleared); otherwise the error says
+ *  `message`, the field gets the focus, and the answer is null. */
+export function checkedValue(input, errorNode, valid, message) {
+  const value = input.value.trim();
+  if (!valid(value)) {
+    showError(errorNode, message);
+    input.focus();
+    return null;
+  }
+  showError(errorNode, '');
+  return value;
+}
+
 /** Runs `work` with `button` disabled, saying `busyText` meanwhile if
  *  given; the button comes back however `work` ends. */
 export async function whileBusy(button, busyText, work) {

@@ -4,7 +4,7 @@
 
 import { api, invoke, listen } from './transport.js';
 import { nameOf, peerNames, S } from './state.js';
-import { $, el, fileIcon, iconSpan, showError, syncList, whileBusy } from './dom.js';
+import { $, checkedValue, el, fileIcon, iconSpan, showError, syncList, whileBusy } from './dom.js';
 import { basename, coalesce, explain, humanDuration, humanSize, humanSpeed, listNames, magnet, plural } from './format.js';
 import { confirmDialog, toast } from './messages.js';
 import { navigate } from './views.js';
@@ -216,13 +216,8 @@ async function shareFromBrowser(ev) {
   ev.preventDefault();
   const input = $('#share-path');
   const errorNode = $('#share-path-error');
-  const path = input.value.trim();
-  if (!path) {
-    showError(errorNode, "Enter the full path of a file or folder on the daemon's computer.");
-    input.focus();
-    return;
-  }
-  showError(errorNode, '');
+  const path = checkedValue(input, errorNode, (v) => v !== '', "Enter the full path of a file or folder on the daemon's computer.");
+  if (path == null) return;
   S.hashing.set(path, { size: null, since: Date.now() });
   renderHashing();
   await whileBusy($('#share-path-submit'), null, async () => {
