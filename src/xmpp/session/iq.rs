@@ -57,6 +57,14 @@ pub(super) enum Pending {
     },
 }
 
+/// What an IQ error says: its text, or else its condition.
+pub(super) fn error_text(e: &StanzaError) -> String {
+    match e.texts.values().next() {
+        Some(text) if !text.is_empty() => text.clone(),
+        _ => format!("{:?}", e.defined_condition),
+    }
+}
+
 fn error_reply(iq_id: String, to: Option<Jid>, condition: DefinedCondition) -> Iq {
     let error = StanzaError::new(ErrorType::Cancel, condition, "en", "");
     Iq::Error {
@@ -180,14 +188,7 @@ impl Session {
     async fn on_response(&mut self, what: Pending, answer: Result<Option<Element>, StanzaError>) {
         match what {
             Pending::External(reply) => {
-                let _ = reply.send(answer.map_err(|e| {
-                    let text = e.texts.values().next().cloned().unwrap_or_default();
-                    if text.is_empty() {
-                        format!("{:?}", e.defined_condition)
-                    } else {
-                        text
-                    }
-                }));
+                let _ = reply.send(answer.map_err(|e| error_text(&e)));
             }
             Pending::SetGroups { jid, groups, reply } => {
                 self.on_groups_set(jid, groups, reply, answer)

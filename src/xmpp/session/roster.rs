@@ -14,7 +14,7 @@ use tokio_xmpp::parsers::stanza_error::StanzaError;
 use tokio::sync::oneshot;
 use tokio_xmpp::parsers::ns;
 
-use super::iq::Pending;
+use super::iq::{error_text, Pending};
 use super::Session;
 use crate::events::Event;
 use crate::xmpp::{self, Contact};
@@ -149,11 +149,7 @@ impl Session {
             }
             Err(e) => Err(format!(
                 "the server refused the change of groups: {}",
-                e.texts
-                    .values()
-                    .next()
-                    .cloned()
-                    .unwrap_or_else(|| format!("{:?}", e.defined_condition))
+                error_text(&e)
             )),
         };
         let _ = reply.send(result);
