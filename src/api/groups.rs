@@ -38,11 +38,8 @@ impl Api {
     /// The roster item of `jid`, or why there is none.
     async fn roster_contact(&self, jid: &str) -> Result<Contact, ApiError> {
         let bare = contact_jid(jid).map_err(|e| ApiError::params(e.to_string()))?;
-        self.svc
-            .xmpp
-            .roster()
-            .await
-            .map_err(ApiError::failed)?
+        self.contacts()
+            .await?
             .into_iter()
             .find(|c| c.jid == bare.to_string())
             .ok_or_else(|| {
@@ -93,11 +90,8 @@ impl Api {
     pub async fn rename_group(&self, from: &str, to: &str) -> Result<usize, ApiError> {
         let (from, to) = (group_name(from)?, group_name(to)?);
         let members: Vec<Contact> = self
-            .svc
-            .xmpp
-            .roster()
-            .await
-            .map_err(ApiError::failed)?
+            .contacts()
+            .await?
             .into_iter()
             .filter(|c| c.groups.contains(&from))
             .collect();
