@@ -20,6 +20,10 @@ export PATH="$HOME/.cargo/bin:$PATH"
 # A Wine prefix of our own beside the build folder (not the user's ~/.wine).
 export WINEPREFIX="${BITWEEN_WINEPREFIX:-$HOME/.cache/bitween-wine}"
 export WINEARCH=win64 WINEDEBUG=-all
+# Wine's server and its service processes keep the standard output of the
+# program that started them; stop them when this script ends, so that none
+# outlives it holding the caller's output open.
+trap 'wineserver -k 2>/dev/null || true' EXIT
 if [ ! -d "$WINEPREFIX/drive_c/windows/system32" ]; then
   echo "Creating the Wine prefix $WINEPREFIX"
   mkdir -p "$WINEPREFIX"
@@ -54,6 +58,8 @@ installer=$(scripts/windows-installer.sh --debug | tail -n1)
 
 echo "== Windows: a transfer between two bitweend.exe, and the installer, under Wine"
 started=$(date +%s)
+# Each Wine program in them has its own time limit; this one bounds the
+# whole step (a build of the test included) in case something else stalls.
 BITWEEN_WINDOWS_BIN="$CARGO_TARGET_DIR/$WIN/debug" BITWEEN_WINDOWS_INSTALLER="$installer" \
-  cargo test --locked --test wine -- --ignored --nocapture
+  timeout -k 30 1200 cargo test --locked --test wine -- --ignored --nocapture
 echo "the Wine tests took $(($(date +%s) - started)) s (build included)"

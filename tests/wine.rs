@@ -38,6 +38,51 @@ fn bin_dir() -> PathBuf {
     dir
 }
 
+/// Runs `cmd` to its end and returns what it printed, killing it after
+/// `limit`. Its output goes to files, not pipes: Wine hands a process's
+/// standard handles on to the wineserver and to the service processes it
+/// starts (services.exe, explorer.exe, ...), and those outlive the program,
+/// so waiting for the end of a pipe (`Command::output`) can wait for every
+/// other Wine program of the run, the daemons of the other test included.
+/// A program that has not ended after `limit` fails the test with its name
+/// and what it printed, instead of holding the run.
+fn run(mut cmd: Command, what: &str, limit: Duration) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out_path).unwrap())
+        .stderr(std::fs::File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{what} does not start: {e}"));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{what} did not end within {} s; it printed: {}\n{}",
+                limit.as_secs(),
+                std::fs::read_to_string(&out_path).unwrap_or_default(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: std::fs::read(&out_path).unwrap(),
+        stderr: std::fs::read(&err_path).unwrap(),
+    }
+}
+
+/// How long one short Wine program (a `bitweenc.exe` call, `reg`, `cmd`)
+/// may take, Wine's start included.
+const SHORT: Duration = Duration::from_secs(60);
+
 /// `wine` (or `BITWEEN_WINE`) running `exe` of the Windows build.
 fn wine(exe: &str) -> Command {
     let mut cmd = Command::new(std::env::var("BITWEEN_WINE").unwrap_or_else(|_| "wine".into()));
@@ -98,12 +143,13 @@ impl WinDaemon {
     }
 
     fn cli(&self, args: &[&str]) -> Output {
-        wine("bitweenc.exe")
-            .args(["--data-dir", &win(&self.data)])
-            .args(args)
-            .stdin(Stdio::null())
-            .output()
-            .expect("wine starts bitweenc.exe")
+        self.cli_within(args, SHORT)
+    }
+
+    fn cli_within(&self, args: &[&str], limit: Duration) -> Output {
+        let mut cmd = wine("bitweenc.exe");
+        cmd.args(["--data-dir", &win(&self.data)]).args(args);
+        run(cmd, &format!("bitweenc.exe {args:?}"), limit)
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -193,7 +239,7 @@ fn two_windows_daemons_share_and_download_under_wine() {
 
     let transfer = Instant::now();
     bob.json(&["download", &hash]);
-    let out = bob.cli(&["wait", &hash]);
+    let out = bob.cli_within(&["wait", &hash], Duration::from_secs(180));
     assert!(
         out.status.success(),
         "wait: {}\nbob: {}\nalice: {}",
@@ -216,14 +262,16 @@ fn two_windows_daemons_share_and_download_under_wine() {
 
 /// `wine` running `program` with `args`, its output collected.
 fn wine_run(program: &str, args: &[&str]) -> Output {
-    Command::new(std::env::var("BITWEEN_WINE").unwrap_or_else(|_| "wine".into()))
-        .arg(program)
+    let mut cmd = Command::new(std::env::var("BITWEEN_WINE").unwrap_or_else(|_| "wine".into()));
+    cmd.arg(program)
         .args(args)
         .env("WINEDEBUG", "-all")
-        .env_remove("DISPLAY")
-        .stdin(Stdio::null())
-        .output()
-        .expect("wine starts")
+        .env_remove("DISPLAY");
+    run(
+        cmd,
+        &format!("{program} {args:?}"),
+        Duration::from_secs(120),
+    )
 }
 
 /// A Windows folder of the Wine prefix (`%LOCALAPPDATA%` and such), as
