@@ -368,19 +368,20 @@ fn the_installer_installs_for_the_user_and_uninstalls_cleanly() {
     std::fs::write(data.join("keep.txt"), b"mine").unwrap();
     let out = wine_run(dir.join("uninstall.exe").to_str().unwrap(), &["/S"]);
     assert!(out.status.success(), "the uninstaller failed: {out:?}");
-    // (It runs on from a copy in %TEMP%, so the folder goes a little later.)
+    // It runs on from a copy in %TEMP% after uninstall.exe has ended: wait
+    // for the folder and for its last step, the Installed apps entry.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while dir.exists() {
+    while dir.exists() || registry_has(UNINSTALL, "UninstallString").is_some() {
         assert!(
             Instant::now() < deadline,
-            "{} is still there: {:?}",
+            "the uninstaller did not finish within 60 s: {} holds {:?}, and the Installed apps entry is {}",
             dir.display(),
-            std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>())
+            std::fs::read_dir(&dir).map(|d| d.flatten().map(|e| e.file_name()).collect::<Vec<_>>()),
+            if registry_has(UNINSTALL, "UninstallString").is_some() { "still there" } else { "gone" }
         );
         std::thread::sleep(Duration::from_millis(200));
     }
     assert!(!menu.exists(), "the Start menu entry stayed");
-    assert!(registry_has(UNINSTALL, "UninstallString").is_none());
     assert!(
         registry_has(RUN, "Bitween").is_none(),
         "the login entry stayed"
