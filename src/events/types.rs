@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::shares::InfoHash;
+use crate::shares::{Audience, InfoHash};
 
 /// One transfer (share or download) as the UI shows it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +51,10 @@ pub struct Transfer {
     /// A folder (a torrent with a file list), once its metadata is known.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub is_folder: bool,
+    /// Who sees it in our lists (a share's audience; a download of a
+    /// restricted share is for nobody but us).
+    #[serde(default)]
+    pub audience: Audience,
 }
 
 /// A share of ours, or a download.

@@ -3,12 +3,14 @@
 //!
 //! Not here: the transport (see `crate::xmpp`).
 
+pub mod audience;
 mod catalog;
 pub mod chunks;
 mod packed;
 mod types;
 mod xml;
 
+pub use audience::{reader_node, Audience, NS_RESTRICTED};
 pub use catalog::{Catalog, CatalogWriter, ContactView, ResourceView, SearchHit, Source};
 pub(crate) use packed::PackedShares;
 pub use types::{

@@ -16,7 +16,7 @@ use super::{
     ManagedTorrentHandle, Record,
 };
 use crate::events::Event;
-use crate::shares::InfoHash;
+use crate::shares::{Audience, InfoHash};
 
 /// How long one attempt to fetch a torrent's metadata from its sources may
 /// take before we wait for new sources and try again.
@@ -61,6 +61,13 @@ impl Engine {
             listed_name: listed.map(|_| name),
             updated_at: None,
             replaces: None,
+            // A share that reached us in a restricted list is not passed on
+            // to our contacts: its owner kept it from some of them.
+            audience: if self.inner.catalog.from_restricted(&hash) {
+                Audience::nobody()
+            } else {
+                Audience::Everyone
+            },
         });
         self.spawn_fetch(hash);
         Ok(())

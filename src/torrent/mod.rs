@@ -48,7 +48,7 @@ use tokio_util::sync::CancellationToken;
 use crate::events::{Event, EventBus};
 pub use crate::events::{Peer, Transfer, TransferKind, TransferState};
 use crate::net::PeerPaths;
-use crate::shares::{Catalog, InfoHash, Share, ShareName};
+use crate::shares::{Audience, Catalog, InfoHash, Share, ShareName};
 pub use config::EngineConfig;
 pub use create::{hash_path, hashing_threads};
 pub use idle::IDLE_UNLOAD;
@@ -273,10 +273,36 @@ impl Engine {
     /// What we publish: every share, and every download whose metadata we
     /// have (a downloader is a source too).
     pub fn local_shares(&self) -> Vec<Share> {
+        self.published(|a| a.is_everyone())
+            .into_iter()
+            .map(|(share, _)| share)
+            .collect()
+    }
+
+    /// What we publish only to some contacts (`crate::restricted`), each
+    /// with its audience.
+    pub fn restricted_shares(&self) -> Vec<(Share, Audience)> {
+        self.published(|a| !a.is_everyone())
+    }
+
+    /// Who sees the share or download `hash` (none: not ours).
+    pub fn audience_of(&self, hash: &InfoHash) -> Option<Audience> {
         let state = self.inner.state.lock().unwrap();
         state
             .torrents
             .iter()
+            .find(|r| r.info_hash == *hash)
+            .map(|r| r.audience.clone())
+    }
+
+    /// What we publish (our shares and what we have downloaded) whose
+    /// audience `which` picks.
+    fn published(&self, which: impl Fn(&Audience) -> bool) -> Vec<(Share, Audience)> {
+        let state = self.inner.state.lock().unwrap();
+        state
+            .torrents
+            .iter()
+            .filter(|r| which(&r.audience))
             .filter(|r| r.size > 0 || matches!(r.kind, Kind::Share { .. }))
             .filter(|r| {
                 !self
@@ -287,11 +313,12 @@ impl Engine {
                     .contains_key(&r.info_hash)
             })
             .filter_map(|r| {
-                Some(Share {
+                let share = Share {
                     hash: r.info_hash,
                     name: ShareName::new(&r.name).ok()?,
                     size: r.size,
-                })
+                };
+                Some((share, r.audience.clone()))
             })
             .collect()
     }

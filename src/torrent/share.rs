@@ -10,7 +10,7 @@ use super::{
     create, err, id20, rebuild, Engine, EngineError, Kind, ManagedTorrentHandle, Record, Stamp,
 };
 use crate::events::Event;
-use crate::shares::{InfoHash, Share, ShareName};
+use crate::shares::{Audience, InfoHash, Share, ShareName};
 
 /// How often hashing reports its progress.
 const HASHING_PROGRESS_EVERY: Duration = Duration::from_millis(250);
@@ -37,9 +37,19 @@ pub(super) fn write_full_bitfield(
 }
 
 impl Engine {
-    /// Hashes `path` (a file or a folder) in place and seeds it. Sharing the
-    /// same path again returns the existing share.
+    /// Hashes `path` (a file or a folder) in place and seeds it, for
+    /// everyone. Sharing the same path again returns the existing share.
     pub async fn share(&self, path: &Path) -> Result<Share, EngineError> {
+        self.share_for(path, None).await
+    }
+
+    /// [`share`](Self::share) for `audience` (none: everyone, or as it was
+    /// for a path already shared; given, an existing share is now for it).
+    pub async fn share_for(
+        &self,
+        path: &Path,
+        audience: Option<Audience>,
+    ) -> Result<Share, EngineError> {
         let _busy = self.sharing();
         let path = std::fs::canonicalize(path)
             .map_err(|e| EngineError::BadPath(format!("cannot share {}: {e}", path.display())))?;
@@ -63,6 +73,9 @@ impl Engine {
             })
         };
         if let Some(r) = existing {
+            if let Some(audience) = audience {
+                self.set_audience(&r.info_hash, audience)?;
+            }
             return Ok(Share {
                 hash: r.info_hash,
                 name: ShareName::new(&r.name).map_err(err)?,
@@ -123,6 +136,7 @@ impl Engine {
             listed_name: None,
             updated_at: Some(rebuild::unix_now()),
             replaces: None,
+            audience: audience.unwrap_or_default(),
         });
         self.changed();
         Ok(Share {
@@ -130,6 +144,27 @@ impl Engine {
             name: share_name,
             size,
         })
+    }
+
+    /// Makes the share or download `hash` visible to `audience` from now on
+    /// (published with the next burst of changes).
+    pub fn set_audience(&self, hash: &InfoHash, audience: Audience) -> Result<(), EngineError> {
+        let record = {
+            let state = self.inner.state.lock().unwrap();
+            state
+                .torrents
+                .iter()
+                .find(|r| r.info_hash == *hash)
+                .cloned()
+        };
+        let Some(record) = record else {
+            return Err(EngineError::Unknown(*hash));
+        };
+        if record.audience != audience {
+            self.upsert(Record { audience, ..record });
+            self.changed();
+        }
+        Ok(())
     }
 
     /// Builds the torrent of what `plan` lists by reading it once

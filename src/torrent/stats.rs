@@ -96,6 +96,7 @@ impl Engine {
             updated_at: None,
             idle: false,
             is_folder: multi == Some(true),
+            audience: r.audience.clone(),
         };
         if let Kind::Share { path, .. } = &r.kind {
             if self.inner.watch.is_watched(path) {

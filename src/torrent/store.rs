@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use crate::shares::InfoHash;
+use crate::shares::{Audience, InfoHash};
 
 /// One torrent of ours.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -64,6 +64,10 @@ pub struct Record {
     /// version this one replaced.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replaces: Option<InfoHash>,
+    /// Who sees it in our lists: everyone (records from before audiences),
+    /// or only some groups and contacts (`crate::restricted`).
+    #[serde(default, skip_serializing_if = "Audience::is_everyone")]
+    pub audience: Audience,
 }
 
 /// What a share's files looked like: their number, total size and newest
@@ -417,6 +421,7 @@ mod tests {
                 listed_name: Some("x".into()),
                 updated_at: None,
                 replaces: None,
+                audience: Audience::Everyone,
             }],
         };
         store.save(&state).unwrap();
@@ -444,6 +449,7 @@ mod tests {
             listed_name: None,
             updated_at: None,
             replaces: None,
+            audience: Audience::Everyone,
         }
     }
 

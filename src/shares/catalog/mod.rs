@@ -105,6 +105,9 @@ impl Held {
 #[derive(Debug, Default)]
 struct State {
     contacts: BTreeMap<String, ContactEntry>,
+    /// The hashes each contact listed for us alone or a few (their
+    /// restricted list for us), beside the public ones in `contacts`.
+    restricted: BTreeMap<String, BTreeSet<InfoHash>>,
 }
 
 /// A read handle on the catalog; cheap to clone, safe to share.
@@ -350,6 +353,12 @@ impl Catalog {
             .find_map(|r| Some(r.get(r.find(hash)?)))
     }
 
+    /// Whether a contact listed `hash` in their restricted list for us:
+    /// then what we download of it is not passed on to our own contacts.
+    pub fn from_restricted(&self, hash: &InfoHash) -> bool {
+        self.read().restricted.values().any(|h| h.contains(hash))
+    }
+
     /// Shares whose name contains `text`, ignoring case, across all contacts.
     pub fn search(&self, text: &str) -> Vec<SearchHit> {
         self.search_first(text, usize::MAX)
@@ -395,6 +404,17 @@ impl CatalogWriter {
     /// A read handle on the same catalog.
     pub fn reader(&self) -> Catalog {
         self.catalog.clone()
+    }
+
+    /// Records which of `jid`'s shares came from their restricted list for
+    /// us (see [`Catalog::from_restricted`]).
+    pub fn set_restricted(&self, jid: &str, hashes: BTreeSet<InfoHash>) {
+        let mut state = self.write();
+        if hashes.is_empty() {
+            state.restricted.remove(jid);
+        } else {
+            state.restricted.insert(jid.to_string(), hashes);
+        }
     }
 
     fn write(&self) -> RwLockWriteGuard<'_, State> {
