@@ -15,6 +15,7 @@ pub mod memory;
 pub mod net;
 pub mod paths;
 pub mod private_file;
+pub mod restricted;
 pub mod service;
 pub mod shares;
 pub mod shutdown;

@@ -18,6 +18,7 @@ use crate::addresses::{
     keep_published, AddressConfig, AddressConfigError, AddressWatcher, OwnAddresses, Ports,
 };
 use crate::events::{Event, EventBus};
+use crate::restricted::{RestrictedLists, RestrictedStatus};
 use crate::shares::Catalog;
 use crate::torrent::{Engine, EngineConfig, EngineError};
 use crate::xmpp::{self, ConfigError, XmppConfig, XmppHandle};
@@ -56,6 +57,8 @@ pub struct Service {
     pub catalog: Catalog,
     pub events: EventBus,
     addresses: Arc<Mutex<Option<AddressWatcher>>>,
+    /// Our restricted lists (shares for some contacts only).
+    restricted: Option<RestrictedLists>,
     stop: CancellationToken,
 }
 
@@ -115,9 +118,11 @@ impl Service {
             catalog,
             events,
             addresses: Arc::new(Mutex::new(None)),
+            restricted: None,
             stop: CancellationToken::new(),
         };
-        service.spawn_publisher(watcher.subscribe());
+        let mut service = service;
+        service.restricted = Some(service.spawn_publisher(watcher.subscribe()));
         *service.addresses.lock().unwrap() = Some(watcher);
         Ok(service)
     }
@@ -128,9 +133,24 @@ impl Service {
     /// [`PUBLISH_AT_LEAST_EVERY`] while a burst lasts: one publish (and one
     /// walk of the list) per burst of thousands of files shared, not one
     /// per share.
-    fn spawn_publisher(&self, addresses: watch::Receiver<OwnAddresses>) {
+    fn spawn_publisher(&self, addresses: watch::Receiver<OwnAddresses>) -> RestrictedLists {
         let (shares_tx, shares_rx) = watch::channel(self.engine.local_shares());
+        let (restricted_tx, restricted_rx) = watch::channel(self.engine.restricted_shares());
         self.spawn_candidates(addresses.clone());
+        let restricted = RestrictedLists::spawn(
+            self.xmpp.clone(),
+            self.events.clone(),
+            restricted_rx,
+            addresses.clone(),
+            self.stop.clone(),
+        );
+        let (engine, lists) = (self.engine.clone(), restricted.clone());
+        self.engine.paths().set_may_see(Arc::new(
+            move |jid: &str, hash: &crate::shares::InfoHash| match engine.audience_of(hash) {
+                Some(a) if !a.is_everyone() => lists.admits(jid, hash),
+                _ => true,
+            },
+        ));
         keep_published(self.xmpp.clone(), addresses, shares_rx);
         let mut rx = self.events.subscribe();
         let (engine, stop) = (self.engine.clone(), self.stop.clone());
@@ -152,6 +172,12 @@ impl Service {
                                 pending = Some((first, now));
                             } else {
                                 shares_tx.send_replace(engine.local_shares());
+                                restricted_tx.send_if_modified(|now| {
+                                    let new = engine.restricted_shares();
+                                    let changed = *now != new;
+                                    *now = new;
+                                    changed
+                                });
                                 pending = None;
                             }
                         }
@@ -169,6 +195,15 @@ impl Service {
             },
             tracing::debug_span!("shares-to-publish"),
         ));
+        restricted
+    }
+
+    /// How our restricted lists stand.
+    pub fn restricted(&self) -> RestrictedStatus {
+        self.restricted
+            .as_ref()
+            .map(RestrictedLists::status)
+            .unwrap_or_default()
     }
 
     /// Keeps the path layer's punching candidates equal to the addresses

@@ -32,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 use crate::addresses::Diagnosis;
 use crate::events::{EventBus, Transfer, TransferState};
 use crate::service::Service;
-use crate::shares::{Catalog, ContactView, InfoHash, SearchHit, Share};
+use crate::shares::{Audience, Catalog, ContactView, InfoHash, SearchHit, Share};
 use crate::xmpp::{contact_jid, ConnectionState, Contact};
 
 /// `Api.versions`.
@@ -65,6 +65,9 @@ pub struct Status {
     #[serde(default)]
     pub upnp: crate::addresses::MappingStatus,
     pub catalog: CatalogTotals,
+    /// How our restricted lists (shares for some contacts only) stand.
+    #[serde(default)]
+    pub restricted: crate::restricted::RestrictedStatus,
 }
 
 /// How much the contacts' catalog holds.
@@ -148,6 +151,37 @@ impl Api {
     /// Hashes `path` in place and seeds it.
     pub async fn share(&self, path: &Path) -> Result<Share, ApiError> {
         self.svc.engine.share(path).await.map_err(ApiError::failed)
+    }
+
+    /// [`share`](Self::share) for the groups and contacts `to` names (none:
+    /// everyone; a path already shared is then for them).
+    pub async fn share_for(&self, path: &Path, to: &[String]) -> Result<Share, ApiError> {
+        let audience = self.audience_of(to).await?;
+        let audience = (!to.is_empty()).then_some(audience);
+        self.svc
+            .engine
+            .share_for(path, audience)
+            .await
+            .map_err(ApiError::failed)
+    }
+
+    /// Makes the share `hash` visible to the groups and contacts `to`
+    /// names, or to everyone (none named).
+    pub async fn set_audience(&self, hash: &InfoHash, to: &[String]) -> Result<(), ApiError> {
+        let audience = self.audience_of(to).await?;
+        self.svc
+            .engine
+            .set_audience(hash, audience)
+            .map_err(ApiError::failed)
+    }
+
+    /// The audience `to` names: each a contact's address or a group.
+    async fn audience_of(&self, to: &[String]) -> Result<Audience, ApiError> {
+        if to.is_empty() {
+            return Ok(Audience::Everyone);
+        }
+        let contacts: Vec<String> = self.contacts().await?.into_iter().map(|c| c.jid).collect();
+        Audience::of_targets(to, &contacts).map_err(ApiError::params)
     }
 
     /// Shares each path in turn, reporting each outcome (the drop handler).
@@ -333,12 +367,21 @@ impl Api {
             natpmp: own.natpmp,
             upnp: own.upnp,
             catalog: CatalogTotals { contacts, shares },
+            restricted: self.svc.restricted(),
         }
     }
 
     /// What we share (and the downloads we re-share).
     pub fn shares(&self) -> Vec<Share> {
-        self.svc.engine.local_shares()
+        let mut all = self.svc.engine.local_shares();
+        all.extend(
+            self.svc
+                .engine
+                .restricted_shares()
+                .into_iter()
+                .map(|(s, _)| s),
+        );
+        all
     }
 
     /// Every contact we know anything about.

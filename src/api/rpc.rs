@@ -25,7 +25,8 @@ pub const METHODS: &[(&str, &[&str])] = &[
     ("xmpp.get_shares", &[]),
     ("status", &[]),
     ("shares", &[]),
-    ("share", &["path"]),
+    ("share", &["path", "to"]),
+    ("set_audience", &["hash", "to"]),
     ("unshare", &["hash"]),
     ("verify", &["hash"]),
     ("catalog", &["jid"]),
@@ -63,7 +64,14 @@ pub async fn call(api: &Api, method: &str, params: Value) -> Result<Value, ApiEr
             done()
         }
         "bt.get_torrents" | "transfers" => to_json(&api.transfers()),
-        "bt.add_path" | "share" => to_json(&api.share(&PathBuf::from(p.str("path")?)).await?),
+        "bt.add_path" | "share" => {
+            let path = PathBuf::from(p.str("path")?);
+            to_json(&api.share_for(&path, &p.strings("to")?).await?)
+        }
+        "set_audience" => api
+            .set_audience(&p.hash()?, &p.strings("to")?)
+            .await
+            .and_then(|()| done()),
         "bt.add_torrent_by_hash" => {
             let to = p.opt_str("save_path")?.map(PathBuf::from);
             api.download(p.hash()?, to).await.and_then(|()| done())

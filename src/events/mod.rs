@@ -53,6 +53,11 @@ pub enum Event {
     PublishTruncated { published: usize, total: usize },
     /// Publishing our item failed; the reason is the server's.
     PublishFailed { reason: String },
+    /// How our restricted lists stand (published, refused by the server
+    /// and why, waiting): `crate::restricted`.
+    Restricted {
+        status: crate::restricted::RestrictedStatus,
+    },
     /// The roster (contacts and subscription states) changed.
     RosterChanged,
     /// Someone asks to become our contact; answer with accept or decline.

@@ -4,7 +4,7 @@
 //!
 //! Checks: the asker is a contact resource online now (the XMPP session
 //! only forwards requests from contacts whose presence we see), it asks for
-//! a torrent we serve, and within its rate. A relay is only ever one of our
+//! a torrent we serve whose audience admits it, and within its rate. A relay is only ever one of our
 //! own server, at the address the relay gives: never an address the asker
 //! chose.
 
@@ -31,7 +31,10 @@ pub(super) async fn answer(inner: &Arc<Inner>, from: &str, req: Request) -> Resu
         return Err("too many requests; try again in a minute".into());
     }
     let serving = inner.serving.get().is_some_and(|serves| serves(&req.hash));
-    if !serving {
+    let may_see = inner.may_see.get().is_none_or(|may| may(bare, &req.hash));
+    if !serving || !may_see {
+        // (The same answer: who is not in a share's audience does not
+        // learn that it exists.)
         return Err(format!("{} is not shared here", req.hash));
     }
     if inner.listener.get().is_none() {

@@ -102,6 +102,10 @@ pub trait Signal: Send + Sync {
 /// Whether we serve a torrent (a share, or a download under way).
 pub type Serving = Arc<dyn Fn(&InfoHash) -> bool + Send + Sync>;
 
+/// Whether the contact (bare JID) may have the torrent: its share's
+/// audience admits them (`crate::restricted`).
+pub type MaySee = Arc<dyn Fn(&str, &InfoHash) -> bool + Send + Sync>;
+
 /// Makes a torrent we serve live in librqbit (an idle share is loaded);
 /// true once it is.
 pub type Wake = Arc<dyn Fn(InfoHash) -> BoxFuture<'static, bool> + Send + Sync>;
@@ -135,6 +139,7 @@ struct Inner {
     /// address librqbit sees them come from: the peer's real address.
     direct_in: Mutex<HashMap<SocketAddr, SocketAddr>>,
     serving: OnceLock<Serving>,
+    may_see: OnceLock<MaySee>,
     wake: OnceLock<Wake>,
     /// librqbit's listener (on loopback), where incoming streams are spliced.
     listener: OnceLock<u16>,
@@ -227,6 +232,7 @@ impl PeerPaths {
             signal: OnceLock::new(),
             direct_in: Mutex::new(HashMap::new()),
             serving: OnceLock::new(),
+            may_see: OnceLock::new(),
             wake: OnceLock::new(),
             listener: OnceLock::new(),
             own_ips: Mutex::new(Vec::new()),
@@ -262,6 +268,12 @@ impl PeerPaths {
     /// The XMPP side that carries our path requests and answers.
     pub fn set_signal(&self, signal: Arc<dyn Signal>) {
         let _ = self.inner.signal.set(signal);
+    }
+
+    /// Who may ask for which torrent over the paths we answer (signalled
+    /// and relayed connections); until set, everyone may.
+    pub fn set_may_see(&self, may_see: MaySee) {
+        let _ = self.inner.may_see.set(may_see);
     }
 
     /// Which torrents we serve, how one is made live, and the port of

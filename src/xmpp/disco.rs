@@ -41,6 +41,7 @@ impl Disco {
             NS_SHARES.to_string(),
             format!("{NS_SHARES}+notify"),
             crate::net::signal::NS_PATHS.to_string(),
+            crate::shares::NS_RESTRICTED.to_string(),
         ];
         let info = DiscoInfoResult {
             node: None,
@@ -188,6 +189,7 @@ mod tests {
             "https://xmpp.kwoh.de/protocol/shares<",
             "https://xmpp.kwoh.de/protocol/shares+notify<",
             "urn:bitween:paths:0<",
+            "urn:bitween:restricted:0<",
             "urn:xmpp:ping<",
         );
         let again = DiscoInfoResult {
@@ -195,7 +197,7 @@ mod tests {
             ..answered.clone()
         };
         assert_eq!(verification_string(&again), expected);
-        assert_eq!(b64(&d.caps().ver), "IEcJEkkrcdqx4IZoLmj6S1/eq7I=");
+        assert_eq!(b64(&d.caps().ver), "xs/TIhU6U0biamj+DzrLHtjiPFk=");
         assert!(answered
             .features
             .contains("https://xmpp.kwoh.de/protocol/shares+notify"));

@@ -31,6 +31,7 @@ pub use connect::{FIRST_RETRY, MAX_RETRY, STABLE_AFTER};
 pub use disco::CAPS_NODE;
 pub use guard::{LONG_NAME, MAX_TOKEN};
 pub use paths::XmppSignal;
+pub(crate) use session::pubsub;
 
 /// How to log in. Its `Debug` never shows the password.
 #[derive(Clone)]
@@ -111,14 +112,17 @@ pub struct Contact {
 
 pub(crate) enum Command {
     SetLocal(ResourceShares),
-    /// An IQ of another part (the path layer's signalling), answered
-    /// through `reply` (an error or a lost connection as text).
+    /// An IQ of another part (the path layer's signalling, the restricted
+    /// lists), answered through `reply`.
     Iq {
         to: Jid,
         get: bool,
         payload: minidom::Element,
-        reply: oneshot::Sender<Result<Option<minidom::Element>, String>>,
+        reply: oneshot::Sender<Result<Option<minidom::Element>, IqError>>,
     },
+    /// Tells `to` that the restricted list we keep for them changed: a
+    /// content-free headline (`crate::restricted`).
+    Notice(BareJid),
     /// The answer to a contact's path request, once the path layer has it.
     Answer {
         to: Jid,
@@ -177,6 +181,7 @@ impl std::fmt::Debug for Command {
         f.write_str(match self {
             Command::SetLocal(_) => "SetLocal",
             Command::Iq { .. } => "Iq",
+            Command::Notice(_) => "Notice",
             Command::Answer { .. } => "Answer",
             Command::ServePaths(_) => "ServePaths",
             Command::AddContact(_) => "AddContact",
@@ -187,6 +192,42 @@ impl std::fmt::Debug for Command {
             Command::Shutdown(_) => "Shutdown",
         })
     }
+}
+
+/// Why an IQ of ours got no result: the error the other side answered
+/// (its defined condition, e.g. `item-not-found`, and any
+/// application-specific condition, e.g. `precondition-not-met`), or
+/// `offline`, `lost` or `timeout` when no answer came.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{text}")]
+pub struct IqError {
+    pub condition: String,
+    pub specific: Option<String>,
+    /// What to tell a person: the error's text, or else its condition.
+    pub text: String,
+}
+
+impl IqError {
+    fn local(condition: &str, text: String) -> IqError {
+        IqError {
+            condition: condition.into(),
+            specific: None,
+            text,
+        }
+    }
+
+    /// Whether no answer came (offline, lost, timed out) or the server
+    /// asked to try again later: worth retrying as it was.
+    pub fn passing(&self) -> bool {
+        matches!(self.condition.as_str(), "offline" | "lost" | "timeout")
+    }
+}
+
+/// `<pubsub><items node max_items='1'/></pubsub>`: a request for a PEP
+/// node's current item (for tools and tests that read a node as any
+/// client would).
+pub fn pubsub_fetch_current(node: &str) -> minidom::Element {
+    pubsub::fetch_current(node)
 }
 
 /// The session task is gone (it was shut down).
@@ -422,6 +463,19 @@ impl XmppHandle {
         payload: minidom::Element,
         timeout: Duration,
     ) -> Result<Option<minidom::Element>, String> {
+        self.iq_checked(to, get, payload, timeout)
+            .await
+            .map_err(|e| e.text)
+    }
+
+    /// [`iq`](Self::iq), telling why it failed.
+    pub async fn iq_checked(
+        &self,
+        to: Jid,
+        get: bool,
+        payload: minidom::Element,
+        timeout: Duration,
+    ) -> Result<Option<minidom::Element>, IqError> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Iq {
             to,
@@ -429,12 +483,24 @@ impl XmppHandle {
             payload,
             reply,
         })
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| IqError::local("offline", e.to_string()))?;
         match tokio::time::timeout(timeout, answer).await {
             Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err("the connection to the server was lost".into()),
-            Err(_) => Err(format!("no answer within {} s", timeout.as_secs())),
+            Ok(Err(_)) => Err(IqError::local(
+                "lost",
+                "the connection to the server was lost".into(),
+            )),
+            Err(_) => Err(IqError::local(
+                "timeout",
+                format!("no answer within {} s", timeout.as_secs()),
+            )),
         }
+    }
+
+    /// Tells `to` that the restricted list we keep for them changed (sent
+    /// when online; see `crate::restricted`).
+    pub fn notify_changed(&self, to: BareJid) -> Result<(), SessionEnded> {
+        self.send(Command::Notice(to))
     }
 
     /// Lets `paths` answer our contacts' path requests (punched and

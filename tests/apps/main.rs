@@ -11,4 +11,5 @@ mod daemon;
 mod demo;
 mod desktop;
 mod groups;
+mod restricted;
 mod webui;

@@ -44,6 +44,11 @@ impl Prosody {
         let port = free_port();
         let data = dir.path().join("data");
         std::fs::create_dir_all(&data).unwrap();
+        let plugins = dir.path().join("plugins");
+        std::fs::create_dir_all(&plugins).unwrap();
+        for (name, source) in &options.prosody_plugins {
+            std::fs::write(plugins.join(format!("mod_{name}.lua")), source).unwrap();
+        }
         let config = format!(
             r#"-- Throwaway Prosody for Bitween's tests: loopback only, plaintext.
 daemonize = false
@@ -64,11 +69,13 @@ password_hash = "{hash}"
 disable_sasl_mechanisms = {{ {disabled} }}
 modules_enabled = {{ {modules} }}
 modules_disabled = {{ "s2s" }}
+plugin_paths = {{ "{plugins}" }}
 {extra}
 VirtualHost "{DOMAIN}"
 "#,
             dir = dir.path().display(),
             data = data.display(),
+            plugins = plugins.display(),
             hash = match options.scram {
                 Scram::Sha1 => "SHA-1",
                 Scram::Sha256 => "SHA-256",
@@ -79,7 +86,14 @@ VirtualHost "{DOMAIN}"
                 r#""DIGEST-MD5"; "PLAIN""#
             },
             modules = {
-                let mut m = vec!["roster", "saslauth", "disco", "pep", "ping", "posix"];
+                let mut m = vec!["roster", "saslauth", "disco"];
+                m.extend(
+                    options
+                        .prosody_plugins
+                        .iter()
+                        .map(|(name, _)| name.as_str()),
+                );
+                m.extend(["pep", "ping", "posix"]);
                 if options.stream_management {
                     m.push("smacks");
                 }

@@ -57,6 +57,9 @@ pub struct ServerOptions {
     /// Roster groups: (user, contact, group), `user` has `contact` (one of
     /// the mutual contacts) in `group` from the start.
     pub roster_groups: Vec<(String, String, String)>,
+    /// Prosody modules of the test's own: (name, Lua source), loaded
+    /// before `pep` (so their hooks see PEP requests first).
+    pub prosody_plugins: Vec<(String, String)>,
 }
 
 impl ServerOptions {
@@ -81,6 +84,7 @@ impl Default for ServerOptions {
             prosody_extra: String::new(),
             ejabberd_extra: String::new(),
             roster_groups: Vec::new(),
+            prosody_plugins: Vec::new(),
         }
     }
 }

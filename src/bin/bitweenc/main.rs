@@ -37,9 +37,22 @@ struct Cli {
 enum Cmd {
     /// Connection state, addresses and ports.
     Status,
-    /// Share files or folders.
+    /// Share files or folders: with everyone, or only with the roster
+    /// groups and contacts named by `--to` (repeat it for more).
     Share {
         paths: Vec<PathBuf>,
+        /// A roster group's name or a contact's address (JID).
+        #[arg(long = "to", value_name = "GROUP|JID")]
+        to: Vec<String>,
+    },
+    /// Change who sees a share: `--to GROUP|JID` (repeat it for more) or
+    /// `--everyone`.
+    Audience {
+        hash: String,
+        #[arg(long = "to", value_name = "GROUP|JID", conflicts_with = "everyone")]
+        to: Vec<String>,
+        #[arg(long)]
+        everyone: bool,
     },
     /// Stop sharing (the data stays on disk).
     Unshare {
@@ -187,11 +200,11 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
     let client = Client::open(&data_dir)?;
     let (method, params) = match &cli.command {
         Cmd::Status => ("status", json!([])),
-        Cmd::Share { paths } => {
+        Cmd::Share { paths, to } => {
             if paths.is_empty() {
                 return Err(Failure::Usage("share needs at least one PATH".into()));
             }
-            let out = share(&client, paths, cli.json).await?;
+            let out = share(&client, paths, to, cli.json).await?;
             if cli.json {
                 println!("{}", Value::Array(out));
             } else {
@@ -228,6 +241,14 @@ async fn run(cli: &Cli) -> Result<(), Failure> {
         Cmd::GroupAdd { jid, group } => ("add_to_group", json!([jid, group])),
         Cmd::GroupRemove { jid, group } => ("remove_from_group", json!([jid, group])),
         Cmd::GroupRename { from, to } => ("rename_group", json!([from, to])),
+        Cmd::Audience { hash, to, everyone } => {
+            if to.is_empty() && !everyone {
+                return Err(Failure::Usage(
+                    "audience needs --to GROUP|JID (one or more) or --everyone".into(),
+                ));
+            }
+            ("set_audience", json!([hash, to]))
+        }
         Cmd::Exit => ("Api.exit", json!([])),
     };
     let v = client.call(method, params).await?;

@@ -139,10 +139,12 @@ fn end_bar(bar: Option<tokio::task::JoinHandle<Result<(), Failure>>>) {
     }
 }
 
-/// Shares `paths` one by one; on a terminal, a bar follows the hashing.
+/// Shares `paths` one by one, for the groups and contacts `to` names (none:
+/// everyone); on a terminal, a bar follows the hashing.
 pub(crate) async fn share(
     client: &Client,
     paths: &[PathBuf],
+    to: &[String],
     json_out: bool,
 ) -> Result<Vec<Value>, Failure> {
     let bar = start_bar(client, json_out, |ev| {
@@ -163,7 +165,7 @@ pub(crate) async fn share(
     let mut result = Ok(());
     for p in paths {
         let abs = std::path::absolute(p).unwrap_or_else(|_| p.clone());
-        match client.call("share", json!([abs])).await {
+        match client.call("share", json!([abs, to])).await {
             Ok(v) => out.push(v),
             Err(e) => {
                 result = Err(e);

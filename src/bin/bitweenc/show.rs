@@ -70,6 +70,14 @@ pub(crate) fn show(cmd: &Cmd, v: &Value) -> Result<(), Failure> {
                 "catalog:     {} shares from {} contacts",
                 st.catalog.shares, st.catalog.contacts
             );
+            let r = &st.restricted;
+            let restricted = match (r.state.as_str(), &r.reason) {
+                ("published", _) => format!("published for {} contact(s)", r.readers),
+                ("none", _) | ("", _) => "none".to_string(),
+                (state, Some(reason)) => format!("{state}: {reason}"),
+                (state, None) => state.to_string(),
+            };
+            println!("restricted:  {restricted}");
         }
         Cmd::Shares => {
             let mut rows = vec![vec!["HASH".into(), "SIZE".into(), "NAME".into()]];

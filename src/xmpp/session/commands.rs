@@ -60,7 +60,11 @@ impl Session {
                 reply,
             } => {
                 if self.bound.is_none() {
-                    let _ = reply.send(Err("offline".into()));
+                    let _ = reply.send(Err(crate::xmpp::IqError {
+                        condition: "offline".into(),
+                        specific: None,
+                        text: "offline: not connected to the server".into(),
+                    }));
                 } else {
                     self.send_iq(Some(to), get, payload, Pending::External(reply))
                         .await;
@@ -93,6 +97,7 @@ impl Session {
                 self.send(reply).await;
             }
             Command::ServePaths(paths) => self.paths = Some(paths),
+            Command::Notice(to) => self.send_notice(to).await,
         }
     }
 }

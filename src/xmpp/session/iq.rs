@@ -48,7 +48,11 @@ pub(super) enum Pending {
         n: u16,
     },
     /// Another part's IQ (`Command::Iq`), answered through the channel.
-    External(oneshot::Sender<Result<Option<Element>, String>>),
+    External(oneshot::Sender<Result<Option<Element>, crate::xmpp::IqError>>),
+    /// A contact's restricted list for us (`restricted_in.rs`).
+    RestrictedItem {
+        jid: BareJid,
+    },
     /// Our roster set putting a contact in these groups (`roster.rs`).
     SetGroups {
         jid: BareJid,
@@ -62,6 +66,18 @@ pub(super) fn error_text(e: &StanzaError) -> String {
     match e.texts.values().next() {
         Some(text) if !text.is_empty() => text.clone(),
         _ => format!("{:?}", e.defined_condition),
+    }
+}
+
+/// An IQ error as [`crate::xmpp::IqError`]: its conditions by name.
+pub(super) fn iq_error(e: &StanzaError) -> crate::xmpp::IqError {
+    let condition = Element::from(e.defined_condition.clone())
+        .name()
+        .to_string();
+    crate::xmpp::IqError {
+        condition,
+        specific: e.other.as_ref().map(|o| o.name().to_string()),
+        text: error_text(e),
     }
 }
 
@@ -99,9 +115,9 @@ impl Session {
     /// The request an answer is for, if it comes from whom we asked.
     fn take_pending(&mut self, id: &str, from: Option<&Jid>) -> Option<Pending> {
         let expected = match self.pending.get(id)? {
-            Pending::ChunkFetch { jid, .. } | Pending::ContactItem { jid, .. } => {
-                from.is_some_and(|f| f.to_bare() == *jid)
-            }
+            Pending::ChunkFetch { jid, .. }
+            | Pending::ContactItem { jid, .. }
+            | Pending::RestrictedItem { jid } => from.is_some_and(|f| f.to_bare() == *jid),
             // (Its ids are ours and random; whoever it went to answers.)
             Pending::External(_) => true,
             _ => self.is_own_or_server(from),
@@ -188,12 +204,13 @@ impl Session {
     async fn on_response(&mut self, what: Pending, answer: Result<Option<Element>, StanzaError>) {
         match what {
             Pending::External(reply) => {
-                let _ = reply.send(answer.map_err(|e| error_text(&e)));
+                let _ = reply.send(answer.map_err(|e| iq_error(&e)));
             }
             Pending::SetGroups { jid, groups, reply } => {
                 self.on_groups_set(jid, groups, reply, answer)
             }
             Pending::Roster => self.on_roster_answer(answer).await,
+            Pending::RestrictedItem { jid } => self.on_restricted_answer(jid, answer).await,
             Pending::OwnItem => self.on_own_item_answer(answer).await,
             Pending::ContactItem { jid, events } => {
                 self.on_contact_item_answer(jid, events, answer).await

@@ -21,8 +21,9 @@ mod collector;
 mod commands;
 mod iq;
 mod publish;
-mod pubsub;
+pub(crate) mod pubsub;
 mod receive;
+mod restricted_in;
 mod roster;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
@@ -119,6 +120,14 @@ pub(super) struct Session {
     /// items of theirs arrived this session (see `Pending::ContactItem`).
     pulled: BTreeSet<BareJid>,
     contact_events: HashMap<BareJid, u64>,
+    /// Each contact's public item as last received (before their
+    /// restricted list for us is added to it), and that list.
+    public_in: HashMap<BareJid, UserShares>,
+    restricted_in: HashMap<BareJid, UserShares>,
+    /// Contacts whose restricted list we are fetching, and those to fetch
+    /// again when that answer is in (a notice came meanwhile).
+    restricted_fetching: BTreeSet<BareJid>,
+    restricted_again: BTreeSet<BareJid>,
     /// Publishes sent again after a passing refusal, since the last success.
     publish_retries: u8,
     shutdown: Option<(oneshot::Sender<()>, Instant)>,
@@ -170,6 +179,10 @@ impl Session {
             budget: StanzaBudget::default(),
             pulled: BTreeSet::new(),
             contact_events: HashMap::new(),
+            public_in: HashMap::new(),
+            restricted_in: HashMap::new(),
+            restricted_fetching: BTreeSet::new(),
+            restricted_again: BTreeSet::new(),
             publish_retries: 0,
             shutdown: None,
         }
@@ -308,6 +321,8 @@ impl Session {
         self.deferred.clear();
         self.pulled.clear();
         self.contact_events.clear();
+        self.restricted_fetching.clear();
+        self.restricted_again.clear();
         self.base = None;
         self.own_online.clear();
         self.pushes = 0;

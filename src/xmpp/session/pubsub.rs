@@ -24,14 +24,14 @@ use tokio_xmpp::parsers::pubsub::{ItemId, NodeName, PubSub};
 const CURRENT: &str = "current";
 
 /// `<pubsub><items node max_items='1'/></pubsub>`: the node's current item.
-pub(super) fn fetch_current(node: &str) -> Element {
+pub(crate) fn fetch_current(node: &str) -> Element {
     let mut items = Items::new(node);
     items.max_items = Some(1);
     PubSub::Items(items).into()
 }
 
 /// `<pubsub><publish node><item id='current'>payload</item></publish></pubsub>`.
-pub(super) fn publish_current(node: &str, payload: Element) -> Element {
+pub(crate) fn publish_current(node: &str, payload: Element) -> Element {
     let mut pubsub: Element = PubSub::Publish {
         publish: Publish {
             node: NodeName(node.to_string()),
@@ -55,7 +55,7 @@ pub(super) fn publish_current(node: &str, payload: Element) -> Element {
 /// The payload of each item in the answer to a fetch, in the order they
 /// came (`None`: an item without one). Only `<items>` is read: whatever
 /// else a server adds to `<pubsub>`, a result set say, is left.
-pub(super) fn answered_payloads(answer: &Element) -> impl Iterator<Item = Option<&Element>> {
+pub(crate) fn answered_payloads(answer: &Element) -> impl Iterator<Item = Option<&Element>> {
     answer
         .get_child("items", PUBSUB)
         .into_iter()

@@ -10,6 +10,7 @@ use tokio_xmpp::parsers::stanza_error::StanzaError;
 
 use super::collector::Chunked;
 use super::iq::Pending;
+use super::restricted_in::with_restricted;
 use super::{pubsub, Session, NS_PUBSUB_EVENT};
 use crate::events::Event;
 use crate::shares::{chunks, parse_user_shares, Share, UserShares};
@@ -34,6 +35,9 @@ impl Session {
 
     pub(super) async fn on_message(&mut self, msg: Message) {
         let Some(from) = msg.from.clone() else { return };
+        if self.on_restricted_notice(&msg).await {
+            return;
+        }
         // PEP events come from the publisher's bare JID.
         if from.resource().is_some() {
             return;
@@ -80,6 +84,8 @@ impl Session {
     /// that did not fit in it: from the chunks we fetched for that version,
     /// or fetched now (the catalog is updated again when they arrive).
     pub(super) async fn deliver(&mut self, jid: BareJid, raw: UserShares) {
+        self.public_in.insert(jid.clone(), raw.clone());
+        let raw = with_restricted(raw, self.restricted_in.get(&jid));
         let plan = self.chunks.item(&jid, &raw);
         for (resource, more) in &plan.fetch {
             tracing::debug!(contact = %jid, resource, chunks = more.chunks, "fetching the rest of a large share list");
@@ -175,7 +181,7 @@ impl Session {
             tracing::warn!(contact = %jid, %resource, "could not fetch the rest of a large share list; showing the part that fit in the item");
         }
         if outcome.deliver_again() {
-            if let Some(raw) = self.catalog.reader().received(&jid.to_string()) {
+            if let Some(raw) = self.public_in.get(&jid).cloned() {
                 Box::pin(self.deliver(jid, raw)).await;
             }
         }

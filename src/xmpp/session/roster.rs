@@ -41,6 +41,7 @@ impl Session {
                 for (from, event) in std::mem::take(&mut self.deferred) {
                     self.on_pep_event(from, event).await;
                 }
+                self.fetch_all_restricted().await;
             }
             other => {
                 tracing::warn!("roster request failed: {other:?}");
@@ -64,6 +65,7 @@ impl Session {
             if item.subscription == Subscription::Remove {
                 self.roster.remove(&item.jid);
                 self.chunks.forget(&item.jid);
+                self.forget_restricted(&item.jid);
                 continue;
             }
             // A request from them is only pending while they do not see our
@@ -170,6 +172,7 @@ impl Session {
             .cloned()
             .collect();
         for jid in new {
+            self.fetch_restricted(jid.clone()).await;
             tracing::debug!(contact = %jid, "showing our caps to a new contact");
             let presence = Presence::available()
                 .with_to(jid)
