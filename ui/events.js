@@ -8,7 +8,7 @@ import { bareJid, basename, explain, plural } from './format.js';
 import { toast } from './messages.js';
 import { navigate, refreshAll, setMe } from './views.js';
 import { renderStatusBar, setConnection } from './status.js';
-import { listenForDrops, refreshSharesSoon, renderHashing } from './shares.js';
+import { listenForDrops, refreshSharesSoon, renderHashing, renderShares } from './shares.js';
 import { patchPresence, refreshContactSoon } from './catalog.js';
 import { refreshContactsSoon, renderContacts } from './contacts.js';
 import { openPath, refreshTransfers, setTransfers } from './transfers.js';
@@ -101,6 +101,10 @@ function onEvent(ev) {
       break;
     case 'PublishTruncated':
       toast(`Your share list is too large for your server: only the first ${ev.published} of ${ev.total} shares are published.`, { kind: 'warn' });
+      break;
+    case 'Restricted':
+      S.status = { ...(S.status || {}), restricted: ev.status };
+      renderShares();
       break;
     case 'PublishFailed':
       toast(`Publishing your share list failed: ${ev.reason}`, { kind: 'error' });

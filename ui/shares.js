@@ -8,7 +8,7 @@ import { $, checkedValue, el, fileIcon, iconSpan, showError, syncList, whileBusy
 import { basename, coalesce, explain, humanDuration, humanSize, humanSpeed, listNames, magnet, plural } from './format.js';
 import { confirmDialog, toast } from './messages.js';
 import { navigate } from './views.js';
-import { quietly } from './status.js';
+import { quietly, renderRestrictedNote } from './status.js';
 import { renderDownloadButtons } from './catalog-rows.js';
 import { refreshTransfers } from './transfers.js';
 
@@ -32,6 +32,9 @@ function shareRow(share) {
   const peers = el('span', { class: 'peers' });
   const uploaded = el('span', { class: 'uploaded' });
   const updated = el('span', { class: 'updated', hidden: true });
+  const audience = el('span', { class: 'audience' });
+  const who = el('button', { type: 'button', class: 'audience-edit small', text: 'Who sees it' });
+  who.addEventListener('click', () => editAudience(hash));
   const copy = el('button', { type: 'button', class: 'copy-magnet small', text: 'Copy magnet' });
   const check = el('button', { type: 'button', class: 'verify small', text: 'Verify', title: 'Read every piece and check it against the hashes' });
   const remove = el('button', { type: 'button', class: 'unshare small danger', text: 'Remove' });
@@ -41,9 +44,9 @@ function shareRow(share) {
   const icon = fileIcon();
   const li = el('li', { class: 'row', 'data-share': hash },
     el('div', { class: 'row-main' }, icon,
-      el('div', { class: 'row-text' }, el('div', { class: 'name-line' }, name, kindTag), el('div', { class: 'meta' }, size, peers, uploaded, updated))),
-    el('div', { class: 'row-actions' }, copy, check, remove));
-  li._r = { icon, name, size, peers, uploaded, updated, copy, check, remove, kindTag };
+      el('div', { class: 'row-text' }, el('div', { class: 'name-line' }, name, kindTag), el('div', { class: 'meta' }, audience, size, peers, uploaded, updated))),
+    el('div', { class: 'row-actions' }, who, copy, check, remove));
+  li._r = { icon, name, size, peers, uploaded, updated, audience, who, copy, check, remove, kindTag };
   return li;
 }
 
@@ -57,6 +60,9 @@ function updateShareRow(li, share) {
     r.icon.dataset.folder = String(folder);
     r.icon.replaceChildren(iconSpan(folder ? 'folder' : 'file'));
   }
+  r.audience.textContent = audienceText(t && t.audience);
+  r.audience.title = 'Who sees it in your list';
+  r.who.setAttribute('aria-label', `Choose who sees ${share.name}`);
   r.size.textContent = humanSize(share.size);
   const names = t ? peerNames(t) : [];
   r.peers.textContent = names.length ? `${plural(names.length, 'peer')}: ${listNames(names, 2)}` : 'no peers';
@@ -79,7 +85,63 @@ function updateShareRow(li, share) {
   r.remove.setAttribute('aria-label', `Stop sharing ${share.name}`);
 }
 
+/** A share's audience in words: `everyone`, or `{only: {groups, contacts}}`. */
+export function audienceText(a) {
+  if (!a || a === 'everyone') return 'Everyone';
+  const only = a.only || {};
+  const names = [...(only.groups || []), ...(only.contacts || [])];
+  return names.length ? `Only ${listNames(names, 3)}` : 'Only you';
+}
+
+/** The audience dialog: everyone, or some groups and contacts. */
+async function editAudience(hash) {
+  const name = nameOf(hash);
+  const t = S.transfers.get(hash);
+  const current = (t && t.audience && t.audience.only) || null;
+  const chosen = new Set([...((current && current.groups) || []), ...((current && current.contacts) || [])]);
+  const groups = [...new Set(S.contacts.flatMap((c) => c.groups || []))].sort();
+  const contacts = S.contacts.map((c) => c.jid).sort();
+  const box = $('#audience-choices');
+  const option = (value, label) => el('label', { class: 'check' },
+    el('input', { type: 'checkbox', value, checked: chosen.has(value) }), ` ${label}`);
+  box.replaceChildren(
+    ...groups.map((g) => option(g, `Group ${g}`)),
+    ...contacts.map((j) => option(j, j)));
+  $('#audience-title').textContent = `Who sees “${name}”?`;
+  $('#audience-everyone').checked = !current;
+  $('#audience-only').checked = !!current;
+  const sync = () => {
+    const only = $('#audience-only').checked;
+    for (const input of box.querySelectorAll('input')) input.disabled = !only;
+  };
+  $('#audience-everyone').onchange = sync;
+  $('#audience-only').onchange = sync;
+  for (const input of box.querySelectorAll('input')) input.onchange = () => { $('#audience-only').checked = true; sync(); };
+  sync();
+  showError($('#audience-error'), '');
+  const d = $('#audience');
+  d.showModal();
+  $('#audience-cancel').onclick = () => d.close();
+  $('#audience-form').onsubmit = async (e) => {
+    e.preventDefault();
+    const to = $('#audience-only').checked ? [...box.querySelectorAll('input:checked')].map((i) => i.value) : [];
+    if ($('#audience-only').checked && !to.length) {
+      showError($('#audience-error'), 'Pick at least one group or contact, or choose Everyone.');
+      return;
+    }
+    try {
+      await api('set_audience', { hash, to });
+      d.close();
+      toast(to.length ? `${name} is now for ${listNames(to, 3)} only.` : `${name} is now for everyone.`, { kind: 'ok' });
+    } catch (err) {
+      showError($('#audience-error'), err.message);
+    }
+    refreshTransfers();
+  };
+}
+
 export function renderShares() {
+  renderRestrictedNote();
   const list = $('#shares-list');
   syncList(list, S.shares, (s) => s.hash, shareRow, updateShareRow);
   $('#shares-empty').hidden = S.shares.length > 0;

@@ -17,10 +17,21 @@ export function quietly(p) {
   });
 }
 
+/** My shares says why restricted shares stay unpublished, when the
+ *  server would not restrict them. */
+export function renderRestrictedNote() {
+  const r = S.status && S.status.restricted;
+  const note = $('#restricted-note');
+  const refused = !!(r && r.state === 'refused');
+  note.hidden = !refused;
+  note.textContent = refused ? `${r.reason || 'your server cannot restrict who sees a share; restricted shares stay unpublished'}.` : '';
+}
+
 export function refreshStatus() {
   return quietly((async () => {
     const st = await api('status');
     S.status = st;
+    renderRestrictedNote();
     S.addresses = st.addresses || [];
     if (st.jid) setMe(st.jid);
     if (!S.streamDown) setConnection(connectionOf(st.connection));

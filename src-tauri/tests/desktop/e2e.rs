@@ -286,6 +286,45 @@ async fn drive(
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The folder becomes for the group bob is in only, from its row.
+    let share_row = format!("[data-share=\"{dropped_hash}\"]");
+    app.click(&format!("{share_row} .audience-edit")).await?;
+    app.click("#audience-choices input[value=\"Family & friends\"]")
+        .await?;
+    shot(app, "shares-audience-dialog").await?;
+    app.click("#audience-save").await?;
+    app.wait_text(
+        &format!("{share_row} .audience"),
+        "for Family & friends only",
+        WAIT,
+        |t| t == "Only Family & friends",
+    )
+    .await?;
+    shot(app, "shares-audience").await?;
+    // bob sees it, now through his restricted list of alice's: it has
+    // left her public list and is in the one for him.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let status = app
+            .execute(
+                "return window.__TAURI__.core.invoke('api', {method: 'status', params: null});",
+                json!([]),
+            )
+            .await?;
+        let restricted = &status["restricted"];
+        let catalog: Value = bob.rpc("xmpp.get_hashes", json!([]));
+        if catalog.get(&dropped_hash).is_some()
+            && restricted["state"] == "published"
+            && restricted["readers"] == 1
+        {
+            break;
+        }
+        ensure!(
+            Instant::now() < deadline,
+            "bob lost the folder for his group; his catalog: {catalog}; alice's restricted lists: {restricted}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 
     open_view(app, "settings").await?;
     app.wait_until("the settings filled in", WAIT, || async {
