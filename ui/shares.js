@@ -110,13 +110,17 @@ async function editAudience(hash) {
   $('#audience-title').textContent = `Who sees “${name}”?`;
   $('#audience-everyone').checked = !current;
   $('#audience-only').checked = !!current;
-  const sync = () => {
-    const only = $('#audience-only').checked;
-    for (const input of box.querySelectorAll('input')) input.disabled = !only;
-  };
+  // The choices stay clickable: picking one means "only these"; with
+  // Everyone chosen they are shown faded.
+  const sync = () => box.classList.toggle('faded', !$('#audience-only').checked);
   $('#audience-everyone').onchange = sync;
   $('#audience-only').onchange = sync;
-  for (const input of box.querySelectorAll('input')) input.onchange = () => { $('#audience-only').checked = true; sync(); };
+  for (const input of box.querySelectorAll('input')) {
+    input.onchange = () => {
+      if (input.checked) $('#audience-only').checked = true;
+      sync();
+    };
+  }
   sync();
   showError($('#audience-error'), '');
   const d = $('#audience');
