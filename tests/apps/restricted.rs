@@ -6,14 +6,15 @@
 //! reconnects and a server restart; alice's public node lists only the
 //! public share; moving bob out of Family takes it from him within 10 s,
 //! moving carol in gives it to her. A server that ignores node
-//! configuration gets nothing restricted, and `status` says why.
+//! configuration gets nothing restricted, and `status` says why. The core
+//! of the flow runs on ejabberd too.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bitween::xmpp::pubsub_fetch_current;
 use bitween_testkit::bitweend::Daemon;
-use bitween_testkit::{Peer, Prosody, ServerOptions, DOMAIN};
+use bitween_testkit::{Peer, Prosody, Server, ServerKind, ServerOptions, DOMAIN};
 use serde_json::Value;
 
 /// A Prosody module that writes every stanza sent to carol's sessions to
@@ -370,4 +371,64 @@ fn fetch_node_as(server: &Prosody, user: &str, of: &str, node: &str) -> Result<S
         peer.xmpp.shutdown().await;
         answer.map(|a| a.map(|a| String::from(&a)).unwrap_or_default())
     })
+}
+
+/// The same flow on ejabberd, which pushes no `whitelist` items to members:
+/// bob gets the share by the notice and his fetch, carol never; moving bob
+/// out of Family takes it from him within 10 s, moving carol in gives it.
+#[test]
+fn on_ejabberd_a_share_for_family_reaches_only_family() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = ServerOptions {
+        roster_groups: vec![("alice".into(), "bob".into(), "Family".into())],
+        ..ServerOptions::default()
+    };
+    let server = Server::start_with(
+        ServerKind::Ejabberd,
+        &["alice", "bob", "carol"],
+        &[("alice", "bob"), ("alice", "carol")],
+        &options,
+    );
+    let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
+    let bob = Daemon::start(&server, "bob", &tmp.path().join("bob"));
+    let carol = Daemon::start(&server, "carol", &tmp.path().join("carol"));
+    let public = share(&alice, &tmp.path().join("open.txt"), b"for everyone", &[]);
+    let family = share(
+        &alice,
+        &tmp.path().join("family.txt"),
+        b"for Family",
+        &["Family"],
+    );
+    wait_restricted(&alice, "published");
+    wait_listed(
+        &bob,
+        &family,
+        true,
+        Duration::from_secs(20),
+        "bob, in Family",
+    );
+    wait_listed(&carol, &public, true, Duration::from_secs(20), "carol");
+    std::thread::sleep(Duration::from_secs(2));
+    assert!(
+        !lists(&carol, &family),
+        "carol's catalog lists the Family share"
+    );
+
+    alice.json(&["group-remove", &jid("bob"), "Family"]);
+    wait_listed(
+        &bob,
+        &family,
+        false,
+        Duration::from_secs(10),
+        "bob, out of Family",
+    );
+    assert!(lists(&bob, &public), "bob lost the public share too");
+    alice.json(&["group-add", &jid("carol"), "Family"]);
+    wait_listed(
+        &carol,
+        &family,
+        true,
+        Duration::from_secs(10),
+        "carol, in Family",
+    );
 }
