@@ -17,6 +17,7 @@
 //! Not here: reading contacts' restricted lists (the XMPP session,
 //! `restricted_in`); the wire helpers (`wire`).
 
+mod node;
 pub mod wire;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,13 +29,11 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use tokio_xmpp::jid::{BareJid, Jid};
 
 use crate::addresses::OwnAddresses;
 use crate::events::{Event, EventBus};
 use crate::shares::{
-    parse_user_shares, reader_node, to_element, Audience, InfoHash, ResourceShares, Share,
-    UserShares, NS_RESTRICTED,
+    reader_node, Audience, InfoHash, ResourceShares, Share, UserShares, NS_RESTRICTED,
 };
 use crate::xmpp::{ConnectionState, Contact, IqError, XmppHandle};
 
@@ -52,7 +51,8 @@ const RETRY: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RestrictedStatus {
     /// `none` (no restricted share to publish), `published`, `pending`
-    /// (offline, or being brought up to date) or `refused`.
+    /// (offline, or being brought up to date), `refused` (the server would
+    /// not keep them restricted) or `failed` (another reason, given).
     pub state: String,
     /// Why restricted shares stay unpublished (`refused`), or what is
     /// awaited (`pending`).
@@ -106,6 +106,7 @@ impl RestrictedLists {
             published: BTreeMap::new(),
             reconciled: false,
             refused: None,
+            lost_on_publish: 0,
         };
         tokio::spawn(tracing::Instrument::instrument(
             owner.run(shares, addresses, stop),
@@ -135,6 +136,9 @@ enum Fail {
     Passing(String),
     /// The server does not keep restricted nodes restricted.
     Refused(String),
+    /// Something else went wrong (a list too large for the server, say):
+    /// said as it is, and tried again at the next change.
+    Other(String),
 }
 
 impl From<IqError> for Fail {
@@ -164,6 +168,8 @@ struct Owner {
     reconciled: bool,
     /// The server refused to restrict: nothing restricted this session.
     refused: Option<String>,
+    /// Connections lost in a row while a publish awaited its answer.
+    lost_on_publish: u8,
 }
 
 impl Owner {
@@ -276,6 +282,11 @@ impl Owner {
                 self.set_status(RestrictedStatus::new("pending", Some(reason.clone()), 0));
                 Err(reason)
             }
+            Err(Fail::Other(reason)) => {
+                tracing::warn!("restricted lists: {reason}");
+                self.set_status(RestrictedStatus::new("failed", Some(reason), 0));
+                Ok(())
+            }
             Err(Fail::Refused(reason)) => {
                 tracing::warn!("{REFUSED}: {reason}");
                 self.refused = Some(reason.clone());
@@ -380,174 +391,6 @@ impl Owner {
         }
         self.reconciled = true;
         Ok(())
-    }
-
-    /// Publishes `item` (what is left for `reader` from our other devices)
-    /// or, with nothing left, deletes their node; then tells them.
-    async fn withdraw(&mut self, reader: &str, item: UserShares) -> Result<(), Fail> {
-        if item.resources.is_empty() {
-            match self.iq_set(wire::delete(&reader_node(reader))).await {
-                Ok(_) => {}
-                Err(e) if e.condition == "item-not-found" => {}
-                Err(e) => return Err(e.into()),
-            }
-            self.verified.remove(&reader_node(reader));
-            self.notify(reader);
-            Ok(())
-        } else {
-            self.ensure_node(reader).await?;
-            self.publish(reader, item).await
-        }
-    }
-
-    /// Makes sure `reader`'s node exists, is `whitelist` and lets in only
-    /// them, reading both back from the server.
-    async fn ensure_node(&mut self, reader: &str) -> Result<(), Fail> {
-        let node = reader_node(reader);
-        if self.verified.contains(&node) {
-            return Ok(());
-        }
-        if !self.server_checked {
-            let own: Jid = BareJid::new(&self.own)
-                .map_err(|e| Fail::Refused(e.to_string()))?
-                .into();
-            let info = self
-                .xmpp
-                .iq_checked(own, true, wire::disco_info(), IQ_TIMEOUT)
-                .await?;
-            if !info
-                .as_ref()
-                .is_some_and(|i| wire::has_feature(i, wire::PUBLISH_OPTIONS))
-            {
-                return Err(Fail::Refused(
-                    "the server does not check publish options".into(),
-                ));
-            }
-            self.server_checked = true;
-        }
-        for attempt in 0..2 {
-            match self.iq_set(wire::create_whitelisted(&node)).await {
-                Ok(_) => {}
-                Err(e) if e.condition == "conflict" => {} // it exists: check it
-                Err(e) => return Err(e.into()),
-            }
-            let config = self.iq_get(wire::get_config(&node)).await?;
-            let model = config.as_ref().and_then(wire::access_model);
-            if model.as_deref() != Some("whitelist") {
-                self.iq_set(wire::delete(&node)).await?;
-                if attempt == 0 {
-                    continue;
-                }
-                return Err(Fail::Refused(format!(
-                    "node configuration ignored: its access model reads back as {}",
-                    model.as_deref().unwrap_or("nothing")
-                )));
-            }
-            self.iq_set(wire::set_member(&node, reader)).await?;
-            let affiliations = self.iq_get(wire::get_affiliations(&node)).await?;
-            let checked = affiliations
-                .as_ref()
-                .ok_or_else(|| "the server sent no affiliations".to_string())
-                .and_then(|a| wire::only_member(a, reader, &self.own));
-            if let Err(why) = checked {
-                self.iq_set(wire::delete(&node)).await?;
-                if attempt == 0 {
-                    continue;
-                }
-                return Err(Fail::Refused(why));
-            }
-            self.verified.insert(node);
-            return Ok(());
-        }
-        unreachable!("the second attempt returns")
-    }
-
-    /// The item `reader`'s node holds now (our other devices' entries).
-    async fn fetch_item(&mut self, reader: &str) -> Result<UserShares, Fail> {
-        let node = reader_node(reader);
-        let own: Jid = BareJid::new(&self.own)
-            .map_err(|e| Fail::Refused(e.to_string()))?
-            .into();
-        let answer = match self
-            .xmpp
-            .iq_checked(
-                own,
-                true,
-                crate::xmpp::pubsub::fetch_current(&node),
-                IQ_TIMEOUT,
-            )
-            .await
-        {
-            Ok(answer) => answer,
-            Err(e) if e.condition == "item-not-found" => None,
-            Err(e) => return Err(e.into()),
-        };
-        Ok(answer
-            .as_ref()
-            .and_then(|p| crate::xmpp::pubsub::answered_payloads(p).last().flatten())
-            .and_then(|el| parse_user_shares(el, &self.own).ok())
-            .map(|p| p.item)
-            .unwrap_or_default())
-    }
-
-    /// Publishes `item` to `reader`'s (verified) node with the access
-    /// model as a precondition; a node changed under us is made again
-    /// once. Then tells the reader.
-    async fn publish(&mut self, reader: &str, item: UserShares) -> Result<(), Fail> {
-        let node = reader_node(reader);
-        for attempt in 0..2 {
-            let payload = wire::publish_whitelisted(&node, to_element(&item));
-            match self.iq_set(payload).await {
-                Ok(_) => {
-                    self.published.insert(reader.to_string(), item);
-                    self.notify(reader);
-                    return Ok(());
-                }
-                Err(e) if e.specific.as_deref() == Some("precondition-not-met") && attempt == 0 => {
-                    tracing::warn!(
-                        node,
-                        "the restricted list's node changed under us; making it again"
-                    );
-                    self.verified.remove(&node);
-                    self.iq_set(wire::delete(&node)).await?;
-                    self.ensure_node(reader).await?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Err(Fail::Refused(format!(
-            "the node for {reader} keeps changing its access model"
-        )))
-    }
-
-    fn notify(&self, reader: &str) {
-        if let Ok(jid) = BareJid::new(reader) {
-            let _ = self.xmpp.notify_changed(jid);
-        }
-    }
-
-    async fn iq_get(&self, payload: minidom::Element) -> Result<Option<minidom::Element>, IqError> {
-        self.iq(true, payload).await
-    }
-
-    async fn iq_set(&self, payload: minidom::Element) -> Result<Option<minidom::Element>, IqError> {
-        self.iq(false, payload).await
-    }
-
-    /// A request to our own PEP service.
-    async fn iq(
-        &self,
-        get: bool,
-        payload: minidom::Element,
-    ) -> Result<Option<minidom::Element>, IqError> {
-        let own = BareJid::new(&self.own).map_err(|e| IqError {
-            condition: "jid-malformed".into(),
-            specific: None,
-            text: e.to_string(),
-        })?;
-        self.xmpp
-            .iq_checked(own.into(), get, payload, IQ_TIMEOUT)
-            .await
     }
 }
 
