@@ -85,6 +85,27 @@ function updateShareRow(li, share) {
   r.remove.setAttribute('aria-label', `Stop sharing ${share.name}`);
 }
 
+/** The "Share with" choice of the drop zone: everyone, one group or one
+ *  contact (a share is for several through "Who sees it"). Kept as chosen
+ *  while that group or contact exists. */
+function renderShareWith() {
+  const select = $('#share-audience');
+  const chosen = select.value;
+  const groups = [...new Set(S.contacts.flatMap((c) => c.groups || []))].sort();
+  const contacts = S.contacts.map((c) => c.jid).sort();
+  const options = [el('option', { value: '', text: 'Everyone' }),
+    ...groups.map((g) => el('option', { value: g, text: `Group ${g}` })),
+    ...contacts.map((j) => el('option', { value: j, text: j }))];
+  select.replaceChildren(...options);
+  select.value = [...select.options].some((o) => o.value === chosen) ? chosen : '';
+}
+
+/** Whom new shares are for, as the share and share_paths calls take it. */
+function shareWith() {
+  const v = $('#share-audience').value;
+  return v ? [v] : [];
+}
+
 /** A share's audience in words: `everyone`, or `{only: {groups, contacts}}`. */
 export function audienceText(a) {
   if (!a || a === 'everyone') return 'Everyone';
@@ -146,6 +167,7 @@ async function editAudience(hash) {
 
 export function renderShares() {
   renderRestrictedNote();
+  renderShareWith();
   const list = $('#shares-list');
   syncList(list, S.shares, (s) => s.hash, shareRow, updateShareRow);
   $('#shares-empty').hidden = S.shares.length > 0;
@@ -262,7 +284,7 @@ async function sharePaths(paths) {
   for (const p of paths) if (!S.hashing.has(p)) S.hashing.set(p, { size: null, since: Date.now() });
   renderHashing();
   try {
-    reportShared((await invoke('share_paths', { paths })) || []);
+    reportShared((await invoke('share_paths', { paths, to: shareWith() })) || []);
   } catch (e) {
     for (const p of paths) S.hashing.delete(p);
     renderHashing();
@@ -272,7 +294,7 @@ async function sharePaths(paths) {
 
 async function pickAndShare(folder) {
   try {
-    reportShared((await invoke('pick_and_share', { folder })) || []);
+    reportShared((await invoke('pick_and_share', { folder, to: shareWith() })) || []);
   } catch (e) {
     toast(explain('Cannot share', e.message), { kind: 'error' });
   }
@@ -288,7 +310,7 @@ async function shareFromBrowser(ev) {
   renderHashing();
   await whileBusy($('#share-path-submit'), null, async () => {
     try {
-      const share = await api('share', { path });
+      const share = await api('share', { path, to: shareWith() });
       input.value = '';
       reportShared([{ path, share }]);
     } catch (e) {
@@ -308,6 +330,8 @@ export function wireShares() {
       if (!sharePath.value) showError($('#share-path-error'), '');
     });
   }
+  // (The contacts may have come after the last render.)
+  $('#share-audience').addEventListener('focus', renderShareWith);
   $('#pick-files').addEventListener('click', () => pickAndShare(false));
   $('#pick-folder').addEventListener('click', () => pickAndShare(true));
 }

@@ -22,9 +22,10 @@ export function quietly(p) {
 export function renderRestrictedNote() {
   const r = S.status && S.status.restricted;
   const note = $('#restricted-note');
-  const refused = !!(r && r.state === 'refused');
+  const refused = !!(r && (r.state === 'refused' || r.state === 'failed'));
   note.hidden = !refused;
-  note.textContent = refused ? `${r.reason || 'your server cannot restrict who sees a share; restricted shares stay unpublished'}.` : '';
+  const why = (r && r.reason) || 'your server cannot restrict who sees a share; restricted shares stay unpublished';
+  note.textContent = refused ? `Shares for some contacts only: ${why}.` : '';
 }
 
 export function refreshStatus() {

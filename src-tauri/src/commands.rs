@@ -81,21 +81,30 @@ pub async fn save_settings(app: App<'_>, settings: EditableSettings) -> Result<E
     app.save_settings(settings).await
 }
 
-/// The drop handler's command: shares each path, reporting each outcome.
+/// The drop handler's command: shares each path, for the groups and
+/// contacts `to` names (none: everyone), reporting each outcome.
 #[tauri::command]
-pub async fn share_paths(app: App<'_>, paths: Vec<String>) -> Result<Vec<ShareOutcome>> {
+pub async fn share_paths(
+    app: App<'_>,
+    paths: Vec<String>,
+    to: Option<Vec<String>>,
+) -> Result<Vec<ShareOutcome>> {
     let paths: Vec<PathBuf> = paths.into_iter().map(PathBuf::from).collect();
-    Ok(app.api().await?.share_paths(&paths).await)
+    let to = to.unwrap_or_default();
+    app.api().await?.share_paths_for(&paths, &to).await
 }
 
-/// Opens the native picker for files (or folders) and shares the choice.
+/// Opens the native picker for files (or folders) and shares the choice,
+/// for the groups and contacts `to` names (none: everyone).
 #[tauri::command]
 pub async fn pick_and_share(
     handle: AppHandle,
     app: App<'_>,
     folder: bool,
+    to: Option<Vec<String>>,
 ) -> Result<Vec<ShareOutcome>> {
     let api = app.api().await?;
+    let to = to.unwrap_or_default();
     let (tx, rx) = tokio::sync::oneshot::channel();
     let dialog = handle.dialog().file().set_title(if folder {
         "Share folders"
@@ -115,7 +124,7 @@ pub async fn pick_and_share(
         .into_iter()
         .filter_map(|p| p.into_path().ok())
         .collect();
-    Ok(api.share_paths(&paths).await)
+    api.share_paths_for(&paths, &to).await
 }
 
 /// Opens a transfer's file or folder (or, `folder`, the folder holding it).

@@ -186,7 +186,19 @@ impl Api {
 
     /// Shares each path in turn, reporting each outcome (the drop handler).
     pub async fn share_paths(&self, paths: &[PathBuf]) -> Vec<ShareOutcome> {
-        share_paths::share_each(&self.svc.engine, paths).await
+        share_paths::share_each(&self.svc.engine, paths, None).await
+    }
+
+    /// [`share_paths`](Self::share_paths) for the groups and contacts `to`
+    /// names (none: everyone); a bad name refuses them all.
+    pub async fn share_paths_for(
+        &self,
+        paths: &[PathBuf],
+        to: &[String],
+    ) -> Result<Vec<ShareOutcome>, ApiError> {
+        let audience = self.audience_of(to).await?;
+        let audience = (!to.is_empty()).then_some(audience);
+        Ok(share_paths::share_each(&self.svc.engine, paths, audience).await)
     }
 
     /// Downloads `hash` from every contact who has it, into `to` (default:

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use crate::shares::Share;
+use crate::shares::{Audience, Share};
 use crate::torrent::Engine;
 
 /// What became of one path.
@@ -22,8 +22,13 @@ pub struct ShareOutcome {
 }
 
 /// Shares every path in turn (hashing is disk-bound: one at a time is
-/// fastest), once each, in the order given.
-pub async fn share_each(engine: &Engine, paths: &[PathBuf]) -> Vec<ShareOutcome> {
+/// fastest), once each, in the order given, for `audience` (none: as
+/// [`Engine::share_for`] says).
+pub async fn share_each(
+    engine: &Engine,
+    paths: &[PathBuf],
+    audience: Option<Audience>,
+) -> Vec<ShareOutcome> {
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for path in paths {
@@ -36,7 +41,10 @@ pub async fn share_each(engine: &Engine, paths: &[PathBuf]) -> Vec<ShareOutcome>
                 "cannot share {shown}: not an absolute path (drop the file, or pick it in the dialog)"
             ))
         } else {
-            engine.share(path).await.map_err(|e| e.to_string())
+            engine
+                .share_for(path, audience.clone())
+                .await
+                .map_err(|e| e.to_string())
         };
         out.push(match result {
             Ok(share) => ShareOutcome {
