@@ -209,6 +209,8 @@ fn a_share_for_family_reaches_only_family_and_follows_the_group() {
         !node.contains(&family) && !node.contains("grandma"),
         "{node}"
     );
+    assert_eq!(node.matches("<share_item ").count(), 1, "{node}");
+    assert_eq!(node.matches("<resource ").count(), 1, "{node}");
 
     // alice offline (her public entry goes with her: a clean exit retracts
     // it), the server restarted: bob still browses the restricted share
@@ -431,4 +433,57 @@ fn on_ejabberd_a_share_for_family_reaches_only_family() {
         Duration::from_secs(10),
         "carol, in Family",
     );
+}
+
+/// The web UI says why restricted shares stay unpublished (the same page
+/// as the desktop app's), and the audience of each share.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_web_ui_says_when_the_server_refuses() -> anyhow::Result<()> {
+    use bitween_testkit::webdriver::DriverProcess;
+    let tmp = tempfile::tempdir()?;
+    let options = ServerOptions {
+        roster_groups: vec![("alice".into(), "bob".into(), "Family".into())],
+        prosody_plugins: vec![("ignore_node_config".into(), IGNORE_CONFIG.into())],
+        ..ServerOptions::default()
+    };
+    let server = Prosody::start_opts(&["alice", "bob"], &[("alice", "bob")], &options);
+    let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
+    let family = share(
+        &alice,
+        &tmp.path().join("closed.txt"),
+        b"closed",
+        &["Family"],
+    );
+    tokio::task::block_in_place(|| wait_restricted(&alice, "refused"));
+
+    let driver = DriverProcess::chromedriver(bitween_testkit::free_port()).await?;
+    let profile = tempfile::tempdir()?;
+    let browser = super::webui::open_browser(&driver, profile.path()).await?;
+    let outcome = async {
+        browser.goto(&alice.web_ui_url()).await?;
+        let limit = Duration::from_secs(20);
+        browser
+            .wait_text(
+                "#restricted-note",
+                "why nothing restricted is published",
+                limit,
+                |t| {
+                    t.contains("your server cannot restrict who sees a share")
+                        && t.contains("access model")
+                },
+            )
+            .await?;
+        browser
+            .wait_text(
+                &format!("[data-share=\"{family}\"] .audience"),
+                "the share's audience",
+                limit,
+                |t| t == "Only Family",
+            )
+            .await?;
+        super::webui::shot(&browser, "restricted-refused").await
+    }
+    .await;
+    let _ = browser.delete().await;
+    outcome
 }

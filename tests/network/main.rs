@@ -7,5 +7,6 @@
 //! network natpmp::`.
 
 mod addresses;
+mod audience;
 mod natpmp;
 mod paths;

@@ -32,7 +32,7 @@ use bitween_testkit::{free_port, Prosody};
 use serde_json::json;
 
 /// Saves a screenshot as `<target dir>/screenshots/web-NAME.png`.
-async fn shot(browser: &Session, name: &str) -> Result<()> {
+pub(crate) async fn shot(browser: &Session, name: &str) -> Result<()> {
     save_shot(browser, &format!("web-{name}")).await.map(|_| ())
 }
 
@@ -180,7 +180,10 @@ async fn the_web_ui_finds_downloads_and_shares() -> Result<()> {
 }
 
 /// A browser session on chromedriver, headless, 1000x700.
-async fn open_browser(driver: &DriverProcess, profile: &std::path::Path) -> Result<Session> {
+pub(crate) async fn open_browser(
+    driver: &DriverProcess,
+    profile: &std::path::Path,
+) -> Result<Session> {
     let profile_arg = format!("--user-data-dir={}", profile.display());
     Session::new(
         &driver.url,
