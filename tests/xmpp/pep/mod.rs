@@ -172,7 +172,7 @@ async fn contacts_see_published_shares_and_every_change(kind: ServerKind) {
 async fn two_resources_of_one_account_merge_and_leave_separately(kind: ServerKind) {
     let server = Server::start(kind, &["alice", "bob"], &[("alice", "bob")]);
     let mut bob = Peer::login(&server, "bob", "desk").await;
-    let laptop = Peer::login(&server, "alice", "laptop").await;
+    let mut laptop = Peer::login(&server, "alice", "laptop").await;
     let mut desktop = Peer::login(&server, "alice", "desktop").await;
     let on_laptop = entry(vec![share(1, "from laptop", 1)], &["127.0.0.1:1001"]);
     let on_desktop = entry(
@@ -193,11 +193,21 @@ async fn two_resources_of_one_account_merge_and_leave_separately(kind: ServerKin
     .await;
     assert_eq!(seen(&bob, "alice", "laptop"), Some(on_laptop.clone()));
     assert_eq!(seen(&bob, "alice", "desktop"), Some(on_desktop.clone()));
-    // Each resource also sees the other one of its own account.
+    // Each resource also sees the other one of its own account. (The
+    // laptop's leaving publishes the item as the laptop last saw it, less
+    // its own entry: seen before, the desktop's entry stays as it is. Had
+    // the laptop left before the desktop's last publish reached it, the
+    // desktop would put its entry back on the push, a moment later.)
     desktop
         .wait_catalog("laptop seen from desktop", |c| {
             c.resource(&jid("alice"), "laptop")
                 .is_some_and(|r| r.shares == on_laptop.shares)
+        })
+        .await;
+    laptop
+        .wait_catalog("desktop seen from laptop", |c| {
+            c.resource(&jid("alice"), "desktop")
+                .is_some_and(|r| r.shares == on_desktop.shares)
         })
         .await;
 
