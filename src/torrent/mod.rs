@@ -287,12 +287,7 @@ impl Engine {
 
     /// Who sees the share or download `hash` (none: not ours).
     pub fn audience_of(&self, hash: &InfoHash) -> Option<Audience> {
-        let state = self.inner.state.lock().unwrap();
-        state
-            .torrents
-            .iter()
-            .find(|r| r.info_hash == *hash)
-            .map(|r| r.audience.clone())
+        self.record(hash).map(|r| r.audience)
     }
 
     /// What we publish (our shares and what we have downloaded) whose

@@ -149,14 +149,7 @@ impl Engine {
     /// Makes the share or download `hash` visible to `audience` from now on
     /// (published with the next burst of changes).
     pub fn set_audience(&self, hash: &InfoHash, audience: Audience) -> Result<(), EngineError> {
-        let record = {
-            let state = self.inner.state.lock().unwrap();
-            state
-                .torrents
-                .iter()
-                .find(|r| r.info_hash == *hash)
-                .cloned()
-        };
+        let record = self.record(hash);
         let Some(record) = record else {
             return Err(EngineError::Unknown(*hash));
         };

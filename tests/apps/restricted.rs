@@ -238,28 +238,7 @@ fn a_share_for_family_reaches_only_family_and_follows_the_group() {
     // alice back: bob out of Family loses it within 10 s, carol in gets it.
     let alice = Daemon::start(&server, "alice", &tmp.path().join("alice"));
     wait_restricted(&alice, "published");
-    alice.json(&["group-remove", &jid("bob"), "Family"]);
-    let moved = Instant::now();
-    wait_listed(
-        &bob,
-        &family,
-        false,
-        Duration::from_secs(10),
-        "bob, out of Family",
-    );
-    eprintln!(
-        "bob's list lost the share {:.1} s after the move",
-        moved.elapsed().as_secs_f64()
-    );
-    assert!(lists(&bob, &public), "bob lost the public share too");
-    alice.json(&["group-add", &jid("carol"), "Family"]);
-    wait_listed(
-        &carol,
-        &family,
-        true,
-        Duration::from_secs(10),
-        "carol, in Family",
-    );
+    move_bob_out_and_carol_in(&alice, &bob, &carol, &family, &public);
     // (From now on carol may see it: her stream names it.)
 
     // Everyone again: the share moves to the public list.
@@ -416,19 +395,36 @@ fn on_ejabberd_a_share_for_family_reaches_only_family() {
         "carol's catalog lists the Family share"
     );
 
+    move_bob_out_and_carol_in(&alice, &bob, &carol, &family, &public);
+}
+
+/// alice moves bob out of Family and carol in: bob's list loses the share
+/// `family` (not `public`) within 10 s, carol's gains it within 10 s.
+fn move_bob_out_and_carol_in(
+    alice: &Daemon,
+    bob: &Daemon,
+    carol: &Daemon,
+    family: &str,
+    public: &str,
+) {
     alice.json(&["group-remove", &jid("bob"), "Family"]);
+    let moved = Instant::now();
     wait_listed(
-        &bob,
-        &family,
+        bob,
+        family,
         false,
         Duration::from_secs(10),
         "bob, out of Family",
     );
-    assert!(lists(&bob, &public), "bob lost the public share too");
+    eprintln!(
+        "bob's list lost the share {:.1} s after the move",
+        moved.elapsed().as_secs_f64()
+    );
+    assert!(lists(bob, public), "bob lost the public share too");
     alice.json(&["group-add", &jid("carol"), "Family"]);
     wait_listed(
-        &carol,
-        &family,
+        carol,
+        family,
         true,
         Duration::from_secs(10),
         "carol, in Family",
