@@ -32,7 +32,7 @@ function shareRow(share) {
   const peers = el('span', { class: 'peers' });
   const uploaded = el('span', { class: 'uploaded' });
   const updated = el('span', { class: 'updated', hidden: true });
-  const audience = el('span', { class: 'audience' });
+  const audience = el('span', { class: 'tag audience', hidden: true });
   const who = el('button', { type: 'button', class: 'audience-edit small', text: 'Who sees it' });
   who.addEventListener('click', () => editAudience(hash));
   const copy = el('button', { type: 'button', class: 'copy-magnet small', text: 'Copy magnet' });
@@ -60,8 +60,11 @@ function updateShareRow(li, share) {
     r.icon.dataset.folder = String(folder);
     r.icon.replaceChildren(iconSpan(folder ? 'folder' : 'file'));
   }
-  r.audience.textContent = audienceText(t && t.audience);
-  r.audience.title = 'Who sees it in your list';
+  // Only a share for some contacts says so; everyone's is the rule.
+  const words = audienceText(t && t.audience);
+  r.audience.hidden = words === 'Everyone';
+  r.audience.textContent = words;
+  r.audience.title = `Who sees it: ${words}`;
   r.who.setAttribute('aria-label', `Choose who sees ${share.name}`);
   r.size.textContent = humanSize(share.size);
   const names = t ? peerNames(t) : [];

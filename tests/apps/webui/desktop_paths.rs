@@ -126,6 +126,11 @@ pub(super) async fn drive(
             .contains("dragging"),
         "the drop zone is not highlighted while dragging"
     );
+    // What is dropped is for bob only, as "Share with" says.
+    let bob_option = format!("#share-audience option[value=\"bob@{DOMAIN}\"]");
+    browser.click("#share-audience").await?;
+    browser.wait_for(&bob_option, WAIT).await?;
+    browser.click(&bob_option).await?;
     emit(
         browser,
         "tauri://drag-drop",
@@ -147,9 +152,25 @@ pub(super) async fn drive(
     );
     let shared = calls_to(browser, "share_paths").await?;
     ensure!(
-        shared[0]["paths"][0] == dropped.to_str().unwrap(),
+        shared[0]["paths"][0] == dropped.to_str().unwrap()
+            && shared[0]["to"] == json!([format!("bob@{DOMAIN}")]),
         "{shared:?}"
     );
+    browser
+        .wait_text(
+            "#shares-list .audience",
+            "the dropped file for bob",
+            WAIT,
+            |t| t == format!("Only bob@{DOMAIN}"),
+        )
+        .await?;
+    // (Back to everyone for what is shared next; the list closed.)
+    browser
+        .execute(
+            "const s = document.querySelector('#share-audience'); s.value = ''; s.blur();",
+            json!([]),
+        )
+        .await?;
     // Hashing of a large file shows while it lasts; its failure is told.
     emit(
         browser,

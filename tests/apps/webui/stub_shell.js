@@ -60,12 +60,12 @@
       return { ...settings };
     },
     pick_and_share: () => [],
-    share_paths: async ({ paths }) => {
+    share_paths: async ({ paths, to }) => {
       const out = [];
       for (const path of paths) {
         emit('bitween-event', { type: 'Hashing', path, size: null });
         try {
-          out.push({ path, share: await rpc('share', { path }) });
+          out.push({ path, share: await rpc('share', { path, to: to || [] }) });
           emit('bitween-event', { type: 'HashingDone', path, error: null });
         } catch (e) {
           out.push({ path, error: e.message });
