@@ -123,6 +123,9 @@ pub(crate) enum Command {
     /// Tells `to` that the restricted list we keep for them changed: a
     /// content-free headline (`crate::restricted`).
     Notice(BareJid),
+    /// The session's own: fetch this contact's restricted list for us
+    /// again, now that the gap after the last fetch has passed.
+    FetchRestricted(BareJid),
     /// The answer to a contact's path request, once the path layer has it.
     Answer {
         to: Jid,
@@ -182,6 +185,7 @@ impl std::fmt::Debug for Command {
             Command::SetLocal(_) => "SetLocal",
             Command::Iq { .. } => "Iq",
             Command::Notice(_) => "Notice",
+            Command::FetchRestricted(_) => "FetchRestricted",
             Command::Answer { .. } => "Answer",
             Command::ServePaths(_) => "ServePaths",
             Command::AddContact(_) => "AddContact",

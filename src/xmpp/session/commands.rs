@@ -98,6 +98,7 @@ impl Session {
             }
             Command::ServePaths(paths) => self.paths = Some(paths),
             Command::Notice(to) => self.send_notice(to).await,
+            Command::FetchRestricted(jid) => self.fetch_restricted_again(jid).await,
         }
     }
 }

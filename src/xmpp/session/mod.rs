@@ -124,9 +124,10 @@ pub(super) struct Session {
     /// restricted list for us is added to it), and that list.
     public_in: HashMap<BareJid, UserShares>,
     restricted_in: HashMap<BareJid, UserShares>,
-    /// Contacts whose restricted list we are fetching, and those to fetch
-    /// again when that answer is in (a notice came meanwhile).
-    restricted_fetching: BTreeSet<BareJid>,
+    /// Contacts whose restricted list we are fetching (or will fetch again
+    /// shortly), with when that fetch was sent; and those to fetch again
+    /// when that answer is in (a notice came meanwhile).
+    restricted_fetching: HashMap<BareJid, Instant>,
     restricted_again: BTreeSet<BareJid>,
     /// Publishes sent again after a passing refusal, since the last success.
     publish_retries: u8,
@@ -181,7 +182,7 @@ impl Session {
             contact_events: HashMap::new(),
             public_in: HashMap::new(),
             restricted_in: HashMap::new(),
-            restricted_fetching: BTreeSet::new(),
+            restricted_fetching: HashMap::new(),
             restricted_again: BTreeSet::new(),
             publish_retries: 0,
             shutdown: None,

@@ -6,10 +6,14 @@
 //! them), for a contact who becomes one, and whenever they send a
 //! `<changed/>` notice; what it lists is added to their public list in the
 //! catalog. Their notice carries nothing but the fact of a change, so a
-//! forged one costs one fetch. (Not our own restricted lists:
+//! forged one costs one fetch, and notices in a row at most one fetch
+//! every two seconds. (Not our own restricted lists:
 //! `crate::restricted`.)
 
 use std::collections::BTreeSet;
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use minidom::Element;
 use tokio_xmpp::jid::BareJid;
@@ -19,6 +23,11 @@ use tokio_xmpp::parsers::stanza_error::{ErrorType, StanzaError};
 use super::iq::Pending;
 use super::{pubsub, Session};
 use crate::shares::{parse_user_shares, reader_node, UserShares, NS_RESTRICTED};
+use crate::xmpp::Command;
+
+/// The shortest time between two fetches of one contact's restricted list
+/// that their notices cause.
+const NOTICE_GAP: Duration = Duration::from_secs(2);
 
 impl Session {
     /// Asks every contact we see for their restricted list for us.
@@ -40,10 +49,11 @@ impl Session {
         if self.bound.is_none() {
             return;
         }
-        if !self.restricted_fetching.insert(jid.clone()) {
+        if self.restricted_fetching.contains_key(&jid) {
             self.restricted_again.insert(jid);
             return;
         }
+        self.restricted_fetching.insert(jid.clone(), Instant::now());
         let payload = pubsub::fetch_current(&reader_node(&self.own.to_string()));
         let what = Pending::RestrictedItem { jid: jid.clone() };
         self.send_iq(Some(jid.into()), true, payload, what).await;
@@ -72,7 +82,7 @@ impl Session {
         jid: BareJid,
         answer: Result<Option<Element>, StanzaError>,
     ) {
-        self.restricted_fetching.remove(&jid);
+        let started = self.restricted_fetching.remove(&jid);
         let item = match answer {
             Ok(payload) => payload
                 .as_ref()
@@ -95,6 +105,27 @@ impl Session {
         };
         self.set_restricted_in(jid.clone(), item).await;
         if self.restricted_again.remove(&jid) {
+            // Notices that came meanwhile: one more fetch, not sooner than
+            // NOTICE_GAP after this one (a contact sending notices by the
+            // thousand gets a fetch every NOTICE_GAP, no more).
+            let wait = started.map_or(Duration::ZERO, |t| NOTICE_GAP.saturating_sub(t.elapsed()));
+            if wait.is_zero() {
+                self.fetch_restricted(jid).await;
+            } else {
+                self.restricted_fetching.insert(jid.clone(), Instant::now());
+                let commands = self.commands.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    let _ = commands.send(Command::FetchRestricted(jid));
+                });
+            }
+        }
+    }
+
+    /// The delayed fetch of [`on_restricted_answer`](Self::on_restricted_answer).
+    pub(super) async fn fetch_restricted_again(&mut self, jid: BareJid) {
+        self.restricted_fetching.remove(&jid);
+        if self.is_contact(&jid) {
             self.fetch_restricted(jid).await;
         }
     }

@@ -2,7 +2,8 @@
 //! payload that is not ours or is too large changes nothing, a forged event
 //! from a non-contact is ignored, and a poisoned item (names and elements
 //! at and beyond the XML reader's limits) neither ends the stream nor loses
-//! the rest.
+//! the rest; a stream of "restricted list changed" notices costs a fetch
+//! every two seconds, not one per notice.
 
 use std::time::Duration;
 
@@ -317,4 +318,52 @@ async fn a_poisoned_item_neither_ends_the_stream_nor_loses_the_rest() {
         );
         bob.xmpp.shutdown().await;
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_flood_of_notices_costs_one_fetch_every_two_seconds() {
+    let server = Server::start(
+        ServerKind::Prosody,
+        &["bob", "mallory"],
+        &[("bob", "mallory")],
+    );
+    let mut bob = Peer::login(&server, "bob", "desk").await;
+    let mallory = Peer::login(&server, "mallory", "evil").await;
+    bob.wait_for("mallory online", |e| {
+        matches!(e, Event::ContactPresenceChanged { jid: j, online: true, .. } if *j == jid("mallory"))
+    })
+    .await;
+    // (bob's fetch at login is done by now.)
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let before = server.log().len();
+    // A notice every 20 ms for 4 s.
+    for _ in 0..200 {
+        mallory
+            .xmpp
+            .notify_changed(jid("bob").parse().unwrap())
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Every fetch of bob's is an items request to mallory's bare JID; after
+    // her login mallory asks herself for nothing.
+    let log = server.log();
+    let fetches = log[before..]
+        .lines()
+        .filter(|l| {
+            l.contains("Received[c2s]: <iq") && l.contains(&format!("to='{}'", jid("mallory")))
+        })
+        .count();
+    assert!(
+        (1..=4).contains(&fetches),
+        "200 notices in 4 s made bob fetch mallory's list {fetches} times"
+    );
+    assert_eq!(
+        bob.xmpp.state(),
+        ConnectionState::Online {
+            jid: format!("{}/desk", jid("bob"))
+        }
+    );
+    mallory.xmpp.shutdown().await;
+    bob.xmpp.shutdown().await;
 }
