@@ -120,10 +120,12 @@ pub(super) struct Session {
     /// items of theirs arrived this session (see `Pending::ContactItem`).
     pulled: BTreeSet<BareJid>,
     contact_events: HashMap<BareJid, u64>,
-    /// Each contact's public item as last received (before their
-    /// restricted list for us is added to it), and that list.
-    public_in: HashMap<BareJid, UserShares>,
+    /// Contacts' restricted lists for us; and, for those contacts only,
+    /// their public item as last received (the catalog holds the two
+    /// merged). Of everyone else the catalog's item is the public one, so
+    /// it is not held twice.
     restricted_in: HashMap<BareJid, UserShares>,
+    public_in: HashMap<BareJid, UserShares>,
     /// Contacts whose restricted list we are fetching (or will fetch again
     /// shortly), with when that fetch was sent; and those to fetch again
     /// when that answer is in (a notice came meanwhile).

@@ -84,8 +84,16 @@ impl Session {
     /// that did not fit in it: from the chunks we fetched for that version,
     /// or fetched now (the catalog is updated again when they arrive).
     pub(super) async fn deliver(&mut self, jid: BareJid, raw: UserShares) {
-        self.public_in.insert(jid.clone(), raw.clone());
-        let raw = with_restricted(raw, self.restricted_in.get(&jid));
+        let raw = match self.restricted_in.get(&jid) {
+            Some(restricted) => {
+                self.public_in.insert(jid.clone(), raw.clone());
+                with_restricted(raw, Some(restricted))
+            }
+            None => {
+                self.public_in.remove(&jid);
+                raw
+            }
+        };
         let plan = self.chunks.item(&jid, &raw);
         for (resource, more) in &plan.fetch {
             tracing::debug!(contact = %jid, resource, chunks = more.chunks, "fetching the rest of a large share list");
@@ -181,7 +189,7 @@ impl Session {
             tracing::warn!(contact = %jid, %resource, "could not fetch the rest of a large share list; showing the part that fit in the item");
         }
         if outcome.deliver_again() {
-            if let Some(raw) = self.public_in.get(&jid).cloned() {
+            if let Some(raw) = self.public_item(&jid) {
                 Box::pin(self.deliver(jid, raw)).await;
             }
         }

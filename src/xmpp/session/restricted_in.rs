@@ -148,14 +148,27 @@ impl Session {
             .flat_map(|e| e.shares.iter().map(|s| s.hash))
             .collect();
         tracing::debug!(contact = %jid, shares = hashes.len(), "their restricted list for us");
+        // (Taken before the list changes: see `public_item`.)
+        let public = self.public_item(&jid).unwrap_or_default();
         self.catalog.set_restricted(&jid.to_string(), hashes);
         if item.resources.is_empty() {
             self.restricted_in.remove(&jid);
         } else {
             self.restricted_in.insert(jid.clone(), item);
         }
-        let public = self.public_in.get(&jid).cloned().unwrap_or_default();
         self.deliver(jid, public).await;
+    }
+
+    /// `jid`'s public item as last received: held apart while they have a
+    /// restricted list for us, else the catalog's item as received.
+    pub(super) fn public_item(&self, jid: &BareJid) -> Option<UserShares> {
+        match self.public_in.get(jid) {
+            Some(item) => Some(item.clone()),
+            None if !self.restricted_in.contains_key(jid) => {
+                self.catalog.reader().received(&jid.to_string())
+            }
+            None => None,
+        }
     }
 
     /// Forgets what `jid` showed us (they left the roster).
