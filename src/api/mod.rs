@@ -157,7 +157,6 @@ impl Api {
     /// everyone; a path already shared is then for them).
     pub async fn share_for(&self, path: &Path, to: &[String]) -> Result<Share, ApiError> {
         let audience = self.audience_of(to).await?;
-        let audience = (!to.is_empty()).then_some(audience);
         self.svc
             .engine
             .share_for(path, audience)
@@ -168,20 +167,23 @@ impl Api {
     /// Makes the share `hash` visible to the groups and contacts `to`
     /// names, or to everyone (none named).
     pub async fn set_audience(&self, hash: &InfoHash, to: &[String]) -> Result<(), ApiError> {
-        let audience = self.audience_of(to).await?;
+        let audience = self.audience_of(to).await?.unwrap_or_default();
         self.svc
             .engine
             .set_audience(hash, audience)
             .map_err(ApiError::failed)
     }
 
-    /// The audience `to` names: each a contact's address or a group.
-    async fn audience_of(&self, to: &[String]) -> Result<Audience, ApiError> {
+    /// The audience `to` names, each a contact's address or a group; none
+    /// named, none given (everyone, or as it was).
+    async fn audience_of(&self, to: &[String]) -> Result<Option<Audience>, ApiError> {
         if to.is_empty() {
-            return Ok(Audience::Everyone);
+            return Ok(None);
         }
         let contacts: Vec<String> = self.contacts().await?.into_iter().map(|c| c.jid).collect();
-        Audience::of_targets(to, &contacts).map_err(ApiError::params)
+        Audience::of_targets(to, &contacts)
+            .map(Some)
+            .map_err(ApiError::params)
     }
 
     /// Shares each path in turn, reporting each outcome (the drop handler).
@@ -197,7 +199,6 @@ impl Api {
         to: &[String],
     ) -> Result<Vec<ShareOutcome>, ApiError> {
         let audience = self.audience_of(to).await?;
-        let audience = (!to.is_empty()).then_some(audience);
         Ok(share_paths::share_each(&self.svc.engine, paths, audience).await)
     }
 

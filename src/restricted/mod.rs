@@ -70,6 +70,11 @@ impl RestrictedStatus {
             readers,
         }
     }
+
+    /// The server would not keep them restricted, for `why`.
+    fn refused(why: &str) -> RestrictedStatus {
+        RestrictedStatus::new("refused", Some(format!("{REFUSED} ({why})")), 0)
+    }
 }
 
 /// The task that keeps our restricted lists; its status.
@@ -98,6 +103,7 @@ impl RestrictedLists {
         let owner = Owner {
             views: views.clone(),
             own: xmpp.jid().to_string().to_lowercase(),
+            own_jid: xmpp.bare_jid().clone(),
             xmpp,
             events,
             status: tx,
@@ -154,8 +160,10 @@ impl From<IqError> for Fail {
 struct Owner {
     xmpp: XmppHandle,
     views: Views,
-    /// Our bare JID, lower-case.
+    /// Our bare JID, lower-case (as affiliations are compared), and as a
+    /// JID (where our requests go).
     own: String,
+    own_jid: tokio_xmpp::jid::BareJid,
     events: EventBus,
     status: watch::Sender<RestrictedStatus>,
     // What this session has learned; all forgotten at a reconnect.
@@ -255,8 +263,7 @@ impl Owner {
             return Ok(()); // the next Connected event brings us back
         };
         if let Some(reason) = &self.refused {
-            let reason = format!("{REFUSED} ({reason})");
-            self.set_status(RestrictedStatus::new("refused", Some(reason), 0));
+            self.set_status(RestrictedStatus::refused(reason));
             return Ok(());
         }
         let roster = self.xmpp.roster().await.map_err(|e| e.to_string())?;
@@ -296,8 +303,7 @@ impl Owner {
                     let _ = self.iq_set(wire::delete(&reader_node(&reader))).await;
                 }
                 self.verified.clear();
-                let reason = format!("{REFUSED} ({reason})");
-                self.set_status(RestrictedStatus::new("refused", Some(reason), 0));
+                self.set_status(RestrictedStatus::refused(&reason));
                 Ok(())
             }
         }

@@ -3,7 +3,7 @@
 //! precondition, emptied or deleted when the reader may see nothing more,
 //! and the notice that tells them.
 
-use tokio_xmpp::jid::{BareJid, Jid};
+use tokio_xmpp::jid::BareJid;
 
 use super::{wire, Fail, Owner, IQ_TIMEOUT};
 use crate::shares::{parse_user_shares, reader_node, to_element, UserShares};
@@ -41,13 +41,7 @@ impl Owner {
             return Ok(());
         }
         if !self.server_checked {
-            let own: Jid = BareJid::new(&self.own)
-                .map_err(|e| Fail::Refused(e.to_string()))?
-                .into();
-            let info = self
-                .xmpp
-                .iq_checked(own, true, wire::disco_info(), IQ_TIMEOUT)
-                .await?;
+            let info = self.iq_get(wire::disco_info()).await?;
             if !info
                 .as_ref()
                 .is_some_and(|i| wire::has_feature(i, wire::PUBLISH_OPTIONS))
@@ -98,19 +92,7 @@ impl Owner {
     /// The item `reader`'s node holds now (our other devices' entries).
     pub(super) async fn fetch_item(&mut self, reader: &str) -> Result<UserShares, Fail> {
         let node = reader_node(reader);
-        let own: Jid = BareJid::new(&self.own)
-            .map_err(|e| Fail::Refused(e.to_string()))?
-            .into();
-        let answer = match self
-            .xmpp
-            .iq_checked(
-                own,
-                true,
-                crate::xmpp::pubsub::fetch_current(&node),
-                IQ_TIMEOUT,
-            )
-            .await
-        {
+        let answer = match self.iq_get(crate::xmpp::pubsub::fetch_current(&node)).await {
             Ok(answer) => answer,
             Err(e) if e.condition == "item-not-found" => None,
             Err(e) => return Err(e.into()),
@@ -203,14 +185,8 @@ impl Owner {
         get: bool,
         payload: minidom::Element,
     ) -> Result<Option<minidom::Element>, IqError> {
-        let own = BareJid::new(&self.own).map_err(|e| IqError {
-            condition: "jid-malformed".into(),
-            specific: None,
-            text: e.to_string(),
-        })?;
-        self.xmpp
-            .iq_checked(own.into(), get, payload, IQ_TIMEOUT)
-            .await
+        let own = self.own_jid.clone().into();
+        self.xmpp.iq_checked(own, get, payload, IQ_TIMEOUT).await
     }
 }
 

@@ -212,7 +212,8 @@ pub struct IqError {
 }
 
 impl IqError {
-    fn local(condition: &str, text: String) -> IqError {
+    /// No answer came: `condition` is `offline`, `lost` or `timeout`.
+    pub(crate) fn local(condition: &str, text: String) -> IqError {
         IqError {
             condition: condition.into(),
             specific: None,
@@ -421,6 +422,11 @@ impl XmppHandle {
     /// Our account's bare JID.
     pub fn jid(&self) -> String {
         self.jid.to_string()
+    }
+
+    /// Our account, as a JID.
+    pub fn bare_jid(&self) -> &BareJid {
+        &self.jid
     }
 
     /// The connection state now.

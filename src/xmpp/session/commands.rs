@@ -60,11 +60,10 @@ impl Session {
                 reply,
             } => {
                 if self.bound.is_none() {
-                    let _ = reply.send(Err(crate::xmpp::IqError {
-                        condition: "offline".into(),
-                        specific: None,
-                        text: "offline: not connected to the server".into(),
-                    }));
+                    let _ = reply.send(Err(crate::xmpp::IqError::local(
+                        "offline",
+                        "offline: not connected to the server".into(),
+                    )));
                 } else {
                     self.send_iq(Some(to), get, payload, Pending::External(reply))
                         .await;
