@@ -3,7 +3,7 @@
    connection check, contact requests, adding a contact. */
 
 import { api } from './transport.js';
-import { S } from './state.js';
+import { allGroups, S } from './state.js';
 import { $, avatarFor, checkedValue, el, iconSpan, nextId, showError, syncList, whileBusy } from './dom.js';
 import { bareJid, coalesce, explain, plural } from './format.js';
 import { toast } from './messages.js';
@@ -139,10 +139,6 @@ function renderContactBody(body, m) {
   });
 }
 
-/** Every group any contact is in. */
-function allGroups() {
-  return [...new Set(S.contacts.flatMap((c) => c.groups || []))].sort();
-}
 
 /** The expanded contact's groups: each with a button to leave it, and a
  *  field to add the contact to a group (a new one is made this way). */

@@ -7,8 +7,8 @@ import { nameOf, S } from './state.js';
 import { bareJid, basename, explain, plural } from './format.js';
 import { toast } from './messages.js';
 import { navigate, refreshAll, setMe } from './views.js';
-import { renderStatusBar, setConnection } from './status.js';
-import { listenForDrops, refreshSharesSoon, renderHashing, renderShares } from './shares.js';
+import { renderRestrictedNote, renderStatusBar, setConnection } from './status.js';
+import { listenForDrops, refreshSharesSoon, renderHashing } from './shares.js';
 import { patchPresence, refreshContactSoon } from './catalog.js';
 import { refreshContactsSoon, renderContacts } from './contacts.js';
 import { openPath, refreshTransfers, setTransfers } from './transfers.js';
@@ -104,7 +104,7 @@ function onEvent(ev) {
       break;
     case 'Restricted':
       S.status = { ...(S.status || {}), restricted: ev.status };
-      renderShares();
+      renderRestrictedNote();
       break;
     case 'PublishFailed':
       toast(`Publishing your share list failed: ${ev.reason}`, { kind: 'error' });

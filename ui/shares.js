@@ -3,7 +3,7 @@
    copying a magnet link, removing a share. */
 
 import { api, invoke, listen } from './transport.js';
-import { nameOf, peerNames, S } from './state.js';
+import { allContacts, allGroups, nameOf, peerNames, S } from './state.js';
 import { $, checkedValue, el, fileIcon, iconSpan, showError, syncList, whileBusy } from './dom.js';
 import { basename, coalesce, explain, humanDuration, humanSize, humanSpeed, listNames, magnet, plural } from './format.js';
 import { confirmDialog, toast } from './messages.js';
@@ -94,11 +94,9 @@ function updateShareRow(li, share) {
 function renderShareWith() {
   const select = $('#share-audience');
   const chosen = select.value;
-  const groups = [...new Set(S.contacts.flatMap((c) => c.groups || []))].sort();
-  const contacts = S.contacts.map((c) => c.jid).sort();
   const options = [el('option', { value: '', text: 'Everyone' }),
-    ...groups.map((g) => el('option', { value: g, text: `Group ${g}` })),
-    ...contacts.map((j) => el('option', { value: j, text: j }))];
+    ...allGroups().map((g) => el('option', { value: g, text: `Group ${g}` })),
+    ...allContacts().map((j) => el('option', { value: j, text: j }))];
   select.replaceChildren(...options);
   select.value = [...select.options].some((o) => o.value === chosen) ? chosen : '';
 }
@@ -110,7 +108,7 @@ function shareWith() {
 }
 
 /** A share's audience in words: `everyone`, or `{only: {groups, contacts}}`. */
-export function audienceText(a) {
+function audienceText(a) {
   if (!a || a === 'everyone') return 'Everyone';
   const only = a.only || {};
   const names = [...(only.groups || []), ...(only.contacts || [])];
@@ -123,14 +121,12 @@ async function editAudience(hash) {
   const t = S.transfers.get(hash);
   const current = (t && t.audience && t.audience.only) || null;
   const chosen = new Set([...((current && current.groups) || []), ...((current && current.contacts) || [])]);
-  const groups = [...new Set(S.contacts.flatMap((c) => c.groups || []))].sort();
-  const contacts = S.contacts.map((c) => c.jid).sort();
   const box = $('#audience-choices');
   const option = (value, label) => el('label', { class: 'check' },
     el('input', { type: 'checkbox', value, checked: chosen.has(value) }), ` ${label}`);
   box.replaceChildren(
-    ...groups.map((g) => option(g, `Group ${g}`)),
-    ...contacts.map((j) => option(j, j)));
+    ...allGroups().map((g) => option(g, `Group ${g}`)),
+    ...allContacts().map((j) => option(j, j)));
   $('#audience-title').textContent = `Who sees “${name}”?`;
   $('#audience-everyone').checked = !current;
   $('#audience-only').checked = !!current;

@@ -54,6 +54,16 @@ export const needsLogin = () => {
   return !st.account || !!(st.connection_error && !st.running);
 };
 
+/** Every roster group any contact is in, sorted. */
+export function allGroups() {
+  return [...new Set(S.contacts.flatMap((c) => c.groups || []))].sort();
+}
+
+/** Every contact's address, sorted (the choices of an audience). */
+export function allContacts() {
+  return S.contacts.map((c) => c.jid).sort();
+}
+
 export function nameOf(hash) {
   const t = S.transfers.get(hash);
   if (t && t.name) return t.name;
