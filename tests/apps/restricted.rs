@@ -160,15 +160,11 @@ fn a_share_for_family_reaches_only_family_and_follows_the_group() {
     let status = wait_restricted(&alice, "published");
     assert_eq!(status["readers"], 1, "{status}");
 
-    // bob sees both and downloads the restricted one, byte for byte.
-    wait_listed(
-        &bob,
-        &family,
-        true,
-        Duration::from_secs(20),
-        "bob, in Family",
-    );
+    // bob sees both, carol the public share only.
+    only_family_sees(&bob, &carol, &family, &public);
     wait_listed(&bob, &public, true, Duration::from_secs(20), "bob");
+
+    // bob downloads the restricted one, byte for byte.
     bob.json(&["download", &family]);
     let out = bob.cli(&["wait", &family]);
     assert!(
@@ -182,13 +178,7 @@ fn a_share_for_family_reaches_only_family_and_follows_the_group() {
     let bobs = bob.json(&["transfers"]);
     assert_eq!(bobs[0]["audience"]["only"]["groups"], Value::Array(vec![]));
 
-    // carol sees the public share only; her stream never named the other.
-    wait_listed(&carol, &public, true, Duration::from_secs(20), "carol");
-    std::thread::sleep(Duration::from_secs(2));
-    assert!(
-        !lists(&carol, &family),
-        "carol's catalog lists the Family share"
-    );
+    // carol's stream never named the Family share.
     let stream = carols_stream(&spy);
     assert!(
         stream.contains(&public),
@@ -381,21 +371,20 @@ fn on_ejabberd_a_share_for_family_reaches_only_family() {
         &["Family"],
     );
     wait_restricted(&alice, "published");
-    wait_listed(
-        &bob,
-        &family,
-        true,
-        Duration::from_secs(20),
-        "bob, in Family",
-    );
-    wait_listed(&carol, &public, true, Duration::from_secs(20), "carol");
+    only_family_sees(&bob, &carol, &family, &public);
+    move_bob_out_and_carol_in(&alice, &bob, &carol, &family, &public);
+}
+
+/// bob (in Family) gets the share `family`; carol gets `public` and, 2 s
+/// later still, nothing of `family`.
+fn only_family_sees(bob: &Daemon, carol: &Daemon, family: &str, public: &str) {
+    wait_listed(bob, family, true, Duration::from_secs(20), "bob, in Family");
+    wait_listed(carol, public, true, Duration::from_secs(20), "carol");
     std::thread::sleep(Duration::from_secs(2));
     assert!(
-        !lists(&carol, &family),
+        !lists(carol, family),
         "carol's catalog lists the Family share"
     );
-
-    move_bob_out_and_carol_in(&alice, &bob, &carol, &family, &public);
 }
 
 /// alice moves bob out of Family and carol in: bob's list loses the share
